@@ -1,0 +1,236 @@
+"""The candidate process: loads the program under test and answers calls from the test process.
+
+Nothing here is trusted once the program has run: the program can patch this module, the pickler
+or the audit hook. That is fine, because no verdict is decided here. The worst this process can do
+is answer with wrong plain values (which fail tests) or die (which errors them).
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import os
+import sys
+import traceback
+import types
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import wire
+
+# Audit events that indicate an attempt to escape or game the harness, and the flag they raise.
+# Only events that ordinary solutions do not cause: ``sys._getframe`` is absent because the standard
+# library calls it (``collections.namedtuple`` does), and frames here hold no verdicts anyway.
+AUDIT_FLAGS = {
+    "sys._current_frames": "frame_access",
+    "gc.get_objects": "gc_access",
+    "gc.get_referrers": "gc_access",
+    "gc.get_referents": "gc_access",
+    "sys.settrace": "trace_hook",
+    "sys.setprofile": "trace_hook",
+    "os.system": "process_spawn",
+    "os.exec": "process_spawn",
+    "os.posix_spawn": "process_spawn",
+    "os.spawn": "process_spawn",
+    "os.fork": "process_spawn",
+    "os.forkpty": "process_spawn",
+    "subprocess.Popen": "process_spawn",
+    "os.kill": "signal",
+    "os.killpg": "signal",
+    "socket.connect": "network",
+    "socket.bind": "network",
+    "socket.getaddrinfo": "network",
+    "ctypes.dlopen": "ctypes",
+    "ctypes.dlsym": "ctypes",
+}
+MUTABLE_ARG_TYPES = (list, dict, set, bytearray)
+
+
+@dataclass
+class Prepared:
+    """A job's program parsed once, in the worker, before forking: both children inherit it.
+
+    ``exports``: top-level names the program and setup bind, except those bound by imports.
+    Imports are replayed on the test side instead (``imports``), so tests that use ``math``
+    because the program imported it keep working without module objects crossing the wire.
+    """
+
+    program: Any = None
+    setup: Any = None
+    error: str | None = None
+    exports: list[str] = field(default_factory=list)
+    imports: list[Any] = field(default_factory=list)
+
+
+def prepare(program: str, setup: str, max_detail: int) -> Prepared:
+    prepared = Prepared()
+    try:
+        trees = [ast.parse(program, "<program>"), ast.parse(setup or "", "<setup>")]
+        prepared.program = compile(trees[0], "<program>", "exec")
+        prepared.setup = compile(trees[1], "<setup>", "exec")
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        prepared.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()[:max_detail]
+        return prepared
+    names: list[str] = []
+    imported: set[str] = set()
+    for tree in trees:
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.append(node.name)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    names.extend(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                if not (isinstance(node, ast.ImportFrom) and node.module == "__future__"):
+                    prepared.imports.append(compile(ast.Module([node], []), "<program imports>", "exec"))
+                    imported.update((a.asname or a.name).split(".")[0] for a in node.names)
+    # Names a test takes from elsewhere are never replaced by the program's: a program that defines
+    # ``abs`` or rebinds an imported ``math`` must not change what the test's own checks mean.
+    shadowing = imported | set(dir(builtins))
+    prepared.exports = [n for n in dict.fromkeys(names) if n not in shadowing]
+    return prepared
+
+
+class _Candidate:
+    def __init__(self, fd: int, max_message_bytes: int, max_detail: int):
+        self.fd = fd
+        self.reader = wire.Reader(fd, max_message_bytes)
+        self.max_message_bytes = max_message_bytes
+        self.max_detail = max_detail
+        self.refs: dict[int, Any] = {}
+        self.flags: set[str] = set()
+        self.namespace: dict[str, Any] = {}
+
+    # -- audit --------------------------------------------------------------------------------
+    def audit(self, event: str, args: tuple) -> None:
+        flag = AUDIT_FLAGS.get(event)
+        if flag is None and event == "open" and len(args) > 1 and isinstance(args[1], str):
+            if any(c in args[1] for c in "wax+") and isinstance(args[0], str):
+                path = os.path.abspath(args[0])
+                if not path.startswith(os.getcwd() + os.sep) and path != os.devnull:
+                    flag = "fs_write"
+        if flag is not None:
+            self.flags.add(flag)
+
+    # -- replies ------------------------------------------------------------------------------
+    def ref(self, obj: Any) -> wire.RefId:
+        rid = wire.RefId(len(self.refs) + 1)
+        self.refs[int(rid)] = obj
+        return rid
+
+    def reply(self, message: tuple) -> None:
+        payload = wire.dumps(message, lambda o: int(o) if type(o) is wire.RefId else None)
+        if len(payload) > self.max_message_bytes:
+            payload = wire.dumps(("raise", "MemoryError", "value too large to return", tuple(self.flags)))
+        wire.send(self.fd, payload)
+
+    def value(self, obj: Any) -> Any:
+        """What crosses for ``obj``: itself if plain, a plain copy if it is a standard mapping or a
+        tuple subclass that compares like its base (Counter, defaultdict, namedtuple), else a ref."""
+        if wire.is_plain(obj):
+            return obj
+        plain = wire.plain_copy(obj)
+        if plain is not None:
+            return plain
+        if isinstance(obj, wire.PLAIN_SCALARS + wire.PLAIN_CONTAINERS):
+            self.flags.add("lying_object")  # a subclass of a plain type that may override __eq__
+        return self.ref(obj)
+
+    def error(self, exc: BaseException) -> tuple:
+        """The exception as (nearest built-in class name, text): a program's own ``class E(ValueError)``
+        still satisfies a test's ``except ValueError``."""
+        if not isinstance(exc, Exception):  # SystemExit, KeyboardInterrupt, GeneratorExit
+            self.flags.add("exit_attempt")
+        kind = type(exc)
+        base = next((c for c in kind.__mro__ if c.__module__ == "builtins"), Exception)
+        try:
+            text = str(exc)
+        except BaseException:
+            text = "<unprintable>"
+        if base is not kind:
+            text = f"{kind.__qualname__}: {text}"
+        return ("raise", base.__name__, text[: self.max_detail], tuple(sorted(self.flags)))
+
+    # -- serving ------------------------------------------------------------------------------
+    def handle(self, request: tuple) -> tuple:
+        op, rid, a, b = request
+        if op == "eval":  # the worker's fast path: only the call sides of ``assert CALL == LITERAL``
+            results: list[tuple] = []
+            local = {alias: self.namespace[name] for alias, name in (b or {}).items() if name in self.namespace}
+            for source in a:  # one test's calls, in order; the first exception ends the test
+                try:
+                    results.append(("ok", self.value(eval(compile(source, "<test>", "eval"), self.namespace, local))))
+                except BaseException as exc:
+                    results.append(self.error(exc)[:3])
+                    break
+            return ("ok", results, {}, tuple(sorted(self.flags)))
+        obj = self.refs[rid]
+        if op == "call":
+            result = obj(*a, **b)
+            writeback = {k: v for k, v in list(enumerate(a)) + list(b.items())
+                         if type(v) in MUTABLE_ARG_TYPES and wire.is_plain(v)}
+            return ("ok", self.value(result), writeback, tuple(sorted(self.flags)))
+        if op == "getattr":
+            result = getattr(obj, a)
+        elif op == "iter":
+            return ("ok", self.ref(iter(obj)), {}, tuple(sorted(self.flags)))
+        elif op == "next":
+            result = next(obj)
+        elif op == "len":
+            result = len(obj)
+        elif op == "getitem":
+            result = obj[a]
+        elif op == "contains":
+            result = a in obj
+        elif op == "bool":
+            result = bool(obj)
+        elif op == "repr":
+            result = repr(obj)
+        elif op == "str":
+            result = str(obj)
+        else:
+            raise ValueError(f"unknown operation {op!r}")
+        return ("ok", self.value(result), {}, tuple(sorted(self.flags)))
+
+    def serve(self, prepared: Prepared, entry_point: str | None) -> None:
+        namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        sys.modules["__main__"].__dict__.update(namespace)
+        namespace = self.namespace = sys.modules["__main__"].__dict__
+        sys.addaudithook(self.audit)
+        load_error = None
+        exports: dict[str, Any] = {}
+        try:
+            if prepared.error is not None:
+                raise SyntaxError(prepared.error)
+            exec(prepared.program, namespace)
+            exec(prepared.setup, namespace)
+            if entry_point and entry_point not in namespace:
+                load_error = f"the program does not define {entry_point!r}"
+            for name in dict.fromkeys(prepared.exports + ([entry_point] if entry_point else [])):
+                if name in namespace:
+                    exports[name] = self.value(namespace[name])
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                self.flags.add("exit_attempt")
+            load_error = "".join(traceback.format_exception_only(type(exc), exc)).strip()[: self.max_detail]
+        self.reply(("ready", load_error, exports, tuple(sorted(self.flags))))
+        while True:
+            try:
+                request = wire.loads(self.reader.recv(), self.refs.__getitem__)
+            except (wire.WireError, KeyError):
+                os._exit(0)
+            try:
+                message = self.handle(request)
+            except BaseException as exc:  # the program's own exceptions go back to the test
+                message = self.error(exc)
+            self.reply(message)
+
+
+def main(fd: int, prepared: Prepared, entry_point: str | None, max_message_bytes: int, max_detail: int) -> None:
+    """Entry point in the forked candidate process; never returns."""
+    try:
+        _Candidate(fd, max_message_bytes, max_detail).serve(prepared, entry_point)
+    finally:
+        os._exit(0)

@@ -1,0 +1,185 @@
+"""Tests the trusted worker can judge itself: ``assert CALL == LITERAL`` and its close relatives.
+
+For these, no test code runs anywhere: the worker parses the test, sends only the call (for
+example ``f([3, 1, 2])``) to the candidate process, gets a plain value back and compares it with
+the expected literal, which it evaluated with ``ast.literal_eval`` and the candidate never sees.
+This is the form of MBPP's tests and of the discriminator's generated tests, so most RL reward
+jobs need no test process at all.
+
+Accepted shapes (anything else runs in a test process):
+
+    assert CALL == EXPECTED      assert CALL != EXPECTED      (either side may be the call)
+    assert CALL is None / is not None / is True / is False
+    assert CALL                  assert not CALL
+    assert WRAP(CALL) == EXPECTED       with WRAP in set, frozenset, sorted, list, tuple, len, ...
+
+where CALL is a call of a function the program defines and EXPECTED a literal (or a wrapper of
+literals, such as ``set([1, 2])``, evaluated here with the real built-ins). ``WRAP(CALL)`` is
+evaluated whole by the candidate, so that ``list(f(4))`` consumes a generator the program returns.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+WRAPPERS: dict[str, Callable[..., Any]] = {
+    "set": set, "frozenset": frozenset, "sorted": sorted, "list": list, "tuple": tuple, "len": len,
+    "abs": abs, "round": round, "str": str, "int": int, "float": float, "bool": bool, "dict": dict,
+}
+
+
+@dataclass(frozen=True)
+class FastTest:
+    """A test judged by the worker: send ``call`` to the candidate, then check ``judge(value)``."""
+
+    call: str
+    op: str  # "==", "!=", "is", "is not", "truthy", "falsy"
+    expected: Any = None
+    message: str = ""  # the assert's own message, shown when it fails
+
+    def judge(self, value: Any) -> bool:
+        if self.op == "==":
+            return bool(value == self.expected)
+        if self.op == "!=":
+            return bool(value != self.expected)
+        if self.op == "is":
+            return value is self.expected
+        if self.op == "is not":
+            return value is not self.expected
+        if self.op == "truthy":
+            return bool(value)
+        return not value
+
+
+def _literal(node: ast.AST) -> tuple[bool, Any]:
+    try:
+        value = ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False, None
+    if isinstance(value, float) and math.isnan(value):
+        return False, None
+    return True, value
+
+
+def _expected(node: ast.AST) -> tuple[bool, Any]:
+    """A literal, or a wrapper applied to literals (``set([1, 2])``, ``sorted([3, 1])``)."""
+    ok, value = _literal(node)
+    if ok:
+        return ok, value
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in WRAPPERS
+            and not node.keywords and node.args):
+        parts = [_literal(a) for a in node.args]
+        if all(ok for ok, _ in parts):
+            try:
+                return True, WRAPPERS[node.func.id](*(v for _, v in parts))
+            except Exception:
+                return False, None
+    return False, None
+
+
+def _call(node: ast.AST, program_names: frozenset[str], source: str) -> str | None:
+    """The expression to send to the candidate, if ``node`` has an accepted shape."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        if node.func.id in program_names:
+            return ast.get_source_segment(source, node)
+        if node.func.id in WRAPPERS and not node.keywords and node.args:
+            inner = node.args[0]
+            if (isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name) and inner.func.id in program_names
+                    and all(_literal(a)[0] for a in node.args[1:])):
+                return ast.get_source_segment(source, node)
+    return None
+
+
+def classify(test: str, program_names: frozenset[str]) -> FastTest | None:
+    """A ``FastTest`` if the worker can judge ``test`` alone, else None (run it in a test process)."""
+    try:
+        tree = ast.parse(test)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return None
+    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Assert):
+        return None
+    return _classify_assert(tree.body[0], program_names, test)
+
+
+def _classify_assert(node: ast.Assert, program_names: frozenset[str], source: str) -> FastTest | None:
+    message = ""
+    if node.msg is not None:
+        ok, value = _literal(node.msg)
+        if not ok:
+            return None
+        message = str(value)
+    check = node.test
+    if isinstance(check, ast.UnaryOp) and isinstance(check.op, ast.Not):
+        call = _call(check.operand, program_names, source)
+        return FastTest(call, "falsy", message=message) if call else None
+    if not isinstance(check, ast.Compare):
+        call = _call(check, program_names, source)
+        return FastTest(call, "truthy", message=message) if call else None
+    if len(check.ops) != 1:
+        return None
+    op = check.ops[0]
+    left, right = check.left, check.comparators[0]
+    if isinstance(op, (ast.Eq, ast.NotEq)):
+        for call_side, other in ((left, right), (right, left)):
+            call = _call(call_side, program_names, source)
+            ok, expected = _expected(other)
+            if call and ok:
+                return FastTest(call, "==" if isinstance(op, ast.Eq) else "!=", expected, message)
+        return None
+    if isinstance(op, (ast.Is, ast.IsNot)):
+        call = _call(left, program_names, source)
+        ok, expected = _literal(right)
+        if call and ok and expected in (None, True, False) and type(expected) in (type(None), bool):
+            return FastTest(call, "is" if isinstance(op, ast.Is) else "is not", expected, message)
+    return None
+
+
+def classify_check_block(test: str, program_names: frozenset[str]) -> tuple[list[FastTest], dict[str, str]] | None:
+    """The asserts of a HumanEval-style block, if the worker can judge every one of them alone.
+
+    Accepted: ``def check(candidate):`` whose body is only asserts of the shapes above (with the
+    parameter standing for the function), called once as ``check(f)``; module-level imports and
+    literal assignments (HumanEval's ``METADATA``) may precede it. The block's verdict is that of its
+    first assert that does not pass, as when it runs: asserts run in order and the first failure ends it.
+    Returns the checks and the alias under which the calls name the function (``{"candidate": "f"}``).
+    """
+    try:
+        tree = ast.parse(test)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return None
+    body = list(tree.body)
+    if len(body) < 2:
+        return None
+    call, func = body[-1], None
+    if not (isinstance(call, ast.Expr) and isinstance(call.value, ast.Call) and isinstance(call.value.func, ast.Name)
+            and len(call.value.args) == 1 and not call.value.keywords and isinstance(call.value.args[0], ast.Name)
+            and call.value.args[0].id in program_names):
+        return None
+    target = call.value.args[0].id
+    for node in body[:-1]:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            continue
+        if isinstance(node, ast.Assign) and _literal(node.value)[0]:
+            continue
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue
+        if isinstance(node, ast.FunctionDef) and func is None and node.name == call.value.func.id:
+            func = node
+            continue
+        return None
+    if func is None or len(func.args.args) != 1 or func.decorator_list or func.args.vararg or func.args.kwarg:
+        return None
+    param = func.args.args[0].arg
+    statements = [s for s in func.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    if not statements or not all(isinstance(s, ast.Assert) for s in statements):
+        return None
+    tests = []
+    for statement in statements:
+        fast = _classify_assert(statement, frozenset({param}), test)
+        if fast is None:
+            return None
+        tests.append(fast)
+    return tests, {param: target}

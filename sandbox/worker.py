@@ -1,0 +1,405 @@
+"""A sandbox worker: sets up isolation once, then runs jobs one at a time for the pool.
+
+Process layout in the ``namespaces`` tier (the strongest):
+
+    pool (trusted, the caller's namespaces)
+     └─ launcher: new user, mount, network, IPC and UTS namespaces; whole file system read-only
+         ├─ worker: PID 1 of PID namespace A; reads jobs on stdin, writes results on stdout;
+         │   │      judges ``assert CALL == LITERAL`` tests itself (see ``fastpath``)
+         │   └─ test process, one per other test: runs that test, reports its verdict
+         └─ (helper) └─ spawner: PID 1 of PID namespace B; never sees a test (see ``spawner``)
+                          └─ candidate process: runs the program, answers calls and evaluations
+
+Candidates and tests live in sibling PID namespaces, each with its own /proc and its own fresh
+tmpfs per child: they cannot see, signal or trace each other. After each test (or each run of
+fast tests) every process in both namespaces except the two PID 1s is SIGKILLed, so nothing a
+program or a test started survives. All wall-clock limits are enforced here, by the worker.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import pickle
+import select
+import signal
+import socket
+import sys
+import time
+import traceback
+from typing import Any
+
+from . import candidate, fastpath, harden, linux, spawner, tester, wire
+from .config import SandboxConfig
+from .reaping import kill_all_children
+from .types import Job, Result, TestVerdict
+
+# Modules most programs and tests import, loaded once so that children need not. Deliberately not
+# here: random and threading, whose after-fork hooks run in every child of this process.
+PRELOAD = ("math", "re", "collections", "itertools", "functools", "heapq", "bisect", "string", "typing",
+           "operator", "copy")
+
+
+def enter_namespaces() -> None:
+    """New user, mount, network, IPC and UTS namespaces; a read-only mount tree (OSError if refused)."""
+    uid, gid = os.getuid(), os.getgid()
+    linux.unshare(linux.CLONE_NEWUSER | linux.CLONE_NEWNS | linux.CLONE_NEWNET | linux.CLONE_NEWIPC
+                  | linux.CLONE_NEWUTS)
+    linux.write_id_maps(uid, gid)
+    linux.mount("none", "/", None, linux.MS_REC | linux.MS_PRIVATE)
+    linux.make_tree_readonly("/")
+
+
+def become_pid_one() -> None:
+    """Fork into a new PID and mount namespace; the parent waits and exits with the child.
+
+    Returns in the child, PID 1 of the new namespace with its own /proc. Its bounding set is then
+    emptied: it keeps its capabilities (for mounting scratch) but no descendant can regain any.
+    """
+    linux.unshare(linux.CLONE_NEWPID | linux.CLONE_NEWNS)
+    pid = os.fork()
+    if pid:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1):
+            os.dup2(devnull, fd)
+        _, status = os.waitpid(pid, 0)
+        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+    linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+    linux.mount("proc", "/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV)
+    linux.limit_future_capabilities()
+
+
+class _Lines:
+    """Newline-terminated JSON messages from a pipe, read with a deadline."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.buf = b""
+        self.eof = False
+
+    def next(self, deadline: float | None) -> dict | str:
+        """The next message, ``"eof"``, or ``"timeout"`` (``deadline`` None: wait forever)."""
+        while b"\n" not in self.buf:
+            if self.eof:
+                return "eof"
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return "timeout"
+            ready, _, _ = select.select([self.fd], [], [], remaining)
+            if not ready:
+                return "timeout"
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                self.eof = True
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        try:
+            message = json.loads(line)
+        except ValueError:
+            return "eof"
+        return message if isinstance(message, dict) else "eof"
+
+
+class _Opaque:
+    """Stands for an object that stayed in the candidate (the fast path never compares it)."""
+
+
+class _Candidate:
+    """The worker's own link to a candidate, for fast tests: send a call, wait for a plain value."""
+
+    def __init__(self, fd: int, max_bytes: int):
+        self.fd = fd
+        self.reader = wire.Reader(fd, max_bytes)
+
+    def receive(self, deadline: float) -> tuple | str:
+        if self.reader.buf == b"":
+            ready, _, _ = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                return "timeout"
+        try:
+            message = wire.loads(self.reader.recv(), lambda rid: _Opaque())
+        except wire.WireError as exc:
+            return "closed" if "closed" in str(exc) else f"protocol: {exc}"
+        if type(message) is not tuple or len(message) != 4 or type(message[0]) is not str:
+            return "protocol: malformed reply"
+        return message
+
+    def ask(self, calls: list[str], aliases: dict[str, str]) -> None:
+        """Have the candidate evaluate these calls in order (one message for a whole check block);
+        ``aliases`` binds extra names to program names (a check block's ``candidate``)."""
+        wire.send(self.fd, wire.dumps(("eval", 0, calls, aliases)))
+
+
+class Worker:
+    """Runs jobs: the trusted side of one worker."""
+
+    def __init__(self, config: SandboxConfig, scratch: str, ctl: socket.socket, strong: bool,
+                 spawner_pid: int | None):
+        self.config = config
+        self.spawner_pid = spawner_pid  # our child in the process tier: never killed with the tests
+        self.scratch_root = scratch
+        self.ctl = ctl
+        self.strong = strong
+        self.tier = "namespaces" if strong else "process"
+        self.devnull = os.open(os.devnull, os.O_RDWR)
+        # Inherited by every child: nobody can ptrace them or read their fds through /proc
+        # (a test process's verdict pipe), and no exec can gain privileges.
+        linux.prctl(linux.PR_SET_DUMPABLE, 0)
+        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+
+    # -- the candidate side, through the spawner ----------------------------------------------
+    def _spawn_candidate(self, job: Job) -> socket.socket:
+        mine, theirs = socket.socketpair()
+        request = {"op": "spawn", "program": job.program, "setup": job.setup, "entry_point": job.entry_point}
+        socket.send_fds(self.ctl, [pickle.dumps(request)], [theirs.fileno()])
+        theirs.close()
+        self._ack()
+        return mine
+
+    def _reset_candidates(self) -> None:
+        self.ctl.sendall(pickle.dumps({"op": "reset"}))
+        self._ack()
+
+    def _ack(self) -> None:
+        if self.ctl.recv(1) != b"k":
+            raise RuntimeError("the candidate spawner stopped answering")
+
+    # -- one job ------------------------------------------------------------------------------
+    def run(self, job: Job) -> Result:
+        started = time.monotonic()
+        deadline = started + self.config.job_timeout_s
+        verdicts: list[TestVerdict | None] = [None] * len(job.tests)
+        flags: set[str] = set()
+        if job.tests:
+            prepared = candidate.prepare(job.program, job.setup, 0)
+            names = frozenset(prepared.exports) | ({job.entry_point} if job.entry_point else set())
+            fast: dict[int, tuple[list[fastpath.FastTest], dict[str, str]]] = {}
+            for i, test in enumerate(job.tests):
+                single = fastpath.classify(test, names)
+                checks = ([single], {}) if single else fastpath.classify_check_block(test, names)
+                if checks:
+                    fast[i] = checks
+            imports = prepared.imports
+            if fast:
+                self._run_fast(job, fast, verdicts, flags, deadline)
+            for i, test in enumerate(job.tests):
+                if i not in fast:
+                    verdicts[i] = self._run_in_test_process(job, test, imports, flags, deadline)
+        done = [v if v is not None else TestVerdict("error", "no verdict") for v in verdicts]
+        return Result.from_verdicts(done, self.tier, sorted(flags), time.monotonic() - started)
+
+    def _per_test(self, job: Job) -> float:
+        return job.timeout or self.config.timeout_s
+
+    def _run_fast(self, job: Job, fast: dict[int, tuple[list[fastpath.FastTest], dict[str, str]]],
+                  verdicts: list, flags: set, job_deadline: float) -> None:
+        """Judge fast tests here, against one candidate (a fresh one after a timeout or a death).
+
+        A test is a list of checks (one assert, or a check block's asserts in order); its verdict is
+        that of its first check that does not pass, and its time limit covers all of them."""
+        limit = self.config.max_detail_chars
+        pending = sorted(fast)
+        while pending:
+            if time.monotonic() >= job_deadline:
+                _fill(verdicts, pending, "timeout", f"job time limit of {self.config.job_timeout_s:g}s reached")
+                return
+            sock = self._spawn_candidate(job)
+            try:
+                link = _Candidate(sock.fileno(), self.config.max_message_bytes)
+                ready = link.receive(min(time.monotonic() + self._per_test(job), job_deadline))
+                if isinstance(ready, str):
+                    status = "timeout" if ready == "timeout" else "error"
+                    _fill(verdicts, pending, status, "the program did not load in time" if status == "timeout"
+                          else "the program's process exited while loading")
+                    return
+                _collect_flags(ready, flags)
+                if ready[0] != "ready" or ready[1] is not None:
+                    _fill(verdicts, pending, "error", f"the program failed to load: {ready[1]}"[:limit])
+                    return
+                while pending:
+                    i = pending.pop(0)
+                    checks, aliases = fast[i]
+                    try:
+                        link.ask([check.call for check in checks], aliases)
+                        reply = link.receive(min(time.monotonic() + self._per_test(job), job_deadline))
+                    except wire.WireError:
+                        reply = "closed"
+                    if reply == "timeout" and time.monotonic() >= job_deadline:
+                        verdicts[i] = TestVerdict("timeout", f"job time limit of {self.config.job_timeout_s:g}s reached")
+                    elif isinstance(reply, str) or reply[0] != "ok" or type(reply[1]) is not list:
+                        verdicts[i] = _judge(checks[0], reply if isinstance(reply, str) else "protocol: bad reply",
+                                             flags, limit, self._per_test(job))
+                    else:
+                        _collect_flags(reply, flags)
+                        for check, outcome in zip(checks, reply[1]):
+                            verdicts[i] = _judge(check, outcome, flags, limit, self._per_test(job))
+                            if verdicts[i].status != "passed":
+                                break
+                        else:
+                            if len(reply[1]) < len(checks):
+                                verdicts[i] = TestVerdict("error", "the program's process answered too few calls")
+                    if isinstance(reply, str):
+                        break  # this candidate is gone or stuck: a fresh one for the rest
+            finally:
+                sock.close()
+                self._reset_candidates()
+
+    def _run_in_test_process(self, job: Job, test: str, imports: list[Any], flags: set,
+                             job_deadline: float) -> TestVerdict:
+        """One test in its own test process, against its own fresh candidate."""
+        cfg = self.config
+        if time.monotonic() >= job_deadline:
+            return TestVerdict("timeout", f"job time limit of {cfg.job_timeout_s:g}s reached")
+        per_test = self._per_test(job)
+        sock = self._spawn_candidate(job)
+        scratch = harden.make_scratch(self.scratch_root, cfg, self.strong)
+        read_fd, write_fd = os.pipe()
+        try:
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    os.chdir(scratch)
+                    harden.harden_child((sock.fileno(), write_fd), self.devnull, cfg.test_memory_bytes,
+                                        cfg.file_size_bytes, cfg.max_processes, self.strong)
+                except BaseException:
+                    os._exit(70)
+                tester.main(sock.fileno(), write_fd, test, imports, cfg.max_message_bytes, cfg.max_detail_chars)
+            sock.close()
+            os.close(write_fd)
+            lines = _Lines(read_fd)
+            message = lines.next(min(time.monotonic() + per_test, job_deadline))
+            if isinstance(message, dict) and message.get("t") == "loaded":
+                flags.update(f for f in message.get("flags", ()) if f in tester.KNOWN_FLAGS)
+                if message.get("error"):
+                    return TestVerdict("error", str(message["error"])[: cfg.max_detail_chars])
+                message = lines.next(min(time.monotonic() + per_test, job_deadline))
+                if isinstance(message, dict) and message.get("t") == "verdict":
+                    flags.update(f for f in message.get("flags", ()) if f in tester.KNOWN_FLAGS)
+                    status = message.get("s") if message.get("s") in ("passed", "failed", "error") else "error"
+                    return TestVerdict(status, str(message.get("d", ""))[: cfg.max_detail_chars])
+            if message == "timeout":
+                if time.monotonic() >= job_deadline:
+                    return TestVerdict("timeout", f"job time limit of {cfg.job_timeout_s:g}s reached")
+                return TestVerdict("timeout", f"no verdict within {per_test:g}s")
+            return TestVerdict("error", "the test process died before giving a verdict")
+        finally:
+            os.close(read_fd)
+            kill_all_children(self.strong, spare=self.spawner_pid)
+            harden.drop_scratch(scratch, self.strong)
+            self._reset_candidates()
+
+    # -- the job loop -------------------------------------------------------------------------
+    def serve(self, stdin: int, stdout: int, why_weak: str) -> None:
+        _write(stdout, {"hello": True, "tier": self.tier, "why": why_weak})
+        lines = _Lines(stdin)
+        while True:
+            message = lines.next(None)
+            if message in ("eof", "timeout"):
+                return
+            try:
+                result = self.run(Job.from_dict(message))
+            except Exception:  # a bug of ours: reported as such, never as a code failure
+                tb = traceback.format_exc(limit=3)[-self.config.max_detail_chars:]
+                count = len(message.get("tests", [])) if isinstance(message, dict) else 0
+                result = Result.infra_error(count, f"sandbox worker error: {tb}", self.tier)
+            _write(stdout, result.to_dict())
+
+
+def _judge(test: fastpath.FastTest, reply: tuple | str, flags: set, limit: int, per_test: float) -> TestVerdict:
+    """The verdict on one check from the candidate's outcome: ("ok", value) or ("raise", name, text)."""
+    if reply == "timeout":
+        return TestVerdict("timeout", f"no verdict within {per_test:g}s")
+    if isinstance(reply, str):
+        flags.add("candidate_exit" if reply == "closed" else "protocol_violation")
+        return TestVerdict("error", "the program's process exited" if reply == "closed" else reply[:limit])
+    if type(reply) is not tuple or len(reply) < 2:
+        flags.add("protocol_violation")
+        return TestVerdict("error", "the program's process sent a malformed reply")
+    kind, value = reply[0], reply[1]
+    if kind == "raise" and type(value) is str:
+        text = reply[2] if len(reply) > 2 and type(reply[2]) is str else ""
+        if value in ("SystemExit", "KeyboardInterrupt", "GeneratorExit"):
+            flags.add("exit_attempt")
+            return TestVerdict("error", f"the program raised {value}")
+        return TestVerdict("error", f"{value}: {text}"[:limit] + f" at: {test.call}"[:limit])
+    if kind != "ok":
+        flags.add("protocol_violation")
+        return TestVerdict("error", "the program's process sent a malformed reply")
+    if not wire.is_plain(value):
+        return TestVerdict("error", "the call returned an object of the program's own type, which tests "
+                                    f"cannot compare; return plain values at: {test.call}"[:limit])
+    try:
+        ok = test.judge(value)
+    except Exception as exc:
+        return TestVerdict("error", f"{type(exc).__name__}: {exc}"[:limit])
+    if ok:
+        return TestVerdict("passed", "")
+    shown = repr(value)
+    shown = shown if len(shown) <= 200 else shown[:200] + "..."
+    message = f"{test.message}; " if test.message else ""
+    return TestVerdict("failed", f"AssertionError: {message}{test.call} returned {shown}"[:limit])
+
+
+def _collect_flags(reply: tuple, flags: set) -> None:
+    if type(reply[-1]) is tuple:
+        flags.update(f for f in reply[-1] if type(f) is str and f in tester.KNOWN_FLAGS)
+
+
+def _fill(verdicts: list, indices: list[int], status: str, detail: str) -> None:
+    for i in indices:
+        if verdicts[i] is None:
+            verdicts[i] = TestVerdict(status, detail)
+
+
+def _write(fd: int, message: dict) -> None:
+    data = (json.dumps(message) + "\n").encode()
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def main() -> None:
+    """Entry point: ``python -I -c 'from sandbox.worker import main; main()' CONFIG_JSON SCRATCH [CGROUP]``."""
+    config = SandboxConfig(**json.loads(sys.argv[1]))
+    scratch = sys.argv[2]
+    if len(sys.argv) > 3:
+        with open(sys.argv[3], "w") as f:  # a pids cgroup the pool made for this worker
+            f.write(str(os.getpid()))
+    for name in PRELOAD:
+        __import__(name)
+    # Children share these pages copy-on-write; a garbage collection in a child would touch (and
+    # copy) every object's header, which doubled the cost of a job before this.
+    gc.collect()
+    gc.freeze()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stdin, stdout = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1):
+        os.dup2(devnull, fd)
+    why_weak = ""
+    try:
+        enter_namespaces()
+        strong = True
+    except OSError as exc:
+        strong, why_weak = False, f"namespaces unavailable ({exc})"
+    ctl, ctl_child = socket.socketpair()
+    spawner_pid = os.fork()
+    if spawner_pid == 0:  # the candidate side: it must not hold the pool's pipes
+        os.close(stdin)
+        os.close(stdout)
+        ctl.close()
+        linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if strong:
+            become_pid_one()
+        else:
+            linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
+        linux.prctl(linux.PR_SET_DUMPABLE, 0)
+        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+        spawner.main(ctl_child, config, scratch, strong)
+    ctl_child.close()
+    if strong:
+        become_pid_one()
+    else:
+        linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
+    Worker(config, scratch, ctl, strong, None if strong else spawner_pid).serve(stdin, stdout, why_weak)
+    os._exit(0)
