@@ -1,0 +1,82 @@
+"""The API the trainer and evaluator use to get problems as ``datasets.Dataset`` objects."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset, DatasetDict, concatenate_datasets, load_from_disk
+
+from .schema import FEATURES, DatasetFormatError, split_key
+from .sources import SOURCE_NAMES, SourceConfig, load_source
+
+
+@dataclass(frozen=True)
+class DefaultSplits:
+    """Split keys of a built ``DatasetDict`` that training and evaluation use by default.
+
+    Train on MBPP's train and validation tasks; evaluate on HumanEval-mini, HumanEval and MBPP's
+    test tasks. The two sides share no task (``contamination.check_contamination`` verifies it).
+    """
+
+    train: tuple[str, ...] = ("mbpp_train", "mbpp_validation")
+    evaluation: tuple[str, ...] = ("humaneval_mini_test", "humaneval_test", "mbpp_test")
+
+
+def rows_to_dataset(rows: list[dict[str, Any]]) -> Dataset:
+    """Rows to a Dataset with exactly the schema's features (also when there are no rows)."""
+    return Dataset.from_list(rows, features=FEATURES)
+
+
+def load_problems(
+    source_or_path: str | Path,
+    split: str | Sequence[str] | None = None,
+    *,
+    config: SourceConfig | None = None,
+) -> Dataset:
+    """Problems of one source, one JSONL file, or a folder written by ``build`` (``save_to_disk``).
+
+    ``split`` selects rows by their split (``"train"``) or by built split key
+    (``"mbpp_train"``); several may be given; None keeps everything. Rows read from a source
+    are not verified in the sandbox: use a built folder for verified rows.
+    """
+    wanted = None if split is None else {split} if isinstance(split, str) else set(split)
+    path = Path(source_or_path)
+    if str(source_or_path) not in SOURCE_NAMES and path.is_dir():
+        return _from_built_folder(path, wanted)
+    rows, _ = load_source(str(source_or_path), config or SourceConfig())
+    if wanted is not None:
+        rows = [r for r in rows if r["split"] in wanted or split_key(r["source"], r["split"]) in wanted]
+        _require_some(rows, wanted, str(source_or_path))
+    return rows_to_dataset(rows)
+
+
+def _from_built_folder(path: Path, wanted: set[str] | None) -> Dataset:
+    try:
+        built = load_from_disk(str(path))
+    except (FileNotFoundError, ValueError) as exc:
+        raise DatasetFormatError(str(path), f"is not a folder written by save_to_disk ({exc})") from None
+    if not isinstance(built, DatasetDict):
+        built = DatasetDict({"all": built})
+    missing_columns = set(FEATURES) - set(next(iter(built.values())).column_names) if built else set()
+    if missing_columns:
+        raise DatasetFormatError(str(path), f"is not in this project's schema (missing columns {sorted(missing_columns)})")
+    parts = []
+    for key, dataset in built.items():
+        if wanted is None or key in wanted:
+            parts.append(dataset)
+            continue
+        indices = [i for i, row_split in enumerate(dataset["split"]) if row_split in wanted]
+        if indices:
+            parts.append(dataset.select(indices, keep_in_memory=True))
+    if wanted is not None:
+        _require_some(parts, wanted, str(path), available=list(built))
+    return concatenate_datasets(parts) if parts else rows_to_dataset([])
+
+
+def _require_some(found: list[Any], wanted: set[str], where: str, available: list[str] | None = None) -> None:
+    if not found:
+        hint = f"; available: {available}" if available else ""
+        raise DatasetFormatError(where, f"has no rows in split(s) {sorted(wanted)}{hint}")

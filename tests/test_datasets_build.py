@@ -1,0 +1,135 @@
+"""Building the DatasetDict: verification in the real sandbox, filters, decontamination, CLI."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from datasets_build import FEATURES, BuildConfig, DatasetFormatError, DefaultSplits, SourceConfig, build_with_report, check_contamination, load_problems
+from datasets_build.cli import main
+from sandbox import SandboxConfig
+
+MBPP_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp" / "mbpp.jsonl"
+SANDBOX = SandboxConfig(timeout_s=10.0, job_timeout_s=120.0, min_isolation="process")
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def mbpp_file() -> Path:
+    if not MBPP_FILE.is_file():
+        pytest.skip(f"the MBPP release is not at {MBPP_FILE}")
+    return MBPP_FILE
+
+
+def _task(task_id: str, body: str, *, split: str = "train") -> dict:
+    return {
+        "task_id": task_id,
+        "prompt": 'def halve(n: int) -> int:\n    """Return n divided by two, rounded down."""\n',
+        "entry_point": "halve",
+        "canonical_solution": body,
+        "test": "def check(candidate):\n    assert candidate(4) == 2\n    assert candidate(5) == 2\n    assert candidate(0) == 0\n",
+        "split": split,
+    }
+
+
+@pytest.fixture
+def custom_file(tmp_path: Path) -> Path:
+    path = tmp_path / "custom.jsonl"
+    tasks = [_task("Custom/0", "    return n // 2\n"), _task("Custom/1", "    return n / 2\n"), _task("Custom/2", "    return n >> 1\n", split="test")]
+    path.write_text("".join(json.dumps(t) + "\n" for t in tasks))
+    return path
+
+
+def test_references_failing_their_tests_are_dropped_with_the_reason(tmp_path: Path, custom_file: Path):
+    out = tmp_path / "built"
+    config = BuildConfig(sources=("humaneval-mini", str(custom_file)), out=str(out), sandbox=SANDBOX, progress=False)
+    built, report = build_with_report(config)
+    assert sorted(built) == ["custom_test", "custom_train", "humaneval_mini_test"]
+    assert built["humaneval_mini_test"].num_rows == 20 and built["custom_train"]["task_id"] == ["Custom/0"]
+    (dropped,) = report.removed["failed"]
+    assert dropped.task_id == "Custom/1"
+    assert "test 1 `assert halve(5) == 2`: failed" in dropped.reason
+    table = report.table()
+    assert "Custom/1: failed: test 1" in table
+    assert "custom          train" in table and "humaneval-mini  test" in table
+
+    reloaded = load_problems(out, split="humaneval_mini_test")
+    assert reloaded.features == FEATURES and reloaded.to_list() == built["humaneval_mini_test"].to_list()
+    assert load_problems(out, split="train")["task_id"] == ["Custom/0"]
+    assert load_problems(out).num_rows == 22
+    with pytest.raises(DatasetFormatError, match="available: "):
+        load_problems(out, split="mbpp_train")
+    with pytest.raises(DatasetFormatError, match="not a folder written by save_to_disk"):
+        load_problems(tmp_path)
+
+
+def test_curriculum_filters_count_what_they_remove(tmp_path: Path):
+    config = BuildConfig(sources=("humaneval-mini",), verify=False, max_reference_lines=2, categories=("arithmetic", "conditionals"))
+    built, report = build_with_report(config)
+    rows = built["humaneval_mini_test"].to_list()
+    assert rows and all(r["reference_lines"] <= 2 and r["category"] in ("arithmetic", "conditionals") for r in rows)
+    assert len(rows) + len(report.removed["filtered"]) == 20
+    reasons = Counter(d.reason for d in report.removed["filtered"])
+    assert set(reasons) == {"reference_lines > 2", "category not in ['arithmetic', 'conditionals']"}
+
+    easy, _ = build_with_report(BuildConfig(sources=("humaneval-mini",), verify=False, difficulties=("easy",)))
+    assert set(easy["humaneval_mini_test"]["difficulty"]) == {"easy"}
+
+
+def test_default_splits_are_decontaminated(mbpp_file: Path):
+    config = BuildConfig(verify=False, source=SourceConfig(mbpp_file=str(mbpp_file)))
+    built, report = build_with_report(config)
+    splits = DefaultSplits()
+    assert set(splits.train + splits.evaluation) <= set(built)
+    assert sorted(d.task_id for d in report.removed["overlap"]) == ["MBPP/602", "MBPP/704", "MBPP/872"]
+    train = [row for key in splits.train for row in built[key]]
+    evaluation = [row for key in splits.evaluation for row in built[key]]
+    assert check_contamination(train, evaluation) == []
+
+
+def test_build_config_rejects_bad_options():
+    with pytest.raises(ValueError, match="difficulties"):
+        BuildConfig(difficulties=("trivial",))
+    with pytest.raises(ValueError, match="max_reference_lines"):
+        BuildConfig(max_reference_lines=0)
+    with pytest.raises(ValueError, match="twice"):
+        BuildConfig(sources=("mbpp", "mbpp"))
+
+
+def test_cli_builds_and_prints_the_summary(tmp_path: Path, custom_file: Path, capsys: pytest.CaptureFixture):
+    out = tmp_path / "cli-out"
+    code = main(["--sources", f"humaneval-mini,{custom_file}", "--out", str(out), "--no-progress", "--min-isolation", "process"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert "total" in printed.out and "Custom/1: failed" in printed.out
+    assert load_problems(out, split="custom_test")["task_id"] == ["Custom/2"]
+
+
+def test_cli_reports_bad_input_as_an_error_message(tmp_path: Path, capsys: pytest.CaptureFixture):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"task_id": "x"}\n')
+    assert main(["--sources", str(bad), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+    assert f"{bad}:1: field 'prompt': missing" in capsys.readouterr().err
+    assert main(["--sources", "nope", "--out", str(tmp_path / "o")]) == 2
+    assert "unknown source" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--sources", "humaneval-mini"])  # neither --out nor --push-to-hub
+
+
+@pytest.mark.slow
+def test_offline_build_of_all_sources_keeps_every_humaneval_task(tmp_path: Path, mbpp_file: Path):
+    config = BuildConfig(out=str(tmp_path / "all"), source=SourceConfig(mbpp_file=str(mbpp_file)), sandbox=SANDBOX, progress=False)
+    built, report = build_with_report(config)
+    assert built["humaneval_test"].num_rows == 164
+    assert built["humaneval_mini_test"].num_rows == 20
+    mbpp = sum(built[k].num_rows for k in ("mbpp_prompt", "mbpp_test", "mbpp_validation", "mbpp_train"))
+    assert mbpp >= 950
+    assert mbpp + len(report.removed["failed"]) + len(report.removed["overlap"]) == 974
+    assert all(d.reason for d in report.removed["failed"])
