@@ -1,0 +1,116 @@
+"""Every knob of the reward computation in one validated dataclass.
+
+Kept apart from the reward code so that train configs (YAML / CLI via ``TrlParser``) can build it
+and so that a bad value fails at start-up with the field's name, not in the middle of a step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from prompts.stages import NUM_STAGES
+
+DISCRIMINATOR_VARIANTS = ("adversarial", "weighted", "mutation")
+STAGE_SCOPES = ("cumulative", "current")
+
+
+@dataclass
+class RewardConfig:
+    """Configuration of the reward functions (see ``rewards/README.md`` for the formulas).
+
+    Attributes:
+        num_stages: number of generator stages; ``tests_by_stage`` and ``stage_texts`` have this length.
+        centred: generator reward is ``pass_rate - 0.5`` instead of ``pass_rate`` (a signed signal
+            when every completion of a group is judged against a fixed point, not only each other).
+        discriminator_variant: which formula ``discriminator`` / ``default_reward_names`` use:
+            ``adversarial``, ``weighted`` or ``mutation``.
+        stage_scope: which discriminator tests a discriminator reward counts for a sample with
+            ``train_stage = k``: ``cumulative`` = tests written after stages 1..k, ``current`` =
+            tests written after stage k only. ``train_stage = 0`` always means all stages. The
+            generator is always judged on the cumulative tests (they are what its code must pass).
+        count_rejections_as_invalid: tests the rollout's parser rejected (``disc_rejections``) count
+            as invalid in the discriminator's validity when its scope covers every stage (the
+            rejection counts carry no stage, so stage-restricted scores cannot include them).
+        weighted_valid, weighted_invalid, weighted_bug_catch: coefficients of the ``weighted``
+            variant: ``valid*valid_pct - invalid*invalid_pct + bug_catch*bug_catch_rate``, clamped to
+            [-1, 1].
+        max_mutants: cap on mutants of one reference solution (``mutation`` variant). Each mutant
+            meets every valid generated test of its problem in the batch, so the sandbox work of
+            the variant grows as ``max_mutants x distinct valid tests`` per problem and step.
+        mutant_timeout: seconds per test against a mutant. Mutants of a fast reference that loop
+            (a flipped loop condition) would otherwise cost a full ``test_timeout`` per test.
+        mutation_seed: seed of the mutant sampler (mutants are a pure function of source and seed).
+        collapse_ngram: token n-gram length used by ``collapse_score``.
+        collapse_threshold: collapse scores at or below this are normal text and cost nothing.
+        collapse_penalty: multiplier of the collapse score above the threshold (reward = -penalty*score).
+        hack_penalty: reward given to a sample whose execution raised any sandbox flag (<= 0).
+        test_timeout: seconds per test in the sandbox (None: the sandbox's default).
+        cache_size: verdicts kept across steps (the reference and mutants meet the same tests again
+            and again); 0 keeps them for the current batch only.
+        weights: per reward-function weights, in the order of ``get_reward_weights``; reward
+            functions not named here get 1.0.
+    """
+
+    num_stages: int = NUM_STAGES
+    centred: bool = False
+    discriminator_variant: str = "adversarial"
+    stage_scope: str = "cumulative"
+    count_rejections_as_invalid: bool = True
+    weighted_valid: float = 0.4
+    weighted_invalid: float = 0.6
+    weighted_bug_catch: float = 0.6
+    max_mutants: int = 8
+    mutant_timeout: float = 1.0
+    mutation_seed: int = 0
+    collapse_ngram: int = 4
+    collapse_threshold: float = 0.5
+    collapse_penalty: float = 1.0
+    hack_penalty: float = -1.0
+    test_timeout: float | None = None
+    cache_size: int = 100_000
+    weights: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise ValueError(f"RewardConfig: {message}")
+
+        def finite(name: str) -> float:
+            value = getattr(self, name)
+            need(
+                isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+                f"{name} must be a finite number, got {value!r}",
+            )
+            return float(value)
+
+        def positive_int(name: str, minimum: int) -> None:
+            value = getattr(self, name)
+            need(
+                isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
+                f"{name} must be an integer >= {minimum}, got {value!r}",
+            )
+
+        positive_int("num_stages", 1)
+        positive_int("max_mutants", 0)
+        positive_int("mutation_seed", 0)
+        positive_int("collapse_ngram", 2)
+        positive_int("cache_size", 0)
+        need(
+            self.discriminator_variant in DISCRIMINATOR_VARIANTS,
+            f"discriminator_variant must be one of {DISCRIMINATOR_VARIANTS}, got {self.discriminator_variant!r}",
+        )
+        need(self.stage_scope in STAGE_SCOPES, f"stage_scope must be one of {STAGE_SCOPES}, got {self.stage_scope!r}")
+        for name in ("weighted_valid", "weighted_invalid", "weighted_bug_catch", "collapse_penalty"):
+            need(finite(name) >= 0, f"{name} must be >= 0, got {getattr(self, name)!r}")
+        need(0 <= finite("collapse_threshold") < 1, "collapse_threshold must lie in [0, 1)")
+        need(finite("hack_penalty") <= 0, "hack_penalty is a penalty: it must be <= 0")
+        need(finite("mutant_timeout") > 0, "mutant_timeout must be positive")
+        if self.test_timeout is not None:
+            need(finite("test_timeout") > 0, "test_timeout must be positive (or None for the sandbox default)")
+        need(isinstance(self.weights, dict), "weights must map reward names to numbers")
+        for name, weight in self.weights.items():
+            need(
+                isinstance(weight, (int, float)) and not isinstance(weight, bool) and math.isfinite(weight),
+                f"weights[{name!r}] must be a finite number, got {weight!r}",
+            )

@@ -1,0 +1,92 @@
+"""Every reward component of a batch, per role and per stage, as one flat dict of scalars.
+
+Averages are over the samples a metric applies to (a generator metric over generator rows, a
+stage metric over discriminators that wrote tests at that stage); a metric with no sample to
+average over is left out rather than logged as a made-up 0.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from rewards.scoring import RewardContext
+
+_DISC_COMPONENTS = ("validity", "invalid_pct", "bug_catch_rate", "adversarial", "weighted")
+_MUTANT_COMPONENTS = ("mutant_kill_rate", "mutation")
+
+
+def _mean(values: Iterable[float]) -> float | None:
+    values = list(values)
+    return sum(values) / len(values) if values else None
+
+
+def _put(out: dict[str, float], name: str, value: float | None) -> None:
+    if value is not None:
+        out[name] = float(value)
+
+
+def batch_metrics(ctx: RewardContext) -> dict[str, float]:
+    """Flat metrics of one batch (names such as ``generator/pass_rate``,
+    ``discriminator/validity/stage3``, ``invalid_reasons/duplicate``, ``sandbox/jobs_per_s``)."""
+    cfg, samples = ctx.config, ctx.samples
+    out: dict[str, float] = {}
+    gens = [i for i, s in enumerate(samples) if s.role == "generator"]
+    discs = [i for i, s in enumerate(samples) if s.role == "discriminator"]
+    stages = range(1, cfg.num_stages + 1)
+
+    hacks = ctx.hack_rewards()
+    formats = ctx.format_rewards()
+    if gens:
+        _put(out, "generator/pass_rate", _mean(ctx.generator_pass_rate(i) for i in gens))
+        _put(out, "generator/pass_rate_own", _mean(ctx.generator_pass_rate(i, samples[i].own_tests) for i in gens))
+        scoped = [(i, ctx.valid_tests(i, samples[i].stages_in_scope("cumulative"))) for i in gens]
+        _put(out, "generator/pass_rate_generated", _mean(ctx.generator_pass_rate(i, t) for i, t in scoped if t))
+        _put(out, "generator/format", _mean(formats[i] for i in gens))
+        _put(out, "generator/collapse_penalty", _mean(r for r in ctx.collapse_rewards() if r is not None))
+        _put(out, "generator/hack_rate", _mean(float(hacks[i] != 0) for i in gens))
+        for k in stages:
+            _put(out, f"generator/collapse/stage{k}", _mean(ctx.collapse_scores(i)[k - 1] for i in gens))
+            _put(out, f"generator/nonempty/stage{k}", _mean(float(bool(samples[i].stage_texts[k - 1].strip())) for i in gens))
+
+    if discs:
+        scopes = {i: ctx.discriminator(i, samples[i].stages_in_scope(cfg.stage_scope)) for i in discs}
+        components = _DISC_COMPONENTS + (_MUTANT_COMPONENTS if ctx.need_mutants else ())
+        for name in components:
+            _put(out, f"discriminator/{name}", _mean(getattr(scopes[i], name) for i in discs))
+        _put(out, "discriminator/format", _mean(formats[i] for i in discs))
+        _put(out, "discriminator/hack_rate", _mean(float(hacks[i] != 0) for i in discs))
+        _put(out, "discriminator/tests_per_sample", _mean(len(ctx.records[i]) for i in discs))
+        for k in stages:
+            writers = [i for i in discs if samples[i].tests_by_stage[k - 1]]
+            _put(out, f"discriminator/tests/stage{k}", _mean(len(samples[i].tests_by_stage[k - 1]) for i in discs))
+            per_stage = [ctx.discriminator(i, (k,)) for i in writers]
+            for name in components:
+                _put(out, f"discriminator/{name}/stage{k}", _mean(getattr(s, name) for s in per_stage))
+        reasons: dict[str, int] = {}
+        for i in discs:
+            for reason, count in ctx.invalid_reasons(i).items():
+                reasons[reason] = reasons.get(reason, 0) + count
+        for reason, count in sorted(reasons.items()):
+            out[f"invalid_reasons/{reason}"] = float(count)
+
+    tasks = list(ctx.tasks.values())
+    _put(out, "data/reference_fails_own_tests", _mean(float(t.reference_fails_own) for t in tasks))
+    if ctx.need_mutants:
+        _put(out, "mutants/per_task", _mean(len(t.mutants) for t in tasks))
+        _put(out, "mutants/killable_per_task", _mean(len(t.killable) for t in tasks))
+        with_mutants = [t for t in tasks if t.mutants]
+        _put(out, "mutants/equivalent_fraction", _mean(1 - len(t.killable) / len(t.mutants) for t in with_mutants))
+
+    stats = ctx.exec_stats
+    out.update({
+        "sandbox/jobs": float(stats.jobs),
+        "sandbox/tests": float(stats.tests),
+        "sandbox/cache_hits": float(stats.cache_hits),
+        "sandbox/duplicates": float(stats.duplicates),
+        "sandbox/infra_errors": float(stats.infra_errors),
+        "sandbox/seconds": stats.seconds,
+    })  # fmt: skip
+    if stats.seconds > 0:
+        out["sandbox/jobs_per_s"] = stats.jobs / stats.seconds
+        out["sandbox/tests_per_s"] = stats.tests / stats.seconds
+    return out

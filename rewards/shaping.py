@@ -1,0 +1,58 @@
+"""Shaping signals that need no execution: output format and degenerate repetition.
+
+Small policies under RL drift into repetition loops ("return return return", one sentence pasted
+over and over) because such text is cheap and sometimes scores; a collapse score lets a penalty
+push back before the loop takes over the whole policy.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_WORD = re.compile(r"\w+")
+
+
+def collapse_score(text: str, ngram: int = 4) -> float:
+    """Degenerate-repetition score of ``text`` in [0, 1]; 0 for empty or short text.
+
+    The maximum of two fractions:
+      * repeated n-grams: share of the token ``ngram``-grams that already occurred earlier in the
+        text (a pasted loop of any length drives this towards 1);
+      * stutter: share of word tokens identical to the token right before them ("def def").
+    Tokens are words and single punctuation characters, so formatting changes nothing.
+    """
+    tokens = _TOKEN.findall(text)
+    if not tokens:
+        return 0.0
+    stutter_count = sum(
+        1 for prev, cur in zip(tokens, tokens[1:]) if cur == prev and _WORD.fullmatch(cur) is not None
+    )
+    words = sum(1 for t in tokens if _WORD.fullmatch(t) is not None)
+    stutter = stutter_count / words if words else 0.0
+    grams = [tuple(tokens[i : i + ngram]) for i in range(len(tokens) - ngram + 1)]
+    repeated = (len(grams) - len(set(grams))) / len(grams) if grams else 0.0
+    return max(stutter, repeated)
+
+
+def code_defines(code: str, entry_point: str | None) -> bool:
+    """Whether ``code`` parses and (when an entry point is known) defines it at top level."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return False
+    if not entry_point:
+        return True
+    return any(
+        isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == entry_point
+        for node in tree.body
+    )
+
+
+def format_score(stage_texts: list[str], final_code: str, entry_point: str | None, num_stages: int) -> float:
+    """Generator format in [0, 1]: mean of ``num_stages`` + 1 checks, one per stage present with
+    non-blank text and one for final code that parses and defines the entry point."""
+    present = sum(1 for text in stage_texts[:num_stages] if isinstance(text, str) and text.strip())
+    code_ok = 1 if isinstance(final_code, str) and final_code.strip() and code_defines(final_code, entry_point) else 0
+    return (present + code_ok) / (num_stages + 1)

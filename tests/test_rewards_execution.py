@@ -1,0 +1,245 @@
+"""Rewards on real programs and tests, executed in the real sandbox, with answers worked out by hand.
+
+The small problem: ``is_pos(x)`` returns ``x > 0``. Its mutants are exactly ``x >= 0``,
+``x > -1`` and ``x > 1`` (see test_rewards_mutation); the problem's own tests
+(``is_pos(5)``, ``not is_pos(-3)``) kill none of them, so which mutants are killable depends
+only on the discriminators' valid tests:
+  ``assert not is_pos(0)``  valid, kills ``x >= 0`` and ``x > -1``
+  ``assert is_pos(1)``      valid, kills ``x > 1``
+  ``assert is_pos(3)``      valid, kills nothing
+  ``assert is_pos(0)``      invalid (the reference fails it)
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from rewards import ExecutionEngine, RewardConfig, batch_metrics, get_reward_funcs
+from rewards.batch import parse_batch
+from rewards.scoring import RewardContext
+from sandbox import Sandbox, SandboxConfig
+
+REFERENCE = "def is_pos(x):\n    return x > 0\n"
+BUGGY = "def is_pos(x):\n    return x >= 0\n"
+OWN_TESTS = ["assert is_pos(5)", "assert not is_pos(-3)"]
+KILLS_TWO, KILLS_ONE, KILLS_NONE, WRONG = (
+    "assert not is_pos(0)", "assert is_pos(1)", "assert is_pos(3)", "assert is_pos(0)",
+)  # fmt: skip
+STAGE_TEXTS = ["Positive means greater than zero.", "1. compare with 0", "return x > 0", "x is an int", REFERENCE]
+
+
+class CountingSandbox(Sandbox):
+    """The real sandbox, recording every job it is asked to run."""
+
+    def __init__(self, config: SandboxConfig):
+        super().__init__(config)
+        self.submitted: list = []
+
+    def run_many(self, jobs, on_result=None):
+        jobs = list(jobs)
+        self.submitted.extend(jobs)
+        return super().run_many(jobs, on_result)
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with CountingSandbox(SandboxConfig(workers=2, min_isolation="process")) as sb:
+        yield sb
+
+
+def episode(role, code=REFERENCE, tests=((),), stage=0, rejections=None, texts=STAGE_TEXTS, task="is_pos"):
+    """One row of reward kwargs; ``tests`` lists the discriminator's tests per stage."""
+    return {
+        "role": role, "train_stage": stage, "stage_texts": list(texts), "final_code": code,
+        "tests_by_stage": [list(t) for t in tests], "disc_rejections": rejections or {},
+        "task_id": task, "entry_point": "is_pos", "reference_solution": REFERENCE,
+        "tests": list(OWN_TESTS), "test_setup": "",
+    }  # fmt: skip
+
+
+def columns(*rows):
+    return {key: [row[key] for row in rows] for key in rows[0]}
+
+
+def context(sandbox, rows, need_mutants=True, **config):
+    cfg = RewardConfig(**config)
+    engine = ExecutionEngine(sandbox, cache_size=cfg.cache_size)
+    return RewardContext(parse_batch(columns(*rows), cfg.num_stages), cfg, engine, need_mutants)
+
+
+def test_wrong_test_is_invalid_and_never_counts_against_a_correct_generator(sandbox):
+    ctx = context(sandbox, [episode("generator", REFERENCE, [[KILLS_ONE, WRONG]])], need_mutants=False)
+    assert [r.status for r in ctx.records[0]] == ["valid", "invalid"]
+    assert ctx.records[0][1].reason == "reference_failed"
+    assert ctx.generator_rewards() == [1.0]  # 3 tests (2 own + 1 valid), all passed
+
+
+def test_generator_pass_rate_counts_own_and_valid_generated_tests(sandbox):
+    rows = [episode("generator", BUGGY, [[KILLS_TWO], [KILLS_NONE]]), episode("generator", "def is_pos(x) return")]
+    ctx = context(sandbox, rows, need_mutants=False)
+    assert ctx.generator_rewards() == [0.75, 0.0]  # buggy: fails only `not is_pos(0)` of 4
+    centred = context(sandbox, rows, need_mutants=False, centred=True)
+    assert centred.generator_rewards() == [0.25, -0.5]
+
+
+def test_generator_reward_only_counts_tests_of_stages_up_to_train_stage(sandbox):
+    ctx = context(sandbox, [episode("generator", BUGGY, [[KILLS_NONE], [KILLS_TWO]], stage=1)], need_mutants=False)
+    assert ctx.generator_rewards() == [1.0]  # the stage-2 test that catches the bug is out of scope
+
+
+def test_adversarial_and_weighted_variants(sandbox):
+    catcher = episode("discriminator", BUGGY, [[KILLS_TWO], [KILLS_NONE]])  # buggy code fails 1 of 2
+    half_wrong = episode("discriminator", REFERENCE, [[KILLS_ONE, WRONG]])  # validity 1/2, catches nothing
+    silent = episode("discriminator", BUGGY, [[]])
+    ctx = context(sandbox, [catcher, half_wrong, silent, episode("generator")], need_mutants=False)
+    assert ctx.discriminator_rewards("adversarial") == [0.5, 0.0, 0.0, None]
+    weighted = ctx.discriminator_rewards("weighted")
+    assert weighted[0] == pytest.approx(0.4 * 1 + 0.6 * 0.5)
+    assert weighted[1] == pytest.approx(0.4 * 0.5 - 0.6 * 0.5)
+    assert weighted[2] == 0.0 and weighted[3] is None
+
+
+def test_weighted_clamp_on_real_run(sandbox):
+    row = episode("discriminator", BUGGY, [[KILLS_TWO]])
+    ctx = context(sandbox, [row], need_mutants=False, weighted_valid=2.0, weighted_bug_catch=2.0)
+    assert ctx.discriminator_rewards("weighted") == [1.0]
+
+
+def test_mutation_variant_kill_fractions_over_killable_mutants(sandbox):
+    a = episode("discriminator", REFERENCE, [[KILLS_TWO], [KILLS_NONE]])
+    b = episode("discriminator", REFERENCE, [[KILLS_ONE, WRONG]])
+    ctx = context(sandbox, [a, b])
+    task = next(iter(ctx.tasks.values()))
+    assert len(task.mutants) == 3 and len(task.killable) == 3
+    rewards = ctx.discriminator_rewards("mutation")
+    assert rewards[0] == pytest.approx(2 / 3)  # validity 1, kills 2 of 3
+    assert rewards[1] == pytest.approx(1 / 3 * 1 / 2)  # validity 1/2, kills 1 of 3
+    # The generator's code is correct, so the adversarial variant gives no signal here.
+    assert ctx.discriminator_rewards("adversarial") == [0.0, 0.0]
+
+
+def test_mutants_nobody_kills_are_equivalent_and_excluded(sandbox):
+    ctx = context(sandbox, [episode("discriminator", REFERENCE, [[KILLS_TWO]])])
+    task = next(iter(ctx.tasks.values()))
+    assert len(task.killable) == 2  # `x > 1` survives every test in the batch
+    assert ctx.discriminator_rewards("mutation") == [1.0]
+    metrics = batch_metrics(ctx)
+    assert metrics["mutants/equivalent_fraction"] == pytest.approx(1 / 3)
+    nobody = context(sandbox, [episode("discriminator", REFERENCE, [[KILLS_NONE]])])
+    assert nobody.discriminator_rewards("mutation") == [0.0]
+    assert batch_metrics(nobody)["mutants/equivalent_fraction"] == 1.0
+
+
+def test_rejections_count_as_invalid_only_when_all_stages_are_scored(sandbox):
+    rows = [
+        episode("discriminator", BUGGY, [[KILLS_TWO]], rejections={"no_assert": 3}),
+        episode("discriminator", BUGGY, [[KILLS_TWO]], stage=1, rejections={"no_assert": 3}),
+    ]
+    ctx = context(sandbox, rows, need_mutants=False)
+    assert [ctx.discriminator(i, ctx.samples[i].stages_in_scope("cumulative")).validity for i in (0, 1)] == [0.25, 1.0]
+    assert ctx.invalid_reasons(0) == {"no_assert": 3}
+
+
+def test_stage_scopes_and_duplicates(sandbox):
+    row = episode("discriminator", BUGGY, [[KILLS_NONE], [KILLS_TWO], [KILLS_NONE]], stage=2)
+    cumulative = context(sandbox, [row], need_mutants=False)
+    assert cumulative.discriminator_rewards("adversarial") == [0.5]  # stages 1-2: fails 1 of 2 valid
+    current = context(sandbox, [row], need_mutants=False, stage_scope="current")
+    assert current.discriminator_rewards("adversarial") == [1.0]  # stage 2 only
+    stage3 = cumulative.discriminator(0, (3,))
+    assert (stage3.valid, stage3.invalid) == (0, 1)  # a repeat of stage 1's test
+    assert cumulative.invalid_reasons(0) == {"duplicate": 1}
+
+
+def test_hack_penalty_for_flagged_code_only(sandbox):
+    hacker = "import sys\ndef is_pos(x):\n    sys.exit(0)\n"
+    rows = [episode("generator", hacker), episode("generator", REFERENCE), episode("discriminator", hacker, [[KILLS_ONE]])]
+    ctx = context(sandbox, rows, need_mutants=False, hack_penalty=-2.0)
+    assert ctx.hack_rewards() == [-2.0, 0.0, 0.0]  # the discriminator is not blamed for the code
+
+
+def test_test_that_drives_the_reference_to_exit_is_a_flagged_invalid_test(sandbox):
+    reference = "import sys\ndef echo(x):\n    if x == 'quit':\n        sys.exit(0)\n    return x\n"
+    row = episode("discriminator", reference, [["assert echo('quit') is None", "assert echo(2) == 2"]])
+    row.update(reference_solution=reference, entry_point="echo", tests=["assert echo(1) == 1"], task="echo")
+    ctx = context(sandbox, [row], need_mutants=False)
+    assert ctx.invalid_reasons(0) == {"sandbox_flag": 2}  # flags are per job: both tests are blamed
+    assert ctx.hack_rewards() == [-1.0]
+
+
+def test_flags_the_reference_raises_itself_are_not_hacks(sandbox):
+    reference = "import os\ndef count(s):\n    os.kill(os.getpid(), 0)\n    return len(s)\n"
+    row = episode("generator", reference)
+    row.update(reference_solution=reference, entry_point="count", tests=["assert count('ab') == 2"], task="counter")
+    ctx = context(sandbox, [row], need_mutants=False)
+    assert next(iter(ctx.tasks.values())).baseline_flags  # the sandbox flags the signal call
+    assert ctx.hack_rewards() == [0.0]
+
+
+def test_identical_pairs_are_executed_once(sandbox):
+    rows = [episode("discriminator", BUGGY, [[KILLS_TWO, KILLS_ONE]]) for _ in range(3)]
+    rows.append(episode("generator", BUGGY, [[KILLS_TWO, KILLS_ONE]]))
+    cfg = RewardConfig(cache_size=0)
+    engine = ExecutionEngine(sandbox, cache_size=0)
+    before = len(sandbox.submitted)
+    ctx = RewardContext(parse_batch(columns(*rows), cfg.num_stages), cfg, engine, need_mutants=False)
+    jobs = sandbox.submitted[before:]
+    pairs = [(job.program, test) for job in jobs for test in job.tests]
+    assert len(pairs) == len(set(pairs))
+    # reference x 2 generated tests, reference x 2 own tests, buggy code x (2 own + 2 valid)
+    assert len(pairs) == 2 + 2 + 4
+    assert ctx.exec_stats.jobs == len(jobs) == 3
+
+
+def test_verdicts_are_cached_across_batches(sandbox):
+    rows = [episode("discriminator", BUGGY, [[KILLS_TWO]])]
+    engine = ExecutionEngine(sandbox)
+    cfg = RewardConfig()
+    first = RewardContext(parse_batch(columns(*rows), cfg.num_stages), cfg, engine, need_mutants=True)
+    before = len(sandbox.submitted)
+    second = RewardContext(parse_batch(columns(*rows), cfg.num_stages), cfg, engine, need_mutants=True)
+    assert len(sandbox.submitted) == before and second.exec_stats.jobs == 0
+    assert second.discriminator_rewards("mutation") == first.discriminator_rewards("mutation")
+
+
+def test_reward_funcs_share_one_computation_per_batch(sandbox):
+    cfg = RewardConfig(discriminator_variant="mutation")
+    funcs = get_reward_funcs(["generator_pass_rate", "discriminator", "format", "mode_collapse", "hack_penalty"],
+                             cfg, engine=ExecutionEngine(sandbox))
+    assert [f.__name__ for f in funcs] == [
+        "generator_pass_rate", "discriminator_mutation", "format", "mode_collapse", "hack_penalty"
+    ]
+    kwargs = columns(episode("generator", BUGGY, [[KILLS_TWO]]), episode("discriminator", BUGGY, [[KILLS_TWO]]))
+    logged: dict[str, float] = {}
+    before = len(sandbox.submitted)
+    outputs = [f(prompts=["p", "p"], completions=["c", "c"], completion_ids=[[1], [1]], log_metric=logged.__setitem__,
+                 **kwargs) for f in funcs]
+    submitted = len(sandbox.submitted) - before
+    outputs_again = [f(prompts=["p", "p"], completions=["c", "c"], completion_ids=[[1], [1]], **kwargs) for f in funcs]
+    assert len(sandbox.submitted) - before == submitted  # the second round reused the batch's context
+    assert outputs == outputs_again
+    assert outputs[0] == [pytest.approx(2 / 3), None]
+    assert outputs[1] == [None, 1.0]  # kills both killable mutants (`x > 1` survives everything)
+    assert outputs[2] == [1.0, 1.0] and outputs[3] == [0.0, None] and outputs[4] == [0.0, 0.0]
+    assert logged["generator/pass_rate"] == pytest.approx(2 / 3)
+    assert logged["discriminator/validity/stage1"] == 1.0
+    assert logged["sandbox/jobs"] == submitted
+
+
+def test_metrics_cover_roles_stages_and_reasons(sandbox):
+    rows = [
+        episode("generator", BUGGY, [[KILLS_TWO], [WRONG]]),
+        episode("discriminator", BUGGY, [[KILLS_TWO], [WRONG]], rejections={"unparsable": 1}),
+    ]
+    metrics = batch_metrics(context(sandbox, rows))
+    assert metrics["discriminator/validity/stage1"] == 1.0
+    assert metrics["discriminator/validity/stage2"] == 0.0
+    assert "discriminator/validity/stage3" not in metrics  # nobody wrote tests there
+    assert metrics["discriminator/validity"] == pytest.approx(1 / 3)
+    assert metrics["discriminator/bug_catch_rate"] == 1.0
+    assert metrics["invalid_reasons/reference_failed"] == 1.0
+    assert metrics["invalid_reasons/unparsable"] == 1.0
+    assert metrics["generator/pass_rate"] == pytest.approx(2 / 3)
+    assert metrics["generator/pass_rate_own"] == 1.0
+    assert metrics["data/reference_fails_own_tests"] == 0.0
+    assert metrics["sandbox/jobs"] > 0 and "sandbox/seconds" in metrics
