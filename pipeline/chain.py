@@ -1,0 +1,223 @@
+"""The five-stage chain: the generator reasons stage by stage, the discriminator tests each stage.
+
+For a batch of problems, every stage is one batched ``generate`` call per role: the generator
+writes stage k for all problems, then the discriminator writes stage k's tests for all problems.
+Each role keeps its own conversation (and KV cache) per problem; only new turns are fed.
+
+Everything a trainer or an evaluator needs comes back per problem in a ``Chain``: the texts, the
+exact token ids of both conversations split into generated and inserted parts (so that a rollout
+can assemble completions and masks), the parsed final code and tests, and timings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+from prompts import chat
+from prompts.parsing import extract_code
+from prompts.stages import NUM_STAGES
+from prompts.templates import TemplateSet, load_templates
+from prompts.testcases import extract_tests
+
+from pipeline.adapters import acting_as
+from pipeline.conversation import ConversationBatch, Sampling
+
+
+@dataclass
+class ChainConfig:
+    """Token budgets and sampling for the chain.
+
+    Attributes:
+        generator_tokens: max new tokens per generator stage (5 values, or 1 used for all).
+        discriminator_tokens: max new tokens per discriminator stage (5 values, or 1 for all).
+        temperature, top_p, top_k: sampling (temperature 0 = greedy).
+        templates: template set name or folder (see prompts/templates/).
+    """
+
+    generator_tokens: Sequence[int] = (96, 128, 128, 96, 256)
+    discriminator_tokens: Sequence[int] = (128,)
+    temperature: float = 0.7
+    top_p: float = 1.0
+    top_k: int = 0
+    templates: str = "default"
+
+    def __post_init__(self) -> None:
+        for name in ("generator_tokens", "discriminator_tokens"):
+            values = list(getattr(self, name))
+            if len(values) == 1:
+                values = values * NUM_STAGES
+            if len(values) != NUM_STAGES or any(int(v) < 1 for v in values):
+                raise ValueError(f"{name} must be 1 or {NUM_STAGES} positive integers, got {getattr(self, name)}")
+            setattr(self, name, tuple(int(v) for v in values))
+        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0:
+            raise ValueError("sampling needs temperature >= 0, 0 < top_p <= 1 and top_k >= 0")
+
+    @property
+    def sampling(self) -> Sampling:
+        return Sampling(self.temperature, self.top_p, self.top_k)
+
+
+@dataclass
+class Turns:
+    """One role's conversation as token ids: ``prompt``, then for each stage the ``generated`` ids,
+    with ``inserted[k]`` (the end of turn k and the user turn of stage k+1) between them."""
+
+    prompt: list[int] = field(default_factory=list)
+    generated: list[list[int]] = field(default_factory=list)
+    inserted: list[list[int]] = field(default_factory=list)
+
+
+@dataclass
+class Chain:
+    """One problem's pass through the stages."""
+
+    task_id: str
+    entry_point: str
+    stage_texts: list[str] = field(default_factory=list)
+    test_texts: list[str] = field(default_factory=list)
+    tests_by_stage: list[list[str]] = field(default_factory=list)
+    rejections: Counter = field(default_factory=Counter)
+    final_code: str = ""
+    generator: Turns = field(default_factory=Turns)
+    discriminator: Turns = field(default_factory=Turns)
+    stage_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def stage_tokens(self) -> list[int]:
+        return [len(ids) for ids in self.generator.generated]
+
+
+def _problem_fields(problem: dict[str, Any]) -> dict[str, str]:
+    entry_point = problem.get("entry_point")
+    if not isinstance(entry_point, str) or not entry_point.isidentifier():
+        raise ValueError(f"problem {problem.get('task_id')!r} has no valid entry_point: {entry_point!r}")
+    return {"problem": str(problem.get("problem") or problem.get("prompt") or ""),
+            "entry_point": entry_point, "signature": str(problem.get("signature") or "")}
+
+
+class _Role:
+    """A role's conversations for the batch: messages (for rendering) and the cached token batch."""
+
+    def __init__(self, model: Any, tokenizer: Any, adapter: str):
+        self.model, self.tokenizer, self.adapter = model, tokenizer, adapter
+        self.histories: list[list[dict[str, str]]] = []
+        self.batch: ConversationBatch | None = None
+        self.last: list[list[int]] = []
+
+    def start(self, histories: list[list[dict[str, str]]]) -> list[list[int]]:
+        self.histories = histories
+        prompts = [chat.render_ids(self.tokenizer, h) for h in histories]
+        self.batch = ConversationBatch(self.model, self.tokenizer, prompts)
+        return prompts
+
+    def add_turn(self, answers: list[str], new_turns: list[dict[str, str]]) -> list[list[int]]:
+        """Close the last answers, append the next user turns; return what was inserted per row."""
+        inserted, restart = [], False
+        for i, (answer, turn) in enumerate(zip(answers, new_turns)):
+            closing = chat.close_turn_ids(self.tokenizer, self.last[i])
+            history = self.histories[i] + [{"role": "assistant", "content": answer}]
+            nxt = chat.next_turn_ids(self.tokenizer, history, [turn])
+            restart |= not nxt.incremental
+            inserted.append(closing + nxt.ids)
+            self.histories[i] = history + [turn]
+        assert self.batch is not None
+        if restart:  # template not prefix-stable: re-encode whole conversations (slow but correct)
+            rows = [chat.render_ids(self.tokenizer, h) for h in self.histories]
+            self.batch.restart(rows)
+            raise _PrefixUnstable(rows)
+        self.batch.append(inserted)
+        return inserted
+
+    def generate(self, max_new_tokens: int, sampling: Sampling) -> list[str]:
+        assert self.batch is not None
+        with acting_as(self.model, self.adapter):
+            self.last = self.batch.generate(max_new_tokens, sampling)
+        return self.tokenizer.batch_decode(self.last, skip_special_tokens=True)
+
+
+class _PrefixUnstable(RuntimeError):
+    """The chat template re-renders earlier turns; token-exact rollouts are not possible with it."""
+
+
+def generate_chains(policies: Any, problems: Sequence[dict[str, Any]], config: ChainConfig, *,
+                    with_tests: bool = True, templates: TemplateSet | None = None,
+                    adapters: dict[str, str] | None = None) -> list[Chain]:
+    """Run the five stages for every problem in one batch; with_tests adds the discriminator.
+
+    ``policies`` gives each role's model and tokenizer (``model_for(role)``, ``tokenizer_for(role)``);
+    ``adapters`` names the adapter that plays each role (default: the role's own name).
+    """
+    chains: list[Chain] = []
+    for chains in iter_chain_stages(policies, problems, config, with_tests=with_tests, templates=templates,
+                                    adapters=adapters):
+        pass
+    return chains
+
+
+def iter_chain_stages(policies: Any, problems: Sequence[dict[str, Any]], config: ChainConfig, *,
+                      with_tests: bool = True, templates: TemplateSet | None = None,
+                      adapters: dict[str, str] | None = None) -> Iterator[list[Chain]]:
+    """Like ``generate_chains`` but yields the chains after every stage (for progress reporting)."""
+    templates = templates or load_templates(config.templates)
+    adapters = adapters or {"generator": "generator", "discriminator": "discriminator"}
+    fields = [_problem_fields(p) for p in problems]
+    chains = [Chain(task_id=str(p.get("task_id", i)), entry_point=f["entry_point"]) for i, (p, f) in
+              enumerate(zip(problems, fields))]
+    gen = _Role(policies.model_for("generator"), policies.tokenizer_for("generator"), adapters["generator"])
+    disc = _Role(policies.model_for("discriminator"), policies.tokenizer_for("discriminator"),
+                 adapters["discriminator"])
+    prompts = gen.start([chat.generator_messages(templates, **f) for f in fields])
+    for chain, prompt in zip(chains, prompts):
+        chain.generator.prompt = prompt
+    try:
+        for stage in range(1, NUM_STAGES + 1):
+            started = time.perf_counter()
+            if stage > 1:
+                turns = [chat.generator_turn(templates, stage, **f) for f in fields]
+                for chain, ids in zip(chains, gen.add_turn([c.stage_texts[-1] for c in chains], turns)):
+                    chain.generator.inserted.append(ids)
+            texts = gen.generate(config.generator_tokens[stage - 1], config.sampling)
+            seconds = time.perf_counter() - started
+            for chain, text, ids in zip(chains, texts, gen.last):
+                chain.stage_texts.append(text)
+                chain.generator.generated.append(ids)
+                chain.stage_seconds.append(seconds)
+            if with_tests:
+                _discriminator_stage(disc, chains, fields, templates, stage, texts, config)
+            yield chains
+    except _PrefixUnstable as exc:
+        raise RuntimeError("this model's chat template re-renders earlier turns when a turn is added, so "
+                           "token-exact multi-stage rollouts are impossible with it; use a template that only "
+                           "appends (ChatML, Llama 3, Qwen 2.5 do)") from exc
+    for chain, f in zip(chains, fields):
+        chain.final_code = extract_code(chain.stage_texts[-1], f["entry_point"]).code
+
+
+def _discriminator_stage(disc: _Role, chains: list[Chain], fields: list[dict[str, str]], templates: TemplateSet,
+                         stage: int, stage_outputs: list[str], config: ChainConfig) -> None:
+    turns = [chat.discriminator_turn(templates, stage, out, **f) for out, f in zip(stage_outputs, fields)]
+    if stage == 1:
+        system = chat.discriminator_messages(templates, stage_outputs=[stage_outputs[0]], **fields[0])[0]
+        prompts = disc.start([[system, turn] for turn in turns])
+        for chain, prompt in zip(chains, prompts):
+            chain.discriminator.prompt = prompt
+    else:
+        for chain, ids in zip(chains, disc.add_turn([c.test_texts[-1] for c in chains], turns)):
+            chain.discriminator.inserted.append(ids)
+    texts = disc.generate(config.discriminator_tokens[stage - 1], config.sampling)
+    for chain, text, ids in zip(chains, texts, disc.last):
+        chain.discriminator.generated.append(ids)
+        accumulate_tests(chain, text)
+
+
+def accumulate_tests(chain: Chain, text: str) -> None:
+    """Add one stage's discriminator answer: its new tests join the suite (repeats of earlier
+    stages' tests count as duplicates), rejections are counted by reason."""
+    known = [t for stage_tests in chain.tests_by_stage for t in stage_tests]
+    parsed = extract_tests(text, chain.entry_point, known=known)
+    chain.test_texts.append(text)
+    chain.tests_by_stage.append(list(parsed.tests))
+    chain.rejections.update(parsed.rejected)

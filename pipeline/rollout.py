@@ -1,0 +1,154 @@
+"""The ``rollout_func`` TRL's ``GRPOTrainer`` calls: five-stage chains turned into trainable completions.
+
+Contract of TRL 1.16 (see ../shared/NOTES.md): called as ``rollout_func(prompts, trainer)`` with the
+prompts already repeated ``num_generations`` times; returns ``prompt_ids``, ``completion_ids``,
+``logprobs`` (None: generated with transformers, no importance-sampling correction), ``env_mask``
+(1 = a token the policy generated and is trained on, 0 = inserted context) and any extra fields,
+which TRL forwards to the reward functions as keyword arguments.
+
+For the role being trained, the completion is that role's conversation after its first prompt:
+
+    generator:      stage1 | end+user turn 2 | stage2 | ... | stage5
+    discriminator:  tests1 | end+user turn 2 (shows generator stage 2) | tests2 | ... | tests5
+
+where only the role's own generated stages >= ``train_stage`` are unmasked (the stage curriculum;
+``train_stage`` 0 trains all stages). The other role runs frozen, without gradient.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from prompts.stages import NUM_STAGES
+
+from pipeline.chain import Chain, ChainConfig, generate_chains
+from pipeline.adapters import ROLES
+
+
+@dataclass(frozen=True)
+class Phase:
+    """What a generation batch trains: a role (or ``unified``: both roles, alternating per prompt
+    group, played by one adapter) and the curriculum stage (0 = all stages)."""
+
+    role: str = "generator"
+    train_stage: int = 0
+
+    def __post_init__(self) -> None:
+        if self.role not in (*ROLES, "unified"):
+            raise ValueError(f"role must be one of {(*ROLES, 'unified')}, got {self.role!r}")
+        if not 0 <= self.train_stage <= NUM_STAGES:
+            raise ValueError(f"train_stage must be 0 (all) or 1..{NUM_STAGES}, got {self.train_stage}")
+
+
+def prompt_key(prompt: Any) -> str:
+    """A stable key for a dataset prompt (a string or a list of chat messages)."""
+    return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True)
+
+
+class ProblemIndex:
+    """Finds the problem row behind each prompt TRL hands the rollout (TRL passes prompts only)."""
+
+    def __init__(self, rows: Sequence[dict[str, Any]], prompt_column: str = "prompt"):
+        self.rows: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            self.add(row, prompt_column)
+
+    def add(self, row: dict[str, Any], prompt_column: str = "prompt") -> None:
+        self.rows[prompt_key(row[prompt_column])] = dict(row)
+
+    def __getitem__(self, prompt: Any) -> dict[str, Any]:
+        try:
+            return self.rows[prompt_key(prompt)]
+        except KeyError:
+            raise KeyError(f"the rollout got a prompt that is in none of its problems: {str(prompt)[:200]!r}") from None
+
+
+def assemble(chain: Chain, role: str, train_stage: int) -> tuple[list[int], list[int], list[int]]:
+    """``prompt_ids``, ``completion_ids`` and ``env_mask`` of ``role``'s side of ``chain``."""
+    turns = chain.generator if role == "generator" else chain.discriminator
+    completion: list[int] = []
+    mask: list[int] = []
+    for stage, generated in enumerate(turns.generated, start=1):
+        if stage > 1:
+            inserted = turns.inserted[stage - 2]
+            completion += inserted
+            mask += [0] * len(inserted)
+        trained = train_stage == 0 or stage >= train_stage
+        completion += generated
+        mask += [int(trained)] * len(generated)
+    return list(turns.prompt), completion, mask
+
+
+def roles_for(phase: Phase, n: int, num_generations: int, offset: int = 0) -> list[str]:
+    """The role of each of ``n`` completions: the phase's, or in ``unified`` mode alternating per
+    group of ``num_generations`` (GRPO compares completions within a group, so a group keeps one role).
+    ``offset`` is the index of the first completion in the whole generation batch: under several
+    processes a group can span two of them, and both must give it the same role."""
+    if phase.role != "unified":
+        return [phase.role] * n
+    return [ROLES[((offset + i) // num_generations) % 2] for i in range(n)]
+
+
+@dataclass
+class _SharedPolicies:
+    """Both roles on one peft model (as the trainer holds it): the shape ``generate_chains`` wants."""
+
+    model: Any
+    tokenizer: Any
+
+    def model_for(self, role: str) -> Any:
+        return self.model
+
+    def tokenizer_for(self, role: str) -> Any:
+        return self.tokenizer
+
+
+class StagedRollout:
+    """``rollout_func`` for ``GRPOTrainer``. The training loop sets ``phase`` before each step.
+
+    ``adapters`` maps each role to the adapter that plays it (in ``unified`` mode both map to one).
+    """
+
+    def __init__(self, problems: ProblemIndex, chain: ChainConfig, phase: Phase = Phase(),
+                 adapters: dict[str, str] | None = None):
+        self.problems = problems
+        self.chain = chain
+        self.phase = phase
+        self.adapters = adapters or {role: role for role in ROLES}
+        self.last_chains: list[Chain] = []
+
+    def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, Any]:
+        from trl.models import unwrap_model_for_generation
+
+        rows = self.problems_for(prompts, trainer)
+        with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator,
+                                         gradient_checkpointing_kwargs=trainer.args.gradient_checkpointing_kwargs) as model:
+            policies = _SharedPolicies(model, trainer.processing_class)
+            chains = generate_chains(policies, rows, self.chain, adapters=self.adapters)
+        self.last_chains = chains
+        offset = trainer.accelerator.process_index * len(chains)  # TRL gives each process one slice
+        return self.to_trl(chains, roles_for(self.phase, len(chains), trainer.num_generations, offset))
+
+    def problems_for(self, prompts: list[Any], trainer: Any) -> list[dict[str, Any]]:
+        """The problem row behind each prompt; a subclass may substitute rows (e.g. failure replay)."""
+        return [self.problems[p] for p in prompts]
+
+    def to_trl(self, chains: list[Chain], roles: list[str]) -> dict[str, Any]:
+        """The dict TRL expects, plus the fields the reward functions read."""
+        out: dict[str, Any] = {"prompt_ids": [], "completion_ids": [], "logprobs": None, "env_mask": []}
+        for chain, role in zip(chains, roles):
+            prompt, completion, mask = assemble(chain, role, self.phase.train_stage)
+            out["prompt_ids"].append(prompt)
+            out["completion_ids"].append(completion)
+            out["env_mask"].append(mask)
+        out["role"] = roles
+        out["train_stage"] = [self.phase.train_stage] * len(chains)
+        out["stage_texts"] = [c.stage_texts for c in chains]
+        out["test_texts"] = [c.test_texts for c in chains]
+        out["final_code"] = [c.final_code for c in chains]
+        out["tests_by_stage"] = [c.tests_by_stage for c in chains]
+        out["disc_rejections"] = [dict(c.rejections) for c in chains]
+        out["stage_tokens"] = [c.stage_tokens for c in chains]
+        return out

