@@ -36,13 +36,16 @@ class _WorkerProcess:
 
     def __init__(self, config: SandboxConfig, scratch: str):
         self.stderr = tempfile.TemporaryFile()
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+        # A fixed hash seed: a program whose output depends on set order (``list(set(words))``)
+        # gets the same verdict on every run, so rewards and evaluations are reproducible.
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
         # The worker's own four processes (launcher, worker, spawner and its parent) plus one job's.
         self.cgroup = make_pids_cgroup(f"duelcoder-{os.getpid()}-{id(self)}", config.max_processes + 4)
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-c", _BOOT, json.dumps(asdict(config)), scratch, *([self.cgroup] if self.cgroup else [])],
+            # -s: no user site; not -I, which would ignore PYTHONHASHSEED; cwd "/" keeps sys.path clean.
+            [sys.executable, "-s", "-c", _BOOT, json.dumps(asdict(config)), scratch, *([self.cgroup] if self.cgroup else [])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, env=env,
-            close_fds=True, start_new_session=True,
+            close_fds=True, start_new_session=True, cwd="/",
         )
         self.buf = b""
         hello = self.read(30.0)

@@ -359,7 +359,7 @@ def _write(fd: int, message: dict) -> None:
 
 
 def main() -> None:
-    """Entry point: ``python -I -c 'from sandbox.worker import main; main()' CONFIG_JSON SCRATCH [CGROUP]``."""
+    """Entry point: ``python -s -c 'from sandbox.worker import main; main()' CONFIG_JSON SCRATCH [CGROUP]``."""
     config = SandboxConfig(**json.loads(sys.argv[1]))
     scratch = sys.argv[2]
     if len(sys.argv) > 3:
