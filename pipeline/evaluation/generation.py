@@ -1,0 +1,226 @@
+"""Batched text generation for evaluation, behind one small interface with two backends.
+
+`HfBackend` runs transformers' `generate` on the peft model that holds both role adapters: one call per
+batch of prompts, left-padded, prompts sorted by length so a batch wastes little on padding. With
+`use_adapters=False` it runs the same model with every adapter disabled, i.e. the base model, which
+costs no second copy of the weights (peft's `disable_adapter()`). `VllmBackend` does the same through
+vLLM with LoRA requests (GPU only; vLLM is imported when the backend is built).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
+
+from pipeline.adapters import Role, acting_as
+from prompts.chat import Message
+from prompts.parsing import defines_function, fenced_blocks
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How to decode: temperature 0 means greedy; `batch_size` counts sequences per generate call."""
+
+    max_new_tokens: int = 512
+    temperature: float = 0.0
+    top_p: float = 0.95
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1 or self.batch_size < 1:
+            raise ValueError("max_new_tokens and batch_size must be >= 1")
+        if self.temperature < 0 or not 0 < self.top_p <= 1:
+            raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+@dataclass
+class Generation:
+    """One generated answer.
+
+    seconds: its share of its batch's wall time (batch time / sequences in the batch), so that summing
+    over samples gives the real generation time. logprob: mean log-probability of its tokens under the
+    model's raw distribution (before temperature and top-p), or None when not requested.
+    """
+
+    text: str
+    num_tokens: int
+    seconds: float
+    logprob: float | None = None
+
+
+class Backend(Protocol):
+    """What evaluation needs from a model: answers to chat conversations, acting as one role."""
+
+    def generate(self, conversations: Sequence[list[Message]], role: Role, sampling: SamplingConfig, *,
+                 with_logprobs: bool = False, code_for: Sequence[str] | None = None) -> list[Generation]:
+        """One answer per conversation, in order. `code_for` (an entry point per conversation) lets a backend
+        end an answer once it holds a closed code block defining that function."""
+
+
+def render_prompts(tokenizer: Any, conversations: Sequence[list[Message]]) -> list[str]:
+    return [tokenizer.apply_chat_template(list(c), tokenize=False, add_generation_prompt=True) for c in conversations]
+
+
+def _stop_ids(model: Any, tokenizer: Any) -> set[int]:
+    configured = getattr(model.generation_config, "eos_token_id", None)
+    ids = set(configured if isinstance(configured, (list, tuple)) else [configured])
+    ids.add(tokenizer.eos_token_id)
+    return {i for i in ids if i is not None}
+
+
+class CodeBlockDone(StoppingCriteria):
+    """Ends a row once its answer holds a closed fenced block that defines its entry point.
+
+    The code-only prompt asks for exactly one such block and nothing after it; small models go on with
+    usage examples and explanations that extraction ignores anyway, often longer than the code itself.
+    """
+
+    def __init__(self, tokenizer: Any, prompt_width: int, entry_points: Sequence[str]) -> None:
+        self.tokenizer = tokenizer
+        self.prompt_width = prompt_width
+        self.entry_points = list(entry_points)
+        self.done = [False] * len(self.entry_points)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        for row, entry_point in enumerate(self.entry_points):
+            # A block can only have closed on a token that holds a backtick: decode the rest only then.
+            if self.done[row] or "`" not in self.tokenizer.decode(input_ids[row, -1:]):
+                continue
+            text = self.tokenizer.decode(input_ids[row, self.prompt_width:], skip_special_tokens=True)
+            self.done[row] = any(b.closed and defines_function(b.code, entry_point) for b in fenced_blocks(text))
+        return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
+
+
+def _answer_length(tokens: list[int], stop: set[int]) -> int:
+    """Generated tokens up to and including the first stop token (the rest is padding)."""
+    for position, token in enumerate(tokens):
+        if token in stop:
+            return position + 1
+    return len(tokens)
+
+
+class HfBackend:
+    """transformers generation on a peft model holding the `generator` and `discriminator` adapters."""
+
+    def __init__(self, model: Any, tokenizer: Any, *, use_adapters: bool = True) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.use_adapters = use_adapters
+        # A row that has finished is padded: the pad token ends an answer too.
+        self.stop = _stop_ids(model, tokenizer) | {tokenizer.pad_token_id}
+
+    def with_adapters(self, enabled: bool) -> HfBackend:
+        """The same model, with the role adapters on or off (off: the base model)."""
+        view = copy.copy(self)
+        view.use_adapters = enabled
+        return view
+
+    @contextlib.contextmanager
+    def _acting(self, role: Role) -> Iterator[None]:
+        if self.use_adapters:
+            with acting_as(self.model, role):
+                yield
+        else:
+            with self.model.disable_adapter(), torch.no_grad():
+                yield
+
+    def generate(self, conversations: Sequence[list[Message]], role: Role, sampling: SamplingConfig, *,
+                 with_logprobs: bool = False, code_for: Sequence[str] | None = None) -> list[Generation]:
+        prompts = render_prompts(self.tokenizer, conversations)
+        lengths = [len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+        order = sorted(range(len(prompts)), key=lengths.__getitem__)
+        results: list[Generation | None] = [None] * len(prompts)
+        with self._acting(role):
+            for start in range(0, len(order), sampling.batch_size):
+                batch = order[start:start + sampling.batch_size]
+                entry_points = [code_for[i] for i in batch] if code_for is not None else None
+                for index, generation in zip(batch, self._generate_batch([prompts[i] for i in batch], sampling,
+                                                                        with_logprobs, entry_points)):
+                    results[index] = generation
+        return [r for r in results if r is not None]
+
+    def _generate_batch(self, prompts: list[str], sampling: SamplingConfig, with_logprobs: bool,
+                        entry_points: list[str] | None) -> list[Generation]:
+        device = next(self.model.parameters()).device
+        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        width = encoded["input_ids"].shape[1]
+        decoding: dict[str, Any] = {"do_sample": False} if sampling.greedy else {
+            "do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": 0}
+        if entry_points is not None:
+            decoding["stopping_criteria"] = StoppingCriteriaList([CodeBlockDone(self.tokenizer, width, entry_points)])
+        started = time.perf_counter()
+        out = self.model.generate(**encoded, max_new_tokens=sampling.max_new_tokens,
+                                  pad_token_id=self.tokenizer.pad_token_id, return_dict_in_generate=True,
+                                  output_logits=with_logprobs, **decoding)
+        seconds = (time.perf_counter() - started) / len(prompts)
+        new_tokens = out.sequences[:, width:].tolist()
+        token_logprobs = None
+        if with_logprobs:
+            # Raw logits renormalised: the likelihood of the sample under the model, not under the sampler.
+            token_logprobs = self.model.compute_transition_scores(out.sequences, out.logits, normalize_logits=True)
+        generations = []
+        for row, tokens in enumerate(new_tokens):
+            length = _answer_length(tokens, self.stop)
+            logprob = None
+            if token_logprobs is not None and length:
+                logprob = float(token_logprobs[row, :length].float().mean())
+            text = self.tokenizer.decode(tokens[:length], skip_special_tokens=True)
+            generations.append(Generation(text, length, seconds, logprob))
+        return generations
+
+
+class VllmBackend:
+    """vLLM generation with the role adapters as LoRA requests (GPU only)."""
+
+    def __init__(self, model_source: str, tokenizer: Any, adapter_dirs: dict[str, Path] | None, *,
+                 seed: int, dtype: str = "auto", max_lora_rank: int = 64) -> None:
+        try:
+            from vllm import LLM
+            from vllm.lora.request import LoRARequest
+        except ImportError as err:
+            raise RuntimeError("--use-vllm needs vLLM on a CUDA machine: pip install -e '.[vllm]' "
+                               f"(import failed: {err})") from err
+        self.tokenizer = tokenizer
+        self.llm = LLM(model=model_source, seed=seed, dtype=dtype, enable_lora=bool(adapter_dirs),
+                       max_lora_rank=max_lora_rank)
+        self.requests = {role: LoRARequest(role, number, str(path))
+                         for number, (role, path) in enumerate(sorted((adapter_dirs or {}).items()), start=1)}
+        self.use_adapters = bool(adapter_dirs)
+
+    def with_adapters(self, enabled: bool) -> VllmBackend:
+        """The same engine, sending the role's LoRA request or none (the base model)."""
+        view = copy.copy(self)
+        view.use_adapters = enabled and bool(self.requests)
+        return view
+
+    def generate(self, conversations: Sequence[list[Message]], role: Role, sampling: SamplingConfig, *,
+                 with_logprobs: bool = False, code_for: Sequence[str] | None = None) -> list[Generation]:
+        """`code_for` is not used: vLLM generates whole answers fast enough."""
+        from vllm import SamplingParams
+
+        params = SamplingParams(temperature=sampling.temperature, top_p=1.0 if sampling.greedy else sampling.top_p,
+                                max_tokens=sampling.max_new_tokens, logprobs=0 if with_logprobs else None)
+        started = time.perf_counter()
+        outputs = self.llm.generate(render_prompts(self.tokenizer, conversations), params,
+                                    lora_request=self.requests.get(role) if self.use_adapters else None)
+        seconds = (time.perf_counter() - started) / max(1, len(outputs))
+        generations = []
+        for output in outputs:
+            answer = output.outputs[0]
+            count = len(answer.token_ids)
+            logprob = answer.cumulative_logprob / count if with_logprobs and count and \
+                answer.cumulative_logprob is not None else None
+            generations.append(Generation(answer.text, count, seconds, logprob))
+        return generations

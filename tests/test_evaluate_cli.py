@@ -1,0 +1,138 @@
+"""evaluate.py as a command: scoring completions files, its artefacts, its config file, and bad input
+(exit code 2 with a one-line message). Model-free: every run here scores precomputed completions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib.util import module_from_spec, spec_from_file_location
+from pathlib import Path
+
+import pytest
+
+from datasets_build.mini import mini_file
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _load_cli():
+    # Imported under another name: "evaluate" is the Hugging Face library's module name.
+    spec = spec_from_file_location("duelcoder_evaluate_cli", ROOT / "evaluate.py")
+    module = module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+cli = _load_cli()
+
+
+def mini_records() -> list[dict]:
+    return [json.loads(line) for line in mini_file().read_text().splitlines() if line.strip()]
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+@pytest.fixture
+def two_samples_per_task(tmp_path: Path) -> Path:
+    """For every HumanEval-mini task: its canonical body, then a body returning None."""
+    records = []
+    for task in mini_records():
+        records.append({"task_id": task["task_id"], "completion": task["canonical_solution"]})
+        records.append({"task_id": task["task_id"], "completion": "    return None\n"})
+    return write_jsonl(tmp_path / "samples.jsonl", records)
+
+
+def test_completions_run_writes_results_samples_and_report(tmp_path: Path, two_samples_per_task: Path) -> None:
+    out = tmp_path / "out"
+    assert cli.main(["--benchmark", "humaneval-mini", "--completions", str(two_samples_per_task),
+                     "--ks", "1", "2", "5", "--output-dir", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    run = results["runs"]["completions"]
+    n_tasks = len(mini_records())
+    assert results["num_tasks"] == run["num_tasks"] == n_tasks
+    assert run["pass@1"] == pytest.approx(0.5) and run["pass@2"] == pytest.approx(1.0)
+    assert "pass@5" not in run  # only 2 samples per task: pass@5 is undefined
+    assert run["syntax_valid_rate"] == 1.0 and run["collapse_rate"] == 0.0
+    assert {t["num_correct"] for t in run["tasks"].values()} == {1}
+    categories = {task["category"] for task in mini_records()}
+    assert set(run["per_category"]) == categories
+    assert sum(c["tasks"] for c in run["per_category"].values()) == n_tasks
+    assert all(c["pass@1"] == pytest.approx(0.5) for c in run["per_category"].values())
+
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 2 * n_tasks
+    assert [s["status"] == "passed" for s in samples[:2]] == [True, False]
+    report = (out / "report.md").read_text()
+    assert "| completions | 50.0% | 100.0% |" in report
+    for image in ("pass_at_k.png", "per_category.png", "quality.png"):
+        assert f"]({image})" in report
+        assert (out / image).read_bytes()[:8] == PNG_MAGIC
+
+
+def test_config_file_sets_fields(tmp_path: Path, two_samples_per_task: Path) -> None:
+    config = tmp_path / "eval.yaml"
+    out = tmp_path / "from_yaml"
+    config.write_text(f"benchmark: humaneval-mini\ncompletions: {two_samples_per_task}\nks: [1]\n"
+                      f"output_dir: {out}\n")
+    assert cli.main(["--config", str(config)]) == 0
+    run = json.loads((out / "results.json").read_text())["runs"]["completions"]
+    assert "pass@1" in run and "pass@2" not in run
+
+
+def test_script_runs_from_the_repository_root(tmp_path: Path, two_samples_per_task: Path) -> None:
+    """`python evaluate.py` puts the repository first on sys.path, where evaluate.py shadows the Hugging
+    Face library of the same name; the metric must still load through the library."""
+    out = tmp_path / "script"
+    proc = subprocess.run([sys.executable, "evaluate.py", "--benchmark", "humaneval-mini", "--completions",
+                           str(two_samples_per_task), "--ks", "1", "2", "--output-dir", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "completions: pass@1 50.0%  pass@2 100.0%" in proc.stdout
+    assert "sandbox scoring" in proc.stdout
+
+
+def _bad_completions(tmp_path: Path, second_line: str) -> Path:
+    first = json.dumps({"task_id": "HumanEvalMini/0", "completion": "    return a + b\n"})
+    path = tmp_path / "bad.jsonl"
+    path.write_text(first + "\n" + second_line + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make_args", "expected"),
+    [
+        (lambda tmp: ["--benchmark", "humaneval-plus"], "unknown benchmark 'humaneval-plus'"),
+        (lambda tmp: ["--benchmark", str(tmp / "missing.jsonl")], "does not exist"),
+        (lambda tmp: ["--completions", str(tmp / "none.jsonl")], "does not exist"),
+        (lambda tmp: ["--completions", str(_bad_completions(tmp, "{not json"))], "bad.jsonl:2: not valid JSON"),
+        (lambda tmp: ["--completions", str(_bad_completions(tmp, '{"task_id": "HumanEvalMini/0"}'))],
+         "bad.jsonl:2: task_id and completion must both be strings"),
+        (lambda tmp: ["--completions", str(_bad_completions(tmp, '{"task_id": "X/1", "completion": ""}'))],
+         "bad.jsonl:2: task_id 'X/1' is not in the benchmark"),
+        (lambda tmp: ["--adapter", str(tmp / "no_checkpoint"), "--limit", "1"], "--adapter"),
+        (lambda tmp: ["--config", str(tmp / "missing.yaml")], "--config: no such file"),
+        (lambda tmp: ["--mode", "chained"], "--mode must be one of"),
+        (lambda tmp: ["--num-samples", "3", "--temperature", "0"], "would repeat one greedy sample"),
+        (lambda tmp: ["--mbpp-file", str(tmp / "mbpp.jsonl"), "--benchmark", "mbpp"], "--mbpp_file"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture, make_args,
+                                         expected: str) -> None:
+    code = cli.main([*make_args(tmp_path), "--output-dir", str(tmp_path / "out")])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("evaluate.py: error:")]
+    assert code == 2
+    assert len(errors) == 1 and expected in errors[0], errors
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_adapter_folder_without_discriminator_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    checkpoint = tmp_path / "ckpt"
+    (checkpoint / "generator").mkdir(parents=True)
+    (checkpoint / "generator" / "adapter_config.json").write_text("{}")
+    assert cli.main(["--adapter", str(checkpoint), "--limit", "1", "--output-dir", str(tmp_path / "o")]) == 2
+    assert "discriminator/" in capsys.readouterr().err
