@@ -1,0 +1,66 @@
+"""Which tests the worker judges itself (sandbox/fastpath.py), and that the candidate only ever
+gets the call side of them."""
+
+from __future__ import annotations
+
+import pytest
+
+from sandbox.fastpath import classify, classify_check_block
+
+NAMES = frozenset({"f", "g"})
+
+
+@pytest.mark.parametrize("test, call, op, expected", [
+    ("assert f(1) == 2", "f(1)", "==", 2),
+    ("assert 2 == f(1)", "f(1)", "==", 2),
+    ("assert f([3, 1]) != [1, 3]", "f([3, 1])", "!=", [1, 3]),
+    ("assert f('x') is None", "f('x')", "is", None),
+    ("assert g() is not True", "g()", "is not", True),
+    ("assert f(0)", "f(0)", "truthy", None),
+    ("assert not f(0)", "f(0)", "falsy", None),
+    ("assert sorted(f(x)) == sorted([3, 1, 2])", "sorted(f(x))", "==", [1, 2, 3]),
+    ("assert set(f(4)) == {1, 2}", "set(f(4))", "==", {1, 2}),
+    ("assert round(f(2.5), 2) == 1.25", "round(f(2.5), 2)", "==", 1.25),
+    ("assert f(1) == (1, -2.5, 'a', b'z', None), 'message'", "f(1)", "==", (1, -2.5, "a", b"z", None)),
+])
+def test_accepted_shapes_send_only_the_call(test, call, op, expected):
+    fast = classify(test, NAMES)
+    assert fast is not None and (fast.call, fast.op) == (call, op)
+    if op in ("==", "!=", "is", "is not"):
+        assert fast.expected == expected and type(fast.expected) is type(expected)
+
+
+@pytest.mark.parametrize("test", [
+    "assert abs(f(1) - 0.5) < 1e-6",      # the expected value sits inside the expression
+    "assert f(1) == h(2)",                # expected side is not a literal
+    "assert len(f(1)) > 2",               # not an equality
+    "assert print(1) == None",            # not a program function
+    "x = f(1)\nassert x == 2",            # two statements
+    "assert f(1) == math.inf",             # not a literal
+    "assert f(1) is 3",                   # identity with a non-singleton
+    "assert f(1) == 2 == 2",              # chained comparison
+    "assert f(1) ==",                     # does not parse
+])
+def test_other_shapes_run_in_a_test_process(test):
+    assert classify(test, NAMES) is None
+
+
+def test_a_check_block_of_simple_asserts_is_judged_assert_by_assert():
+    block = ("METADATA = {'author': 'x'}\nimport math\n\n"
+             "def check(candidate):\n    '''doc'''\n    assert True, 'this line cannot fail'\n"
+             "    assert candidate(1) == 2\n    assert candidate(2) == 3, 'error: ' + str(candidate(2))\n\n"
+             "check(f)\n")
+    checks, aliases = classify_check_block(block, NAMES)
+    assert [c.call for c in checks] == ["candidate(1)", "candidate(2)"]
+    assert [c.expected for c in checks] == [2, 3]
+    assert aliases == {"candidate": "f"}
+
+
+@pytest.mark.parametrize("body", [
+    "    for i in range(3):\n        assert candidate(i) == i\n",
+    "    x = 3\n    assert candidate(x) == 3\n",
+    "    assert abs(candidate(1) - 1.0) < 1e-6\n",
+    "    assert False\n",
+])
+def test_blocks_with_state_or_other_asserts_are_not(body):
+    assert classify_check_block(f"def check(candidate):\n{body}\ncheck(f)\n", NAMES) is None
