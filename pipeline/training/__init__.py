@@ -1,0 +1,2 @@
+"""Training glue around TRL's ``GRPOTrainer``: the adversarial schedule, failure replay, checkpoints
+that resume exactly, logging, the model card and pushing to the Hub. ``train.py`` wires it up."""

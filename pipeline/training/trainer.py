@@ -1,0 +1,210 @@
+"""``GRPOTrainer`` for two role adapters on one ``PeftModel``, with the timing and logs the pipeline needs.
+
+What it adds to TRL's trainer, and why:
+
+* ``create_optimizer`` puts *both* adapters' LoRA weights into the optimizer (the Trainer only
+  takes parameters that require grad at that moment, and so does DDP when it wraps the model
+  right after). ``PhaseCallback`` then leaves only the phase's adapter requiring grad: the other
+  one gets no gradient (``.grad`` stays None), and torch's Adam/AdamW skip such parameters
+  entirely, weight decay included.
+* ``_load_from_checkpoint`` restores each role's adapter from ``checkpoint/<role>/``.
+* ``_prepare_inputs`` refuses to train a buffered generation batch under another phase than the
+  one it was generated in (the schedule's alignment check should make this impossible).
+* timing of generation, rewards (with the sandbox's share) and the rest of each step, the syntax
+  validity of the final code, per-stage copies of the reward metrics, and a JSONL of sample chains
+  (``samples.jsonl``).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft.utils import set_peft_model_state_dict
+from safetensors.torch import load_file
+from transformers import TrainerCallback
+from trl import GRPOTrainer
+
+from pipeline.adapters import ROLES
+from pipeline.training.checkpoints import COMPLETE
+
+SAMPLES_FILE = "samples.jsonl"
+# Logged metrics that are copied under `stage<k>/` so that each curriculum stage has its own curves.
+STAGE_METRIC_PREFIXES = ("reward", "rewards/", "generator/", "discriminator/", "invalid_reasons/")
+ROLE_CODES = {"discriminator": 0, "generator": 1, "unified": 2}
+
+
+def role_adapter_parameters(model: torch.nn.Module) -> dict[str, list[tuple[str, torch.nn.Parameter]]]:
+    """LoRA parameters of each role adapter present in ``model``, by role."""
+    roles = [r for r in ROLES if r in getattr(model, "peft_config", {})]
+    out: dict[str, list[tuple[str, torch.nn.Parameter]]] = {role: [] for role in roles}
+    for name, param in model.named_parameters():
+        owners = set(roles).intersection(name.split("."))
+        if len(owners) == 1:
+            out[owners.pop()].append((name, param))
+    return out
+
+
+def parses(code: str) -> bool:
+    """Whether the final code is syntactically valid Python (empty code is not)."""
+    if not code.strip():
+        return False
+    try:
+        ast.parse(code)
+    except (SyntaxError, ValueError):  # ValueError: null bytes in the source
+        return False
+    return True
+
+
+class StepClock(TrainerCallback):
+    """Wall time per optimizer step and the parts the trainer reports (``add``), summed until ``drain``."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = defaultdict(float)
+        self._started: float | None = None
+
+    def add(self, part: str, seconds: float) -> None:
+        self.totals[part] += seconds
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self._started is not None:
+            self.totals["step"] += time.perf_counter() - self._started
+            self.totals["steps"] += 1
+            self._started = None
+
+    def drain(self, sandbox_seconds: float) -> dict[str, float]:
+        """Per-step means and shares of the window since the last drain (empty if no step ended)."""
+        totals, self.totals = self.totals, defaultdict(float)
+        steps, wall = totals["steps"], totals["step"]
+        if steps == 0 or wall <= 0:
+            return {}
+        parts = {"generation": totals["generation"], "rewards": totals["rewards"], "sandbox": sandbox_seconds}
+        parts["optimisation"] = max(0.0, wall - parts["generation"] - parts["rewards"])
+        out = {"timing/step_s": wall / steps}
+        for name, seconds in parts.items():
+            out[f"timing/{name}_s"] = seconds / steps
+            out[f"timing/{name}_share"] = seconds / wall
+        return out
+
+
+class DuelGRPOTrainer(GRPOTrainer):
+    """GRPOTrainer over a PeftModel holding the ``generator`` and ``discriminator`` adapters.
+
+    Extra keyword arguments: ``samples_per_step`` (chains written to ``samples.jsonl`` per generation
+    batch by the main process; 0 = none).
+    """
+
+    def __init__(self, *args: Any, samples_per_step: int = 2, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if self.rollout_func is None or not hasattr(self.rollout_func, "phase"):
+            raise TypeError("DuelGRPOTrainer needs a StagedRollout as rollout_func")
+        self.samples_per_step = samples_per_step
+        self.clock = StepClock()
+        self.add_callback(self.clock)
+        self._buffered_phase = None
+
+    # ------------------------------------------------------------ both adapters in one optimizer
+
+    def create_optimizer(self, model=None):
+        for params in role_adapter_parameters(self.model).values():
+            for _, param in params:
+                param.requires_grad_(True)  # PhaseCallback narrows this down at train begin
+        return super().create_optimizer(model)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        model = self.model if model is None else model
+        for role in role_adapter_parameters(model):
+            path = Path(resume_from_checkpoint) / role / "adapter_model.safetensors"
+            if not path.is_file():
+                raise FileNotFoundError(f"checkpoint {resume_from_checkpoint} has no {role} adapter ({path})")
+            result = set_peft_model_state_dict(model, load_file(str(path)), adapter_name=role)
+            unexpected = getattr(result, "unexpected_keys", [])
+            if unexpected:
+                raise RuntimeError(f"{path} does not fit the {role} adapter (unexpected keys {unexpected[:3]})")
+
+    def _save_checkpoint(self, model, trial):
+        # A folder of the same step left by an abandoned run must not look complete while it is rewritten.
+        if self.args.should_save:
+            stale = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}" / COMPLETE
+            stale.unlink(missing_ok=True)
+        super()._save_checkpoint(model, trial)
+
+    # ------------------------------------------------------------ phase guard and timing
+
+    def _prepare_inputs(self, generation_batch):
+        generate_every = self.args.steps_per_generation * self.num_iterations
+        fresh = self.model.training and (self._step % generate_every == 0 or self._buffered_inputs is None)
+        phase = self.rollout_func.phase
+        if self.model.training and not fresh and phase != self._buffered_phase:
+            raise RuntimeError(f"phase changed to {phase} inside a generation batch generated under "
+                               f"{self._buffered_phase}; the schedule is not aligned with generation batches")
+        inputs = super()._prepare_inputs(generation_batch)
+        if fresh:
+            self._buffered_phase = phase
+        return inputs
+
+    def _generate(self, prompts):
+        started = time.perf_counter()
+        try:
+            return super()._generate(prompts)
+        finally:
+            self.clock.add("generation", time.perf_counter() - started)
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        started = time.perf_counter()
+        rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self.clock.add("rewards", time.perf_counter() - started)
+        codes = [row.get("final_code") or "" for row in inputs if row.get("role") == "generator"]
+        if codes:  # flushed by TRL right after, averaged over processes
+            self._log_metric("generator/syntax_valid", sum(map(parses, codes)) / len(codes))
+        if self.samples_per_step and self.accelerator.is_main_process and self.model.training:
+            self._write_samples(inputs, rewards[: len(inputs)])  # the main process's rows come first
+        return rewards
+
+    def _write_samples(self, inputs: list[dict[str, Any]], rewards: torch.Tensor) -> None:
+        phase = self.rollout_func.phase
+        path = Path(self.args.output_dir) / SAMPLES_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as out:
+            for row, values in list(zip(inputs, rewards.tolist()))[: self.samples_per_step]:
+                record = {
+                    "global_step": self.state.global_step, "phase": phase.role, "train_stage": phase.train_stage,
+                    "role": row.get("role"), "task_id": row.get("task_id"), "replayed": row.get("replayed", False),
+                    "rewards": {n: (None if math.isnan(v) else v) for n, v in zip(self.reward_func_names, values)},
+                    "stage_texts": row.get("stage_texts"), "test_texts": row.get("test_texts"),
+                    "tests_by_stage": row.get("tests_by_stage"), "final_code": row.get("final_code"),
+                }
+                out.write(json.dumps(record) + "\n")
+
+    # ------------------------------------------------------------ logs
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self.model.training and "loss" in logs:
+            window = self._metrics["train"]
+            for key in [k for k, values in window.items() if values and all(math.isnan(v) for v in values)]:
+                del window[key]  # a role's reward in the other role's phase: nothing to log (TRL would log None)
+            logs.update(self.clock.drain(sandbox_seconds=sum(window.get("sandbox/seconds", []))))
+            phase = self.rollout_func.phase
+            logs["phase/role"] = float(ROLE_CODES[phase.role])
+            logs["phase/train_stage"] = float(phase.train_stage)
+            stage = f"stage{phase.train_stage}" if phase.train_stage else "all_stages"
+            for key, values in list(window.items()):
+                valid = [v for v in values if not math.isnan(v)]
+                if valid and key.startswith(STAGE_METRIC_PREFIXES):
+                    logs[f"{stage}/{key}"] = sum(valid) / len(valid)
+            for key, value in list(logs.items()):
+                if key.startswith("timing/"):
+                    logs[f"{stage}/{key}"] = value
+            buffer = getattr(self.rollout_func, "buffer", None)
+            if buffer is not None:
+                logs.update(buffer.metrics())
+        super().log(logs, start_time)

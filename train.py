@@ -1,0 +1,431 @@
+"""Train the generator and discriminator adapters with TRL's GRPOTrainer on execution rewards.
+
+    accelerate launch train.py --config configs/smoke.yaml [--any_field value ...]
+
+Read top to bottom: configuration, checks that fail before anything heavy starts, data, model,
+rollout and rewards, the trainer and its callbacks, resume, train, save, push. docs/training.md
+explains the algorithm and the recipes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import shutil
+import sys
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from accelerate import PartialState
+from datasets import Dataset, concatenate_datasets
+from trl import GRPOConfig, TrlParser
+
+import datasets_build
+from pipeline.chain import ChainConfig
+from pipeline.embedded import cache_root
+from pipeline.models import ModelConfig, ModelLoadError
+from pipeline.policies import load_policies
+from pipeline.rollout import ProblemIndex
+from pipeline.training.callbacks import PhaseCallback
+from pipeline.training.checkpoints import (
+    RECIPE_FILE, RUN_INFO_FILE, BestTracker, CheckpointCallback, CheckpointError, checkpoints, discard_after,
+    read_schedule_state, resolve_resume,
+)  # fmt: skip
+from pipeline.training.hub import PushError, push_folder
+from pipeline.training.replay import FailureRecorder, ReplayBuffer, ReplayCallback, ReplayRollout
+from pipeline.training.schedule import AdversarialSchedule, ScheduleConfig, ScheduleError, check_alignment
+from pipeline.training.trainer import DuelGRPOTrainer
+from rewards import RewardConfig, default_reward_names, get_reward_funcs, get_reward_weights, resolve_names
+
+logger = logging.getLogger("train")
+REPO_ROOT = Path(__file__).resolve().parent
+DEFAULT_MBPP_FILE = REPO_ROOT.parent / "shared" / "data" / "mbpp" / "mbpp.jsonl"
+
+
+# ----------------------------------------------------------------------------- configuration
+
+
+@dataclass
+class ScriptArguments:
+    """Data, replay and logging settings (the trainer's are in GRPOConfig, the schedule's in ScheduleConfig)."""
+
+    dataset_dir: str | None = field(
+        default=None, metadata={"help": "A DatasetDict folder written by `python -m datasets_build`; "
+                                        "None = build it once into dataset_cache_dir."})
+    dataset_cache_dir: str | None = field(
+        default=None, metadata={"help": "Where built datasets are cached (default: $DUELCODER_CACHE/datasets)."})
+    mbpp_file: str | None = field(
+        default=None, metadata={"help": f"MBPP JSONL used when the Hub is unreachable (default: {DEFAULT_MBPP_FILE})."})
+    train_splits: list[str] = field(
+        default_factory=lambda: list(datasets_build.DefaultSplits().train), metadata={"help": "Splits to train on."})
+    eval_splits: list[str] = field(
+        default_factory=lambda: list(datasets_build.DefaultSplits().evaluation),
+        metadata={"help": "Evaluation splits the training rows are checked against for contamination."})
+    allow_contamination: bool = field(
+        default=False, metadata={"help": "Train even if training rows overlap evaluation rows (logged)."})
+    max_reference_lines: int | None = field(
+        default=None, metadata={"help": "Keep training problems whose reference has at most this many lines."})
+    max_train_problems: int | None = field(
+        default=None, metadata={"help": "Keep the first N training problems (after the filter above)."})
+    reward_funcs: list[str] | None = field(
+        default=None, metadata={"help": "Reward function names (rewards.REWARD_FUNCS, or 'discriminator'); "
+                                        "None = every reward of both roles."})
+    replay_capacity: int = field(default=256, metadata={"help": "Failed problems kept for replay (0 = no replay)."})
+    replay_ratio: float = field(
+        default=0.25, metadata={"help": "Probability that a prompt group is swapped for a replayed failure."})
+    samples_per_step: int = field(
+        default=2, metadata={"help": "Sample chains per generation batch written to output_dir/samples.jsonl."})
+    torch_threads: int | None = field(
+        default=None, metadata={"help": "CPU threads per process for PyTorch (None = its default, one per core). "
+                                        "1 is much faster on a busy CPU, where spinning threads starve each other."})
+
+
+@dataclass
+class ChainArguments:
+    """Token budgets and templates of the five-stage chain (sampling: GRPOConfig's temperature/top_p/top_k)."""
+
+    generator_tokens: list[int] = field(
+        default_factory=lambda: [96, 128, 128, 96, 256], metadata={"help": "Max new tokens per generator stage (5, or 1 for all)."})
+    discriminator_tokens: list[int] = field(
+        default_factory=lambda: [128], metadata={"help": "Max new tokens per discriminator stage (5, or 1 for all)."})
+    templates: str = field(default="default", metadata={"help": "Prompt template set name or folder."})
+
+
+@dataclass
+class RewardArguments(RewardConfig):
+    """``rewards.RewardConfig``; ``weights`` also reads JSON text on the command line (``--weights '{"format": 0.5}'``)."""
+
+    weights: str = field(default="{}", metadata={"help": "Per reward-function weights: a YAML mapping, or JSON text."})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.weights, str):
+            try:
+                self.weights = json.loads(self.weights)
+            except ValueError as err:
+                raise ValueError(f"weights must be a JSON object, got {self.weights!r}") from err
+        super().__post_init__()
+
+
+def _without_fields(cls: type, drop: set[str], name: str) -> type:
+    """A copy of dataclass ``cls`` minus ``drop`` (fields GRPOConfig already has: one flag each)."""
+    hints = typing.get_type_hints(cls)
+    kept = [(f.name, hints[f.name], field(default=f.default, default_factory=f.default_factory, metadata=f.metadata))
+            for f in dataclasses.fields(cls) if f.name not in drop]
+    return dataclasses.make_dataclass(name, kept)
+
+
+SHARED_WITH_GRPO = {f.name for f in dataclasses.fields(ModelConfig)} & {f.name for f in dataclasses.fields(GRPOConfig)}
+ModelArguments = _without_fields(ModelConfig, SHARED_WITH_GRPO, "ModelArguments")
+PARSER_TYPES = (ScriptArguments, ScheduleConfig, ChainArguments, RewardArguments, GRPOConfig, ModelArguments)
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot work; raised before any model or data is loaded."""
+
+
+def parse_config(argv: list[str] | None = None):
+    """All dataclasses from ``--config recipe.yaml`` plus command-line overrides (TRL style)."""
+    try:
+        script, schedule, chain, reward, training, model_args = TrlParser(PARSER_TYPES).parse_args_and_config(argv)
+        model = ModelConfig(**asdict(model_args), **{n: getattr(training, n) for n in SHARED_WITH_GRPO})
+    except (ValueError, TypeError, OSError) as err:
+        raise ConfigError(str(err)) from err
+    return script, schedule, chain, reward, training, model
+
+
+def effective_recipe(argv: list[str]) -> dict[str, Any]:
+    """The recipe YAML with the command line's overrides applied, so ``--config recipe.yaml`` reruns the run."""
+    args = list(argv)
+    recipe: dict[str, Any] = {}
+    if "--config" in args:
+        at = args.index("--config")
+        recipe = yaml.safe_load(Path(args[at + 1]).read_text()) or {}
+        del args[at : at + 2]
+    lists = {f.name for cls in PARSER_TYPES for f in dataclasses.fields(cls)
+             if "list" in str(typing.get_type_hints(cls)[f.name])}
+
+    def value_of(text: str) -> Any:
+        try:
+            return json.loads(text)  # numbers like 2e-5 (YAML 1.1 reads them as strings), objects, true/false
+        except ValueError:
+            return yaml.safe_load(text)
+
+    overrides: dict[str, list[Any]] = {}
+    for token in args:
+        if token.startswith("--"):
+            name, has_value, value = token[2:].partition("=")
+            key = name.replace("-", "_")
+            overrides[key] = [value_of(value)] if has_value else []
+        elif overrides:
+            overrides[key].append(value_of(token))
+    for key, values in overrides.items():
+        recipe[key] = values if key in lists else True if not values else values[0]
+    recipe.pop("resume_from_checkpoint", None)  # a property of one invocation, not of the recipe
+    return recipe
+
+
+def validate(script: ScriptArguments, schedule_cfg: ScheduleConfig, reward: RewardConfig,
+             training: GRPOConfig, model: ModelConfig) -> AdversarialSchedule:
+    """Every check that needs no model or data; returns the schedule, with max_steps settled."""
+    import torch
+
+    if training.beta != 0.0:
+        raise ConfigError(f"beta={training.beta}: the KL penalty needs a reference model, and with two adapters on "
+                          "one PeftModel TRL 1.16 would copy a 'default' adapter that does not exist; use beta: 0.0")
+    if training.use_vllm:
+        raise ConfigError("use_vllm: the staged rollout generates with transformers (pipeline.chain); TRL's vLLM "
+                          "engine would only hold an unused copy of the model. Set use_vllm: false.")
+    if model.load_in_4bit and not torch.cuda.is_available():
+        raise ConfigError("load_in_4bit (QLoRA) needs a CUDA GPU; drop it to train in full precision on CPU")
+    if model.separate_discriminator_model is not None:
+        raise ConfigError("separate_discriminator_model: train.py trains both adapters on ONE PeftModel; "
+                          "remove it (both roles share the base model)")
+    try:
+        resolve_names(script.reward_funcs or default_reward_names(reward), reward)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+    if not 0.0 <= script.replay_ratio <= 1.0 or script.replay_capacity < 0:
+        raise ConfigError("replay_ratio must lie in [0, 1] and replay_capacity be >= 0")
+    if script.torch_threads is not None and script.torch_threads < 1:
+        raise ConfigError("torch_threads must be >= 1 (or null for PyTorch's default)")
+    if script.max_train_problems is not None and script.max_train_problems < 1:
+        raise ConfigError("max_train_problems must be >= 1 (or null for all)")
+    if not script.train_splits:
+        raise ConfigError("train_splits is empty")
+    if not script.eval_splits and not script.allow_contamination:
+        raise ConfigError("eval_splits is empty, so contamination cannot be checked; name the evaluation splits "
+                          "or set allow_contamination: true")
+    if training.save_total_limit is not None and training.save_total_limit < 2:
+        raise ConfigError("save_total_limit must be >= 2 (or null): with 1, the only complete checkpoint is deleted "
+                          "before the new one is marked complete")
+    if training.push_to_hub and not training.hub_model_id:
+        raise ConfigError("push_to_hub needs hub_model_id (e.g. user/duelcoder-adapters)")
+    num_processes = PartialState().num_processes
+    if schedule_cfg.mode == "unified" and training.generation_batch_size // training.num_generations < 2:
+        raise ConfigError("unified mode alternates roles per prompt group, so a generation batch needs >= 2 groups: "
+                          f"generation_batch_size {training.generation_batch_size} / num_generations "
+                          f"{training.num_generations} < 2")
+    if schedule_cfg.mode == "adversarial" and num_processes > 1:
+        if training.ddp_find_unused_parameters is False:
+            raise ConfigError("ddp_find_unused_parameters must be true: in each phase one adapter gets no gradient")
+        training.ddp_find_unused_parameters = True
+    if schedule_cfg.mode == "adversarial" and getattr(training, "deepspeed_plugin", None) is not None:
+        logger.warning("DeepSpeed with the adversarial schedule is untested: ZeRO may give the inactive adapter zero "
+                       "gradients instead of none, which Adam's momentum would still apply. Check that each "
+                       "checkpoint moved only the adapter of its phase.")
+    schedule = AdversarialSchedule(schedule_cfg)
+    if training.max_steps is None or training.max_steps <= 0:
+        training.max_steps = schedule.length
+    save_steps = int(training.save_steps) if training.save_strategy == "steps" else None
+    if save_steps is not None and training.save_steps < 1:
+        raise ConfigError("save_steps must be a whole number of steps (>= 1) with save_strategy 'steps'")
+    try:
+        check_alignment(schedule, training.max_steps, gradient_accumulation_steps=training.gradient_accumulation_steps,
+                        steps_per_generation=training.steps_per_generation, num_iterations=training.num_iterations,
+                        save_steps=save_steps)
+    except ScheduleError as err:
+        raise ConfigError(str(err)) from err
+    return schedule
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def _dataset_folder(script: ScriptArguments) -> Path:
+    """The verified DatasetDict: ``dataset_dir``, or one built once (main process first) and cached."""
+    if script.dataset_dir is not None:
+        folder = Path(script.dataset_dir)
+        if not (folder / "dataset_dict.json").is_file():
+            raise ConfigError(f"dataset_dir {folder} is not a DatasetDict folder (run `python -m datasets_build --out DIR`)")
+        return folder
+    mbpp = Path(script.mbpp_file) if script.mbpp_file else DEFAULT_MBPP_FILE
+    if script.mbpp_file and not mbpp.is_file():
+        raise ConfigError(f"mbpp_file {mbpp} does not exist")
+    local = mbpp if mbpp.is_file() else None  # without it, datasets_build asks the Hub
+    stat = local.stat() if local else None
+    source = [str(local.resolve()), stat.st_size, stat.st_mtime_ns] if local and stat else ["hub"]
+    key = hashlib.sha256(json.dumps(source).encode()).hexdigest()[:16]
+    root = Path(script.dataset_cache_dir) if script.dataset_cache_dir else cache_root() / "datasets"
+    folder = root / key
+    with PartialState().main_process_first():
+        if not (folder / "dataset_dict.json").is_file() and PartialState().is_main_process:
+            logger.info("building and verifying the datasets into %s (once)", folder)
+            staging = root / f".{key}.partial"
+            shutil.rmtree(staging, ignore_errors=True)
+            config = datasets_build.BuildConfig(out=str(staging), progress=False, source=datasets_build.SourceConfig(
+                mbpp_file=str(local) if local else None))
+            try:
+                _, report = datasets_build.build_with_report(config)
+            except datasets_build.DatasetFormatError as err:
+                raise ConfigError(f"could not build the datasets: {err} (pass --mbpp_file or --dataset_dir)") from err
+            logger.info("dataset build:\n%s", report.table())
+            shutil.rmtree(folder, ignore_errors=True)
+            staging.rename(folder)
+    return folder
+
+
+def _load_splits(folder: Path, splits: list[str]) -> Dataset:
+    try:
+        return concatenate_datasets([datasets_build.load_problems(folder, split=s) for s in splits])
+    except datasets_build.DatasetFormatError as err:
+        raise ConfigError(f"dataset: {err}") from err
+
+
+def load_training_problems(script: ScriptArguments) -> tuple[Dataset, int]:
+    """Training rows with a short unique ``prompt`` column, after the contamination check."""
+    folder = _dataset_folder(script)
+    train = _load_splits(folder, script.train_splits)
+    if script.eval_splits:
+        evaluation = _load_splits(folder, script.eval_splits)
+        try:
+            datasets_build.check_contamination(train, evaluation, allow=script.allow_contamination)
+        except datasets_build.ContaminationError as err:
+            raise ConfigError(f"{err}\n(set allow_contamination: true to train anyway)") from err
+    if script.max_reference_lines is not None:
+        train = train.filter(lambda row: row["reference_lines"] <= script.max_reference_lines)
+    if script.max_train_problems is not None:
+        train = train.select(range(min(script.max_train_problems, len(train))))
+    if len(train) == 0:
+        raise ConfigError("no training problem is left after the filters")
+    # TRL hands the rollout prompts only: a short text that names the task identifies its row.
+    train = train.map(lambda row: {"prompt": f"{row['task_id']}: {row['problem'].strip().splitlines()[0][:120]}"})
+    if len(set(train["prompt"])) != len(train):
+        raise ConfigError("training rows share a task_id; their prompts would not identify them")
+    return train, len(train)
+
+
+# ----------------------------------------------------------------------------- run records
+
+
+def run_info(script, schedule_cfg, reward_names, training, model, train_rows) -> dict[str, Any]:
+    import peft
+    import transformers
+    import trl
+
+    return {
+        "base_model": model.model_name_or_path or "embedded",
+        "mode": schedule_cfg.mode, "curriculum": schedule_cfg.curriculum, "stages": schedule_cfg.train_stages,
+        "schedule": asdict(schedule_cfg), "reward_funcs": reward_names, "reward_weights": training.reward_weights,
+        "train_splits": script.train_splits, "eval_splits": script.eval_splits, "train_problems": train_rows,
+        "replay": {"capacity": script.replay_capacity, "ratio": script.replay_ratio},
+        "versions": {"trl": trl.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
+    }
+
+
+def write_run_files(folder: Path, recipe: dict[str, Any], info: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / RECIPE_FILE).write_text(yaml.safe_dump(recipe, sort_keys=False))
+    (folder / RUN_INFO_FILE).write_text(json.dumps(info, indent=2))
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        script, schedule_cfg, chain_args, reward_cfg, training, model_cfg = parse_config(argv)
+        schedule = validate(script, schedule_cfg, reward_cfg, training, model_cfg)
+        output_dir = Path(training.output_dir)
+        resume = resolve_resume(output_dir, training.resume_from_checkpoint)
+        if resume is None and any(checkpoints(output_dir)):
+            raise ConfigError(f"{output_dir} already holds checkpoints: pass --resume_from_checkpoint latest to "
+                              "continue that run, or choose another output_dir")
+        dataset, train_rows = load_training_problems(script)
+    except (ConfigError, CheckpointError) as err:
+        print(f"config error: {err}", file=sys.stderr)
+        return 2
+    state = PartialState()
+    if script.torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(script.torch_threads)
+    for start, end, phase in schedule.segments(training.max_steps):
+        logger.info("steps %d-%d: %s, stage %s", start, end, phase.role, phase.train_stage or "all")
+
+    # Model: one frozen base, one LoRA adapter per role (unified mode keeps only the generator's).
+    try:
+        policies = load_policies(model_cfg)
+    except ModelLoadError as err:
+        print(f"model error: {err}", file=sys.stderr)
+        return 2
+    model, tokenizer = policies.generator, policies.tokenizer
+    if schedule_cfg.mode == "unified":
+        model.delete_adapter("discriminator")
+    adapters = {"generator": "generator", "discriminator": "generator" if schedule_cfg.mode == "unified" else "discriminator"}
+
+    # Rollout and rewards: the rollout swaps in replayed failures, the rewards' context feeds the replay buffer.
+    replay = ReplayBuffer(script.replay_capacity)
+    chain = ChainConfig(generator_tokens=chain_args.generator_tokens, discriminator_tokens=chain_args.discriminator_tokens,
+                        temperature=training.temperature, top_p=training.top_p, top_k=training.top_k or 0,
+                        templates=chain_args.templates)
+    rollout = ReplayRollout(ProblemIndex(list(dataset)), chain, schedule.phase_at(0), adapters,
+                            buffer=replay, ratio=script.replay_ratio if script.replay_capacity else 0.0,
+                            seed=training.seed)
+    reward_names = resolve_names(script.reward_funcs or default_reward_names(reward_cfg), reward_cfg)
+    reward_funcs = get_reward_funcs(reward_names, reward_cfg)
+    recorder = FailureRecorder(lambda kwargs: reward_funcs[0].scorer.context(kwargs)[0])
+    reward_funcs[0] = recorder.wrap(reward_funcs[0])
+    if training.reward_weights is None:
+        training.reward_weights = get_reward_weights(reward_names, reward_cfg)
+
+    # Run records: the effective recipe and what was trained on, copied into every checkpoint.
+    recipe = effective_recipe(argv)
+    info = run_info(script, schedule_cfg, reward_names, training, model_cfg, train_rows)
+    push_repo = training.hub_model_id if training.push_to_hub else None
+    training.push_to_hub = False  # pushed once, below, with the card; not the Trainer's per-checkpoint pushes
+    if state.is_main_process:
+        write_run_files(output_dir, recipe, info)
+
+    best = BestTracker(output_dir)
+    callbacks = [
+        PhaseCallback(schedule, rollout, model),
+        ReplayCallback(replay, recorder),
+        CheckpointCallback(schedule, replay, best, {"run": lambda folder: write_run_files(folder, recipe, info)}),
+    ]
+    trainer = DuelGRPOTrainer(model=model, reward_funcs=reward_funcs, args=training, train_dataset=dataset,
+                              processing_class=tokenizer, rollout_func=rollout, callbacks=callbacks,
+                              samples_per_step=script.samples_per_step)
+
+    # Resume: the schedule position must match, the replay buffer comes back, later leftovers go.
+    if resume is not None:
+        try:
+            schedule.check_state(read_schedule_state(resume))
+        except (ScheduleError, CheckpointError) as err:
+            print(f"resume error: {err}", file=sys.stderr)
+            return 2
+        replay.load(resume)
+        if state.is_main_process:
+            discard_after(output_dir, int(read_schedule_state(resume)["position"]["global_step"]))
+        state.wait_for_everyone()
+        logger.info("resuming from %s", resume)
+
+    trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
+
+    # Final adapters, with what is needed to push or rerun them.
+    final = output_dir / "final"
+    if state.is_main_process:
+        policies.save(final)
+        write_run_files(final, recipe, info)
+        trainer.state.save_to_json(str(final / "trainer_state.json"))
+        print(f"adapters saved: {final / 'generator'}"
+              + ("" if schedule_cfg.mode == "unified" else f" and {final / 'discriminator'}"))
+        if push_repo:
+            try:
+                commit = push_folder(final, push_repo)
+            except PushError as err:
+                print(f"push error: {err}", file=sys.stderr)
+                return 1
+            print(f"pushed to https://huggingface.co/{push_repo} ({getattr(commit, 'commit_url', commit)})")
+    state.wait_for_everyone()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
