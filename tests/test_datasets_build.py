@@ -12,20 +12,7 @@ from datasets_build import FEATURES, BuildConfig, DatasetFormatError, DefaultSpl
 from datasets_build.cli import main
 from sandbox import SandboxConfig
 
-MBPP_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp" / "mbpp.jsonl"
 SANDBOX = SandboxConfig(timeout_s=10.0, job_timeout_s=120.0, min_isolation="process")
-
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
-@pytest.fixture(scope="module")
-def mbpp_file() -> Path:
-    if not MBPP_FILE.is_file():
-        pytest.skip(f"the MBPP release is not at {MBPP_FILE}")
-    return MBPP_FILE
 
 
 def _task(task_id: str, body: str, *, split: str = "train") -> dict:

@@ -14,19 +14,6 @@ from datasets_build import COLUMNS, DatasetFormatError, SourceConfig, UnknownSou
 from datasets_build.mini import MINI_CATEGORIES, mini_file
 from datasets_build.sources import load_source
 
-MBPP_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp" / "mbpp.jsonl"
-
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
-@pytest.fixture(scope="module")
-def mbpp_file() -> Path:
-    if not MBPP_FILE.is_file():
-        pytest.skip(f"the MBPP release is not at {MBPP_FILE}")
-    return MBPP_FILE
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,21 @@
+"""Shared fixtures: the tests never reach the Hugging Face Hub, and find MBPP beside the repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+MBPP_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp" / "mbpp.jsonl"
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def mbpp_file() -> Path:
+    if not MBPP_FILE.is_file():
+        pytest.skip(f"the MBPP release is not at {MBPP_FILE}")
+    return MBPP_FILE
