@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import ast
 import builtins
+import marshal
 import os
 import sys
+import time
 import traceback
 import types
 from dataclasses import dataclass, field
@@ -44,11 +46,13 @@ AUDIT_FLAGS = {
     "ctypes.dlsym": "ctypes",
 }
 MUTABLE_ARG_TYPES = (list, dict, set, bytearray)
+BUILTIN_NAMES = frozenset(dir(builtins))
+PART_AFTER_S = 0.002  # a fast-path test's outcomes are sent in parts once its calls take longer
 
 
 @dataclass
 class Prepared:
-    """A job's program parsed once, in the worker, before forking: both children inherit it.
+    """A job's program parsed and compiled once, in the worker; the spawner gets it marshalled.
 
     ``exports``: top-level names the program and setup bind, except those bound by imports.
     Imports are replayed on the test side instead (``imports``), so tests that use ``math``
@@ -60,6 +64,15 @@ class Prepared:
     error: str | None = None
     exports: list[str] = field(default_factory=list)
     imports: list[Any] = field(default_factory=list)
+
+    def for_spawner(self, entry_point: str | None) -> bytes:
+        """What the candidate side needs (never the imports, which only the test side replays)."""
+        return marshal.dumps((self.program, self.setup, self.error, self.exports, entry_point))
+
+    @classmethod
+    def from_worker(cls, data: bytes) -> tuple["Prepared", str | None]:
+        program, setup, error, exports, entry_point = marshal.loads(data)
+        return cls(program, setup, error, exports), entry_point
 
 
 def prepare(program: str, setup: str, max_detail: int) -> Prepared:
@@ -87,8 +100,7 @@ def prepare(program: str, setup: str, max_detail: int) -> Prepared:
                     imported.update((a.asname or a.name).split(".")[0] for a in node.names)
     # Names a test takes from elsewhere are never replaced by the program's: a program that defines
     # ``abs`` or rebinds an imported ``math`` must not change what the test's own checks mean.
-    shadowing = imported | set(dir(builtins))
-    prepared.exports = [n for n in dict.fromkeys(names) if n not in shadowing]
+    prepared.exports = [n for n in dict.fromkeys(names) if n not in imported and n not in BUILTIN_NAMES]
     return prepared
 
 
@@ -158,12 +170,18 @@ class _Candidate:
         if op == "eval":  # the worker's fast path: only the call sides of ``assert CALL == LITERAL``
             results: list[tuple] = []
             local = {alias: self.namespace[name] for alias, name in (b or {}).items() if name in self.namespace}
-            for source in a:  # one test's calls, in order; the first exception ends the test
+            sent = time.monotonic()
+            for n, source in enumerate(a, 1):  # one test's calls, in order; the first exception ends the test
                 try:
                     results.append(("ok", self.value(eval(compile(source, "<test>", "eval"), self.namespace, local))))
                 except BaseException as exc:
                     results.append(self.error(exc)[:3])
                     break
+                if n < len(a) and time.monotonic() - sent > PART_AFTER_S:
+                    # Slow calls: outcomes so far go out now, so that a failed check ends the test
+                    # without the remaining calls being computed.
+                    self.reply(("part", results, {}, tuple(sorted(self.flags))))
+                    results, sent = [], time.monotonic()
             return ("ok", results, {}, tuple(sorted(self.flags)))
         obj = self.refs[rid]
         if op == "call":
@@ -226,6 +244,24 @@ class _Candidate:
             except BaseException as exc:  # the program's own exceptions go back to the test
                 message = self.error(exc)
             self.reply(message)
+
+
+def rehearse() -> None:
+    """Take a trusted stand-in program through a candidate's code path, without forking or I/O.
+
+    Run once in the zygote, so that what every candidate needs first (the type attribute cache,
+    bound library symbols, interned names) is filled in before forking: each candidate would
+    otherwise write those tables itself, and every page it writes is a page copied per job."""
+    prepared = prepare("def f(x, y=None):\n    return [x, y]\n", "", 100)
+    stand_in = _Candidate(-1, 1 << 20, 100)
+    stand_in.namespace = {"__name__": "__main__", "__builtins__": builtins}
+    exec(prepared.program, stand_in.namespace)
+    exports = {name: stand_in.value(stand_in.namespace[name]) for name in prepared.exports}
+    request = wire.dumps(("eval", 0, ["f(1)", "candidate('a', y=(1.5, {2: b''}))", "f(1 / 0)"], {"candidate": "f"}))
+    reply = stand_in.handle(wire.loads(request, stand_in.refs.__getitem__))
+    wire.loads(wire.dumps(reply), lambda rid: None)
+    wire.dumps(("ready", None, exports, ()), lambda o: int(o) if type(o) is wire.RefId else None)
+    Prepared.from_worker(prepared.for_spawner("f"))
 
 
 def main(fd: int, prepared: Prepared, entry_point: str | None, max_message_bytes: int, max_detail: int) -> None:

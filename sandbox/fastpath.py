@@ -80,31 +80,66 @@ def _expected(node: ast.AST) -> tuple[bool, Any]:
     return False, None
 
 
-def _call(node: ast.AST, program_names: frozenset[str], source: str) -> str | None:
+class _Source:
+    """A test's text with its line offsets computed once: ``ast.get_source_segment`` re-splits the
+    whole source on every call, which made classifying a HumanEval check cost more than parsing it."""
+
+    def __init__(self, text: str):
+        self.data = text.encode("utf-8", "surrogatepass")  # AST column offsets count UTF-8 bytes
+        self.starts = [0]
+        for line in self.data.splitlines(keepends=True):  # \n, \r\n and \r, as the parser splits
+            self.starts.append(self.starts[-1] + len(line))
+
+    def segment(self, node: ast.expr) -> str:
+        start = self.starts[node.lineno - 1] + node.col_offset
+        end = self.starts[node.end_lineno - 1] + node.end_col_offset  # type: ignore[operator]
+        return self.data[start:end].decode("utf-8", "surrogatepass")
+
+
+def _call(node: ast.AST, program_names: frozenset[str], source: _Source) -> str | None:
     """The expression to send to the candidate, if ``node`` has an accepted shape."""
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
         if node.func.id in program_names:
-            return ast.get_source_segment(source, node)
+            return source.segment(node)
         if node.func.id in WRAPPERS and not node.keywords and node.args:
             inner = node.args[0]
             if (isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name) and inner.func.id in program_names
                     and all(_literal(a)[0] for a in node.args[1:])):
-                return ast.get_source_segment(source, node)
+                return source.segment(node)
     return None
+
+
+def _parse(test: str) -> ast.Module | None:
+    try:
+        return ast.parse(test)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return None
+
+
+def plan(test: str, program_names: frozenset[str]) -> tuple[list[FastTest], dict[str, str]] | None:
+    """The checks the worker runs for ``test`` (one assert, or a check block's asserts) and the
+    aliases they need, or None when the test must run in a test process. Parses the test once."""
+    tree = _parse(test)
+    if tree is None:
+        return None
+    source = _Source(test)
+    single = _single(tree, program_names, source)
+    return ([single], {}) if single else _check_block(tree, program_names, source)
 
 
 def classify(test: str, program_names: frozenset[str]) -> FastTest | None:
     """A ``FastTest`` if the worker can judge ``test`` alone, else None (run it in a test process)."""
-    try:
-        tree = ast.parse(test)
-    except (SyntaxError, ValueError, MemoryError, RecursionError):
-        return None
+    tree = _parse(test)
+    return None if tree is None else _single(tree, program_names, _Source(test))
+
+
+def _single(tree: ast.Module, program_names: frozenset[str], source: _Source) -> FastTest | None:
     if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Assert):
         return None
-    return _classify_assert(tree.body[0], program_names, test)
+    return _classify_assert(tree.body[0], program_names, source)
 
 
-def _classify_assert(node: ast.Assert, program_names: frozenset[str], source: str) -> FastTest | None:
+def _classify_assert(node: ast.Assert, program_names: frozenset[str], source: _Source) -> FastTest | None:
     # The message is evaluated only when the assert fails, so it never changes pass or fail; one
     # that is not a literal (HumanEval's ``"error: " + str(candidate(x))``) is simply not shown.
     message = ""
@@ -146,10 +181,12 @@ def classify_check_block(test: str, program_names: frozenset[str]) -> tuple[list
     first assert that does not pass, as when it runs: asserts run in order and the first failure ends it.
     Returns the checks and the alias under which the calls name the function (``{"candidate": "f"}``).
     """
-    try:
-        tree = ast.parse(test)
-    except (SyntaxError, ValueError, MemoryError, RecursionError):
-        return None
+    tree = _parse(test)
+    return None if tree is None else _check_block(tree, program_names, _Source(test))
+
+
+def _check_block(tree: ast.Module, program_names: frozenset[str],
+                 source: _Source) -> tuple[list[FastTest], dict[str, str]] | None:
     body = list(tree.body)
     if len(body) < 2:
         return None
@@ -181,7 +218,7 @@ def classify_check_block(test: str, program_names: frozenset[str]) -> tuple[list
         return None
     tests = []
     for statement in statements:
-        fast = _classify_assert(statement, frozenset({param}), test)
+        fast = _classify_assert(statement, frozenset({param}), source)
         if fast is None:
             return None
         tests.append(fast)

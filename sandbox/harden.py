@@ -53,10 +53,11 @@ def make_scratch(root: str, config: Any, strong: bool) -> str:
         import tempfile  # weak tier only: tempfile pulls in random, whose fork hook costs every child
 
         path = tempfile.mkdtemp(prefix="job-", dir=root)
-    env = {k: os.environ[k] for k in ("LANG", "LC_ALL") if k in os.environ}
-    env.update(PATH="/usr/local/bin:/usr/bin:/bin", HOME=path, TMPDIR=path, **config.extra_env)
-    os.environ.clear()
-    os.environ.update(env)
+    if os.environ.get("TMPDIR") != path or os.environ.get("HOME") != path:  # set once per worker when strong
+        env = {k: os.environ[k] for k in ("LANG", "LC_ALL") if k in os.environ}
+        env.update(PATH="/usr/local/bin:/usr/bin:/bin", HOME=path, TMPDIR=path, **config.extra_env)
+        os.environ.clear()
+        os.environ.update(env)
     return path
 
 

@@ -38,7 +38,9 @@ class _WorkerProcess:
         self.stderr = tempfile.TemporaryFile()
         # A fixed hash seed: a program whose output depends on set order (``list(set(words))``)
         # gets the same verdict on every run, so rewards and evaluations are reproducible.
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
+        # LD_BIND_NOW: library symbols are bound once, in the worker, not by every forked child
+        # (each child resolving its own would write, and so copy, the pages holding the tables).
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "LD_BIND_NOW": "1"}
         # The worker's own four processes (launcher, worker, spawner and its parent) plus one job's.
         self.cgroup = make_pids_cgroup(f"duelcoder-{os.getpid()}-{id(self)}", config.max_processes + 4)
         self.proc = subprocess.Popen(

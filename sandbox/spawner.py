@@ -9,15 +9,26 @@ it is PID 1 of its own PID namespace (a sibling of the worker's), with its own /
 
 from __future__ import annotations
 
+import gc
 import os
-import pickle
 import signal
 import socket
-from typing import Any
+import struct
 
 from . import candidate, harden, linux
 from .config import SandboxConfig
 from .reaping import kill_all_children
+
+
+HEADER = struct.Struct("!cI")  # a request's op and payload length
+
+
+def request(ctl: socket.socket, op: bytes, payload: bytes = b"", fd: int | None = None) -> None:
+    """Send one request to the spawner (the worker's side of ``Spawner.serve``)."""
+    data = HEADER.pack(op, len(payload)) + payload
+    sent = socket.send_fds(ctl, [data], [fd]) if fd is not None else ctl.send(data)
+    if sent < len(data):
+        ctl.sendall(data[sent:])
 
 
 class Spawner:
@@ -28,16 +39,11 @@ class Spawner:
         self.strong = strong
         self.devnull = os.open(os.devnull, os.O_RDWR)
         self.scratch: str | None = None
-        self.cached: tuple[tuple[str, str], candidate.Prepared] | None = None
 
-    def _prepared(self, program: str, setup: str) -> candidate.Prepared:
-        key = (program, setup)
-        if self.cached is None or self.cached[0] != key:  # tests of one job share the program
-            self.cached = (key, candidate.prepare(program, setup, self.config.max_detail_chars))
-        return self.cached[1]
-
-    def spawn(self, request: dict[str, Any], fd: int) -> None:
-        prepared = self._prepared(request["program"], request["setup"])
+    def spawn(self, payload: bytes, fd: int) -> None:
+        """Fork a candidate for ``payload`` (``Prepared.for_spawner``). Unmarshalling happens in the
+        child: every page this process writes between forks is copied once more, so it does as
+        little as it can per spawn."""
         self.scratch = harden.make_scratch(self.scratch_root, self.config, self.strong)
         pid = os.fork()
         if pid == 0:
@@ -47,7 +53,8 @@ class Spawner:
                                     self.config.max_processes, self.strong)
             except BaseException:
                 os._exit(70)
-            candidate.main(fd, prepared, request["entry_point"], self.config.max_message_bytes,
+            prepared, entry_point = candidate.Prepared.from_worker(payload)
+            candidate.main(fd, prepared, entry_point, self.config.max_message_bytes,
                            self.config.max_detail_chars)
         os.close(fd)
 
@@ -58,27 +65,37 @@ class Spawner:
             self.scratch = None
 
     def serve(self) -> None:
+        """Requests from the worker (our trusted parent's sibling), framed as ``op, length, payload``:
+        ``s`` spawns a candidate on the descriptor that comes with it (the candidate's "ready" is the
+        worker's answer), ``r`` kills every candidate and is acknowledged, so that the worker can
+        return a job's result only once nothing of the job runs any more."""
+        buf, fds = b"", []  # a stream: one read may hold part of a request, or more than one
         while True:
-            try:
-                data, fds, _, _ = socket.recv_fds(self.ctl, 1 << 24, 1)
-            except OSError:
-                return
-            if not data:
-                return
-            request = pickle.loads(data)  # from the worker, our trusted parent's sibling
-            if request["op"] == "spawn" and fds:
-                self.spawn(request, fds[0])
+            while len(buf) < HEADER.size or len(buf) < HEADER.size + HEADER.unpack_from(buf)[1]:
+                try:
+                    data, new_fds, _, _ = socket.recv_fds(self.ctl, 1 << 16, 1)
+                except OSError:
+                    return
+                if not data:
+                    return
+                buf += data
+                fds += new_fds
+            op, size = HEADER.unpack_from(buf)
+            payload, buf = buf[HEADER.size:HEADER.size + size], buf[HEADER.size + size:]
+            if op == b"s" and fds:
+                self.spawn(payload, fds.pop(0))
             else:
-                for fd in fds:
-                    os.close(fd)
                 self.reset()
-            self.ctl.sendall(b"k")
+                self.ctl.sendall(b"k")
 
 
 def main(ctl: socket.socket, config: SandboxConfig, scratch: str, strong: bool) -> None:
     """Runs in the candidate zygote; never returns."""
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        candidate.rehearse()
+        gc.collect()
+        gc.freeze()  # what the rehearsal left is shared with every candidate, never scanned by them
         Spawner(ctl, config, scratch, strong).serve()
     finally:
         os._exit(0)

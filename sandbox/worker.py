@@ -21,7 +21,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import pickle
 import select
 import signal
 import socket
@@ -147,21 +146,23 @@ class Worker:
         # (a test process's verdict pipe), and no exec can gain privileges.
         linux.prctl(linux.PR_SET_DUMPABLE, 0)
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+        # Loaded here, after the spawner was forked: test processes (this process's children) often
+        # import it (HumanEval's randomised checks), candidates never inherit its after-fork reseeding.
+        import random  # noqa: F401
 
     # -- the candidate side, through the spawner ----------------------------------------------
-    def _spawn_candidate(self, job: Job) -> socket.socket:
+    def _spawn_candidate(self, program: bytes) -> socket.socket:
+        """A fresh candidate for ``program`` (``Prepared.for_spawner``); its first message on the
+        returned socket is "ready" (if the spawner is gone, the socket is closed instead)."""
         mine, theirs = socket.socketpair()
-        request = {"op": "spawn", "program": job.program, "setup": job.setup, "entry_point": job.entry_point}
-        socket.send_fds(self.ctl, [pickle.dumps(request)], [theirs.fileno()])
-        theirs.close()
-        self._ack()
+        try:
+            spawner.request(self.ctl, b"s", program, theirs.fileno())
+        finally:
+            theirs.close()
         return mine
 
     def _reset_candidates(self) -> None:
-        self.ctl.sendall(pickle.dumps({"op": "reset"}))
-        self._ack()
-
-    def _ack(self) -> None:
+        spawner.request(self.ctl, b"r")
         if self.ctl.recv(1) != b"k":
             raise RuntimeError("the candidate spawner stopped answering")
 
@@ -172,27 +173,27 @@ class Worker:
         verdicts: list[TestVerdict | None] = [None] * len(job.tests)
         flags: set[str] = set()
         if job.tests:
-            prepared = candidate.prepare(job.program, job.setup, 0)
+            prepared = candidate.prepare(job.program, job.setup, self.config.max_detail_chars)
+            program = prepared.for_spawner(job.entry_point)
             names = frozenset(prepared.exports) | ({job.entry_point} if job.entry_point else set())
             fast: dict[int, tuple[list[fastpath.FastTest], dict[str, str]]] = {}
             for i, test in enumerate(job.tests):
-                single = fastpath.classify(test, names)
-                checks = ([single], {}) if single else fastpath.classify_check_block(test, names)
+                checks = fastpath.plan(test, names)
                 if checks:
                     fast[i] = checks
             imports = prepared.imports
             if fast:
-                self._run_fast(job, fast, verdicts, flags, deadline)
+                self._run_fast(job, program, fast, verdicts, flags, deadline)
             for i, test in enumerate(job.tests):
                 if i not in fast:
-                    verdicts[i] = self._run_in_test_process(job, test, imports, flags, deadline)
+                    verdicts[i] = self._run_in_test_process(job, program, test, imports, flags, deadline)
         done = [v if v is not None else TestVerdict("error", "no verdict") for v in verdicts]
         return Result.from_verdicts(done, self.tier, sorted(flags), time.monotonic() - started)
 
     def _per_test(self, job: Job) -> float:
         return job.timeout or self.config.timeout_s
 
-    def _run_fast(self, job: Job, fast: dict[int, tuple[list[fastpath.FastTest], dict[str, str]]],
+    def _run_fast(self, job: Job, program: bytes, fast: dict[int, tuple[list[fastpath.FastTest], dict[str, str]]],
                   verdicts: list, flags: set, job_deadline: float) -> None:
         """Judge fast tests here, against one candidate (a fresh one after a timeout or a death).
 
@@ -204,9 +205,12 @@ class Worker:
             if time.monotonic() >= job_deadline:
                 _fill(verdicts, pending, "timeout", f"job time limit of {self.config.job_timeout_s:g}s reached")
                 return
-            sock = self._spawn_candidate(job)
+            sock = self._spawn_candidate(program)
             try:
                 link = _Candidate(sock.fileno(), self.config.max_message_bytes)
+                # The first test's calls go out at once: the candidate reads them as soon as it has
+                # loaded, instead of going to sleep until the worker has read its "ready".
+                asked = _try_ask(link, fast[pending[0]])
                 ready = link.receive(min(time.monotonic() + self._per_test(job), job_deadline))
                 if isinstance(ready, str):
                     status = "timeout" if ready == "timeout" else "error"
@@ -219,40 +223,55 @@ class Worker:
                     return
                 while pending:
                     i = pending.pop(0)
-                    checks, aliases = fast[i]
-                    try:
-                        link.ask([check.call for check in checks], aliases)
-                        reply = link.receive(min(time.monotonic() + self._per_test(job), job_deadline))
-                    except wire.WireError:
-                        reply = "closed"
-                    if reply == "timeout" and time.monotonic() >= job_deadline:
-                        verdicts[i] = TestVerdict("timeout", f"job time limit of {self.config.job_timeout_s:g}s reached")
-                    elif isinstance(reply, str) or reply[0] != "ok" or type(reply[1]) is not list:
-                        verdicts[i] = _judge(checks[0], reply if isinstance(reply, str) else "protocol: bad reply",
-                                             flags, limit, self._per_test(job))
-                    else:
-                        _collect_flags(reply, flags)
-                        for check, outcome in zip(checks, reply[1]):
-                            verdicts[i] = _judge(check, outcome, flags, limit, self._per_test(job))
-                            if verdicts[i].status != "passed":
-                                break
-                        else:
-                            if len(reply[1]) < len(checks):
-                                verdicts[i] = TestVerdict("error", "the program's process answered too few calls")
-                    if isinstance(reply, str):
-                        break  # this candidate is gone or stuck: a fresh one for the rest
+                    if not (asked or _try_ask(link, fast[i])):
+                        verdicts[i] = _judge(fast[i][0][0], "closed", flags, limit, self._per_test(job))
+                        break
+                    asked = False
+                    verdicts[i], usable = self._await_checks(link, fast[i][0], flags, job, job_deadline)
+                    if not usable:
+                        break  # this candidate is gone, stuck or still busy: a fresh one for the rest
             finally:
                 sock.close()
                 self._reset_candidates()
 
-    def _run_in_test_process(self, job: Job, test: str, imports: list[Any], flags: set,
+    def _await_checks(self, link: _Candidate, checks: list[fastpath.FastTest], flags: set, job: Job,
+                      job_deadline: float) -> tuple[TestVerdict, bool]:
+        """Judge one test's outcomes as they arrive; also whether the candidate can take the next test.
+
+        A candidate sends outcomes in one reply, or in parts while its calls take long; a check that
+        does not pass ends the test at once (as a failing assert does), without waiting for the rest."""
+        per_test, limit = self._per_test(job), self.config.max_detail_chars
+        deadline = min(time.monotonic() + per_test, job_deadline)
+        done = 0
+        while True:
+            reply = link.receive(deadline)
+            if reply == "timeout" and time.monotonic() >= job_deadline:
+                return TestVerdict("timeout", f"job time limit of {self.config.job_timeout_s:g}s reached"), False
+            if isinstance(reply, str) or reply[0] not in ("ok", "part") or type(reply[1]) is not list:
+                bad = reply if isinstance(reply, str) else "protocol: bad reply"
+                return _judge(checks[min(done, len(checks) - 1)], bad, flags, limit, per_test), False
+            _collect_flags(reply, flags)
+            for outcome in reply[1]:
+                if done == len(checks):
+                    flags.add("protocol_violation")
+                    return TestVerdict("error", "the program's process answered too many calls"), False
+                verdict = _judge(checks[done], outcome, flags, limit, per_test)
+                done += 1
+                if verdict.status != "passed":
+                    return verdict, reply[0] == "ok"
+            if reply[0] == "ok":
+                if done < len(checks):
+                    return TestVerdict("error", "the program's process answered too few calls"), True
+                return TestVerdict("passed", ""), True
+
+    def _run_in_test_process(self, job: Job, program: bytes, test: str, imports: list[Any], flags: set,
                              job_deadline: float) -> TestVerdict:
         """One test in its own test process, against its own fresh candidate."""
         cfg = self.config
         if time.monotonic() >= job_deadline:
             return TestVerdict("timeout", f"job time limit of {cfg.job_timeout_s:g}s reached")
         per_test = self._per_test(job)
-        sock = self._spawn_candidate(job)
+        sock = self._spawn_candidate(program)
         scratch = harden.make_scratch(self.scratch_root, cfg, self.strong)
         read_fd, write_fd = os.pipe()
         try:
@@ -339,6 +358,15 @@ def _judge(test: fastpath.FastTest, reply: tuple | str, flags: set, limit: int, 
     shown = shown if len(shown) <= 200 else shown[:200] + "..."
     message = f"{test.message}; " if test.message else ""
     return TestVerdict("failed", f"AssertionError: {message}{test.call} returned {shown}"[:limit])
+
+
+def _try_ask(link: _Candidate, test: tuple[list[fastpath.FastTest], dict[str, str]]) -> bool:
+    """Send one test's calls; False if the candidate's end is already closed."""
+    try:
+        link.ask([check.call for check in test[0]], test[1])
+    except wire.WireError:
+        return False
+    return True
 
 
 def _collect_flags(reply: tuple, flags: set) -> None:

@@ -180,6 +180,37 @@ def test_humaneval_style_check_block(sb):
     assert wrong.status == "failed", explain(wrong)
 
 
+SLOW_THEN_STUCK = """\
+    import time
+
+    def f(x):
+        if x == 2:
+            time.sleep(0.05)  # slow enough that the outcomes so far are sent before the next call
+        while x == 3:
+            pass
+        return x
+    """
+
+
+def test_a_failed_check_ends_its_block_before_later_calls_finish(sb):
+    # As when check() runs: the first failing assert ends it, so a later call that never returns
+    # cannot turn the failure into a timeout.
+    block = "def check(candidate):\n    assert candidate(1) == 0\n    assert candidate(2) == 2\n" \
+            "    assert candidate(3) == 3\n\ncheck(f)\n"
+    res = run(sb, SLOW_THEN_STUCK, block, "assert f(4) == 4", timeout=2.0)
+    assert statuses(res) == ["failed", "passed"], explain(res)
+    assert "candidate(1) returned 1" in res.tests[0].detail
+
+
+def test_outcomes_that_arrive_in_parts_are_all_judged(sb):
+    passing = "def check(candidate):\n    assert candidate(1) == 1\n    assert candidate(2) == 2\n" \
+              "    assert candidate(4) == 4\n\ncheck(f)\n"
+    last_fails = passing.replace("candidate(4) == 4", "candidate(4) == 5")
+    res = run(sb, SLOW_THEN_STUCK, passing, last_fails, "assert f(5) == 5")
+    assert statuses(res) == ["passed", "failed", "passed"], explain(res)
+    assert "candidate(4) returned 4" in res.tests[1].detail
+
+
 # MBPP task 367, as the dataset has it (tab indentation, trailing spaces, setup after the program).
 MBPP_367_CODE = (
     "class Node: \n\tdef __init__(self, data): \n\t\tself.data = data \n\t\tself.left = None\n"
