@@ -12,19 +12,25 @@ Accepted shapes (anything else runs in a test process):
     assert CALL is None / is not None / is True / is False
     assert CALL                  assert not CALL
     assert WRAP(CALL) == EXPECTED       with WRAP in set, frozenset, sorted, list, tuple, len, ...
+    assert abs(CALL - EXPECTED) < TOLERANCE     (or ``<=``, or ``abs(EXPECTED - CALL)``)
 
-where CALL is a call of a function the program defines and EXPECTED a literal (or a wrapper of
-literals, such as ``set([1, 2])``, evaluated here with the real built-ins). ``WRAP(CALL)`` is
-evaluated whole by the candidate, so that ``list(f(4))`` consumes a generator the program returns.
+where CALL is a call of a function the program defines and EXPECTED a constant: a literal,
+arithmetic on number literals (``(3 + 5, 3 * 5)``, ``2.0 / 3.0``), or a wrapper of those such as
+``set([1, 2])``, evaluated here with the real built-ins. ``WRAP(CALL)`` is evaluated whole by the
+candidate, so that ``list(f(4))`` consumes a generator the program returns; ``abs(value - X)`` is
+computed here, on the plain value the candidate sent.
 """
 
 from __future__ import annotations
 
 import ast
+import builtins
 import math
+import operator
 from dataclasses import dataclass
 from typing import Any, Callable
 
+BUILTIN_NAMES = frozenset(dir(builtins))
 WRAPPERS: dict[str, Callable[..., Any]] = {
     "set": set, "frozenset": frozenset, "sorted": sorted, "list": list, "tuple": tuple, "len": len,
     "abs": abs, "round": round, "str": str, "int": int, "float": float, "bool": bool, "dict": dict,
@@ -36,8 +42,8 @@ class FastTest:
     """A test judged by the worker: send ``call`` to the candidate, then check ``judge(value)``."""
 
     call: str
-    op: str  # "==", "!=", "is", "is not", "truthy", "falsy"
-    expected: Any = None
+    op: str  # "==", "!=", "is", "is not", "truthy", "falsy", "close<", "close<="
+    expected: Any = None  # for "close": (the other operand, the tolerance, whether the call comes first)
     message: str = ""  # the assert's own message, shown when it fails
 
     def judge(self, value: Any) -> bool:
@@ -51,6 +57,10 @@ class FastTest:
             return value is not self.expected
         if self.op == "truthy":
             return bool(value)
+        if self.op in ("close<", "close<="):  # abs(CALL - X) < TOL, computed as the test would
+            other, tolerance, call_first = self.expected
+            distance = abs(value - other if call_first else other - value)
+            return bool(distance < tolerance) if self.op == "close<" else bool(distance <= tolerance)
         return not value
 
 
@@ -64,19 +74,56 @@ def _literal(node: ast.AST) -> tuple[bool, Any]:
     return True, value
 
 
-def _expected(node: ast.AST) -> tuple[bool, Any]:
-    """A literal, or a wrapper applied to literals (``set([1, 2])``, ``sorted([3, 1])``)."""
+ARITHMETIC: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+}
+NUMBER_BOUND = 2 ** 256  # no power, and bounded operands: folding can never be slow or huge
+
+
+def _number(value: Any) -> bool:
+    return type(value) is float or (type(value) is int and abs(value) < NUMBER_BOUND)
+
+
+def _constant(node: ast.AST) -> tuple[bool, Any]:
+    """A literal, arithmetic on number literals (``3 * 5 * 7``, ``2.0 / 3.0``), or a tuple or list
+    of those, folded here exactly as Python computes it."""
     ok, value = _literal(node)
     if ok:
         return ok, value
-    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in WRAPPERS
-            and not node.keywords and node.args):
-        parts = [_literal(a) for a in node.args]
-        if all(ok for ok, _ in parts):
+    if isinstance(node, ast.BinOp) and type(node.op) in ARITHMETIC:
+        (left_ok, left), (right_ok, right) = _constant(node.left), _constant(node.right)
+        if left_ok and right_ok and _number(left) and _number(right):
             try:
-                return True, WRAPPERS[node.func.id](*(v for _, v in parts))
-            except Exception:
+                value = ARITHMETIC[type(node.op)](left, right)
+            except ArithmeticError:
                 return False, None
+            if _number(value) and not (type(value) is float and math.isnan(value)):
+                return True, value
+        return False, None
+    if isinstance(node, (ast.Tuple, ast.List)) and not any(isinstance(e, ast.Starred) for e in node.elts):
+        parts = [_constant(e) for e in node.elts]
+        if all(ok for ok, _ in parts):
+            values = [v for _, v in parts]
+            return True, tuple(values) if isinstance(node, ast.Tuple) else values
+    return False, None
+
+
+def _expected(node: ast.AST) -> tuple[bool, Any]:
+    """A constant, or a wrapper applied to constants (``set([1, 2])``, ``sorted([3, 1])``)."""
+    try:
+        ok, value = _constant(node)
+        if ok:
+            return ok, value
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in WRAPPERS
+                and not node.keywords and node.args):
+            parts = [_constant(a) for a in node.args]
+            if all(ok for ok, _ in parts):
+                return True, WRAPPERS[node.func.id](*(v for _, v in parts))
+    except (RecursionError, MemoryError):
+        pass
+    except Exception:  # a wrapper that raises on these arguments: the test process will show it
+        pass
     return False, None
 
 
@@ -157,6 +204,8 @@ def _classify_assert(node: ast.Assert, program_names: frozenset[str], source: _S
         return None
     op = check.ops[0]
     left, right = check.left, check.comparators[0]
+    if isinstance(op, (ast.Lt, ast.LtE)):
+        return _close(left, right, "close<" if isinstance(op, ast.Lt) else "close<=", program_names, source, message)
     if isinstance(op, (ast.Eq, ast.NotEq)):
         for call_side, other in ((left, right), (right, left)):
             call = _call(call_side, program_names, source)
@@ -169,6 +218,26 @@ def _classify_assert(node: ast.Assert, program_names: frozenset[str], source: _S
         ok, expected = _literal(right)
         if call and ok and expected in (None, True, False) and type(expected) in (type(None), bool):
             return FastTest(call, "is" if isinstance(op, ast.Is) else "is not", expected, message)
+    return None
+
+
+def _close(left: ast.expr, right: ast.expr, op: str, program_names: frozenset[str], source: _Source,
+           message: str) -> FastTest | None:
+    """``abs(CALL - X) < TOL`` (or ``abs(X - CALL)``, or ``<=``) with constant X and TOL."""
+    if not (isinstance(left, ast.Call) and isinstance(left.func, ast.Name) and left.func.id == "abs"
+            and len(left.args) == 1 and not left.keywords and isinstance(left.args[0], ast.BinOp)
+            and isinstance(left.args[0].op, ast.Sub)):
+        return None
+    difference = left.args[0]
+    ok, tolerance = _expected(right)
+    if not ok or not _number(tolerance):
+        return None
+    for call_side, other, call_first in ((difference.left, difference.right, True),
+                                         (difference.right, difference.left, False)):
+        call = _call(call_side, program_names, source)
+        ok, value = _expected(other)
+        if call and ok and _number(value):
+            return FastTest(call, op, (value, tolerance, call_first), message)
     return None
 
 
@@ -210,9 +279,16 @@ def _check_block(tree: ast.Module, program_names: frozenset[str],
     if func is None or len(func.args.args) != 1 or func.decorator_list or func.args.vararg or func.args.kwarg:
         return None
     param = func.args.args[0].arg
-    # Docstrings and ``assert True, "..."`` lines (HumanEval has many) cannot change the verdict.
+    others = [node for node in body[:-1] if node is not func]
+    bound = {name.id for node in others for name in ast.walk(node) if isinstance(name, ast.Name)}
+    bound |= {(a.asname or a.name).split(".")[0] for node in others if isinstance(node, (ast.Import, ast.ImportFrom))
+              for a in node.names}
+    # Docstrings, ``assert True, "..."`` lines and a bare built-in name (HumanEval/129's ``print``)
+    # cannot change the verdict.
     statements = [s for s in func.body
                   if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
+                  and not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Name) and s.value.id != param
+                           and s.value.id in BUILTIN_NAMES and s.value.id not in bound)
                   and not (isinstance(s, ast.Assert) and _literal(s.test)[0] and _literal(s.test)[1])]
     if not statements or not all(isinstance(s, ast.Assert) for s in statements):
         return None

@@ -180,6 +180,23 @@ def test_humaneval_style_check_block(sb):
     assert wrong.status == "failed", explain(wrong)
 
 
+def test_tolerance_asserts_keep_their_meaning(sb):
+    res = run(sb, "def f(x):\n    return x\n",
+              "assert abs(f(1.0000001) - 1.0) < 1e-6", "assert abs(f(1.1) - 1.0) < 1e-6",
+              "assert abs(1.0 - f(1.0)) <= 0.0", "assert abs(f('1') - 1.0) < 1e-6",
+              "assert abs(f(3) - 2.0 / 3.0) < 3")
+    # a str minus a float raises TypeError, as it does when the test runs in Python
+    assert statuses(res) == ["passed", "failed", "passed", "error", "passed"], explain(res)
+    assert "TypeError" in res.tests[3].detail
+
+
+def test_folded_arithmetic_is_python_arithmetic(sb):
+    res = run(sb, "def f(xs):\n    return (sum(xs), 3 * 5 * 7, 7 // 2, -7 % 3, 0.1 + 0.2)\n",
+              "assert f([3, 5, 7]) == (3 + 5 + 7, 3 * 5 * 7, 7 // 2, -7 % 3, 0.1 + 0.2)",
+              "assert f([1]) == (1, 105, 3, 2, 0.3)")  # 0.1 + 0.2 != 0.3, in Python as here
+    assert statuses(res) == ["passed", "failed"], explain(res)
+
+
 SLOW_THEN_STUCK = """\
     import time
 
