@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.fastpath import classify, classify_check_block
+from sandbox.fastpath import classify, classify_check_block, plan
 
 NAMES = frozenset({"f", "g"})
 
@@ -66,7 +66,7 @@ def test_a_check_block_of_simple_asserts_is_judged_assert_by_assert():
 
 
 @pytest.mark.parametrize("body", [
-    "    for i in range(3):\n        assert candidate(i) == i\n",
+    "    for i in range(3):\n        x = i\n        assert candidate(x) == i\n",
     "    x = 3\n    assert candidate(x) == 3\n",
     "    assert abs(candidate(1) - 1.0) < candidate(2)\n",
     "    assert False\n",
@@ -82,3 +82,42 @@ def test_a_bare_builtin_name_in_a_check_block_is_skipped_unless_the_block_rebind
     assert [c.call for c in checks] == ["candidate(1)"]
     assert classify_check_block("print = 5\n" + body, NAMES) is None
     assert classify_check_block(body.replace("print", "undefined_name"), NAMES) is None
+
+
+def calls(test, names=NAMES):
+    found = plan(test, names)
+    return None if found is None else [(c.call, c.expected) for c in found[0]]
+
+
+def test_several_asserts_are_checks_in_order():
+    assert calls("assert f(1) == 2\nassert g('a') == 'b'\n") == [("f(1)", 2), ("g('a')", "b")]
+
+
+def test_loops_over_constants_are_unrolled_with_the_values_written_in():
+    assert calls("for x in range(2, 5, 2):\n    assert f(x, x + 1) == str(x)\n") == [
+        ("f(2, 2 + 1)", "2"), ("f(4, 4 + 1)", "4")]
+    assert calls("for xs, n in [([3, 1], 2), ((), 0)]:\n    assert f(xs) == n\n") == [
+        ("f([3, 1])", 2), ("f(())", 0)]
+    block = "def check(candidate):\n    for s in ['ab', 'é']:\n        assert candidate(s) == s\n\ncheck(f)\n"
+    assert calls(block) == [("candidate('ab')", "ab"), ("candidate('é')", "é")]
+
+
+@pytest.mark.parametrize("test", [
+    # a list used twice in one iteration: a call may change it before the second use sees it
+    "for xs in [[3, 1]]:\n    assert f(xs) == [1, 3]\n    assert g(xs) == [3, 1]\n",
+    "for xs in [[3, 1]]:\n    assert f(xs) == xs\n",
+    "for x in range(10 ** 6):\n    assert f(x) == x\n",        # not a constant (no powers)
+    "for x in range(5000):\n    assert f(x) == x\n",           # too many checks
+    "for x in [1, 2]:\n    assert f(x) == x\nelse:\n    pass\n",
+    "for a, b in [(1, 2, 3)]:\n    assert f(a) == b\n",        # would fail to unpack
+    "for f in [1]:\n    assert f(1) == 1\n",                   # the loop rebinds a program name
+    "for x in [1]:\n    for y in [2]:\n        assert f(x, y) == 3\n",
+    "for x in range(0):\n    assert f(x) == x\n",              # no check at all: nothing to judge here
+])
+def test_other_loops_run_in_a_test_process(test):
+    assert plan(test, NAMES) is None
+
+
+def test_a_block_whose_calls_use_a_name_the_test_module_binds_runs_in_a_test_process():
+    block = "LIMIT = 3\n\ndef check(candidate):\n    assert candidate(LIMIT) == 3\n\ncheck(f)\n"
+    assert plan(block, NAMES) is None

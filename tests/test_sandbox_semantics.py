@@ -197,6 +197,17 @@ def test_folded_arithmetic_is_python_arithmetic(sb):
     assert statuses(res) == ["passed", "failed"], explain(res)
 
 
+def test_loops_and_several_asserts_keep_their_meaning(sb):
+    program = "def f(x):\n    return 2 * x if x != 2 else 5\n\ndef g(xs):\n    xs.append(0)\n    return len(xs)\n"
+    res = run(sb, program,
+              "for x in range(2):\n    assert f(x) == x * 2\n",
+              "for x in range(4):\n    assert f(x) == x * 2\n",
+              "for xs, n in [([1], 2), ([], 1)]:\n    assert g(xs) == n\n",
+              "assert f(1) == 2\nassert f(2) == 4\nassert f(3) == 6\n")
+    assert statuses(res) == ["passed", "failed", "passed", "failed"], explain(res)
+    assert "f(2) returned 5" in res.tests[1].detail and "f(2) returned 5" in res.tests[3].detail
+
+
 SLOW_THEN_STUCK = """\
     import time
 
