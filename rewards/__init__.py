@@ -5,6 +5,7 @@ from rewards.config import RewardConfig
 from rewards.engine import ExecStats, ExecutionEngine, Program, Verdict, shared_sandbox
 from rewards.metrics import batch_metrics
 from rewards.mutation import Mutant, generate_mutants
+from rewards.quality import quality_metrics
 from rewards.registry import (
     REWARD_FUNCS,
     default_reward_names,
@@ -20,5 +21,5 @@ __all__ = [
     "BatchError", "DiscriminatorScore", "ExecStats", "ExecutionEngine", "Mutant", "Program",
     "REWARD_FUNCS", "RewardConfig", "RewardContext", "RewardScorer", "Sample", "Verdict",
     "batch_metrics", "collapse_score", "default_reward_names", "format_score", "generate_mutants",
-    "get_reward_funcs", "get_reward_weights", "parse_batch", "resolve_names", "shared_sandbox",
+    "get_reward_funcs", "get_reward_weights", "parse_batch", "quality_metrics", "resolve_names", "shared_sandbox",
 ]

@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 from rewards.config import RewardConfig
 from rewards.engine import ExecutionEngine
 from rewards.metrics import batch_metrics
+from rewards.quality import quality_metrics
 from rewards.scorer import RewardScorer
 from rewards.scoring import RewardContext
 
@@ -63,8 +64,9 @@ def get_reward_funcs(
 ) -> list[Callable[..., list]]:
     """TRL reward callables for ``names``, sharing one ``RewardScorer`` (``fn.scorer``).
 
-    With ``log_metrics``, the first function called on a new batch also sends
-    ``batch_metrics`` through TRL's ``log_metric`` kwarg (when the trainer passes one).
+    With ``log_metrics``, the first function called on a new batch also sends ``batch_metrics``
+    and ``quality_metrics`` (test diversity per stage, reasoning coherence) through TRL's
+    ``log_metric`` kwarg (when the trainer passes one).
     Mutants are built when the ``mutation`` variant is among the names or configured.
     """
     resolved = resolve_names(names, config)
@@ -78,7 +80,7 @@ def get_reward_funcs(
             ctx, fresh = scorer.context(kwargs)
             log_metric = kwargs.get("log_metric")
             if fresh and log_metrics and callable(log_metric):
-                for metric, value in batch_metrics(ctx).items():
+                for metric, value in {**batch_metrics(ctx), **quality_metrics(ctx.samples, config.num_stages)}.items():
                     log_metric(metric, value)
             return compute(ctx)
 

@@ -224,6 +224,7 @@ def test_reward_funcs_share_one_computation_per_batch(sandbox):
     assert logged["generator/pass_rate"] == pytest.approx(2 / 3)
     assert logged["discriminator/validity/stage1"] == 1.0
     assert logged["sandbox/jobs"] == submitted
+    assert logged["quality/diversity/stage1"] == 0.5  # quality_metrics too: both episodes wrote the same test
 
 
 def test_metrics_cover_roles_stages_and_reasons(sandbox):

@@ -11,8 +11,9 @@ What it adds to TRL's trainer, and why:
 * ``_prepare_inputs`` refuses to train a buffered generation batch under another phase than the
   one it was generated in (the schedule's alignment check should make this impossible).
 * timing of generation, rewards (with the sandbox's share) and the rest of each step, the syntax
-  validity of the final code, per-stage copies of the reward metrics, and a JSONL of sample chains
-  (``samples.jsonl``).
+  validity of the final code, ``generator/collapse_rate`` (share of generator samples with a stage that
+  ``pipeline.evaluation.collapse.is_collapsed`` flags: what train.py's ``CollapseGuard`` watches),
+  per-stage copies of the reward and quality metrics, and a JSONL of sample chains (``samples.jsonl``).
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ from transformers import TrainerCallback
 from trl import GRPOTrainer
 
 from pipeline.adapters import ROLES
+from pipeline.evaluation.collapse import is_collapsed
 from pipeline.training.checkpoints import COMPLETE
 
 SAMPLES_FILE = "samples.jsonl"
 # Logged metrics that are copied under `stage<k>/` so that each curriculum stage has its own curves.
-STAGE_METRIC_PREFIXES = ("reward", "rewards/", "generator/", "discriminator/", "invalid_reasons/")
+STAGE_METRIC_PREFIXES = ("reward", "rewards/", "generator/", "discriminator/", "invalid_reasons/", "quality/")
 ROLE_CODES = {"discriminator": 0, "generator": 1, "unified": 2}
 
 
@@ -163,9 +165,12 @@ class DuelGRPOTrainer(GRPOTrainer):
         started = time.perf_counter()
         rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         self.clock.add("rewards", time.perf_counter() - started)
-        codes = [row.get("final_code") or "" for row in inputs if row.get("role") == "generator"]
-        if codes:  # flushed by TRL right after, averaged over processes
+        generated = [row for row in inputs if row.get("role") == "generator"]
+        if generated:  # flushed by TRL right after, averaged over processes (so the collapse guard sees one value)
+            codes = [row.get("final_code") or "" for row in generated]
             self._log_metric("generator/syntax_valid", sum(map(parses, codes)) / len(codes))
+            collapsed = [any(is_collapsed(text) for text in row.get("stage_texts") or []) for row in generated]
+            self._log_metric("generator/collapse_rate", sum(collapsed) / len(collapsed))
         if self.samples_per_step and self.accelerator.is_main_process and self.model.training:
             self._write_samples(inputs, rewards[: len(inputs)])  # the main process's rows come first
         return rewards
