@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from datasets import Dataset
+from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from pipeline.adapters import ROLES
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 FINAL_DIR = "final"
 RECORD_FILE = "warmstart.json"
 COLLAPSED_DIR = "collapsed"
+TRAINER_STATE_FILE = "trainer_state.json"
 
 
 def adapter_digest(model: torch.nn.Module, role: str) -> str:
@@ -75,9 +77,12 @@ def _final_loss(log_history: list[dict[str, Any]]) -> float | None:
 
 
 def run_warm_start(model_config: ModelConfig, sft_config: SFTConfig, warm_config: WarmStartConfig,
-                   rows: Sequence[Mapping[str, Any]]) -> Path:
+                   rows: Sequence[Mapping[str, Any]], callbacks: Sequence[TrainerCallback] = ()) -> Path:
     """Train the generator adapter on `rows` (datasets_build schema) and return `<output_dir>/final`,
-    which holds `generator/` and `discriminator/` adapters and `warmstart.json`.
+    which holds `generator/` and `discriminator/` adapters, `warmstart.json` and `trainer_state.json`.
+
+    `callbacks` join the trainer's; one with an ``attach(trainer)`` method (such as
+    `pipeline.evaluation.callback.BenchmarkCallback`, which logs through the trainer) is attached with it.
 
     If the collapse guard stops the run, `final` is copied from the last checkpoint saved before the
     collapse (the collapsed adapters go to `<output_dir>/collapsed`); with no such checkpoint it raises.
@@ -113,6 +118,11 @@ def run_warm_start(model_config: ModelConfig, sft_config: SFTConfig, warm_config
                          callbacks=[guard])
     if warm_config.probe_every_steps:
         _probe(warm_config, examples, rows, tokenizer).attach(trainer)
+    for callback in callbacks:
+        if callable(getattr(callback, "attach", None)):
+            callback.attach(trainer)
+        else:
+            trainer.add_callback(callback)
     result = trainer.train(resume_from_checkpoint=sft_config.resume_from_checkpoint)
 
     if adapter_digest(discriminator, "discriminator") != untouched:
@@ -153,6 +163,7 @@ def run_warm_start(model_config: ModelConfig, sft_config: SFTConfig, warm_config
             "adapters_from": adapters_from,
         }
         (final / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        trainer.state.save_to_json(str(final / TRAINER_STATE_FILE))  # the whole log history, evaluations included
         logger.info("warm start: %d steps, final loss %s; adapters in %s", record["steps"], record["final_loss"],
                     final)
     trainer.accelerator.wait_for_everyone()
