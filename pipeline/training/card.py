@@ -49,6 +49,28 @@ def base_model_id(run_info: dict[str, Any]) -> str:
     return EMBEDDED_BASE if base in (None, "", "embedded") else str(base)
 
 
+def start_lines(start: dict[str, Any], roles: list[str]) -> list[str]:
+    """Where each adapter began RL: a fresh LoRA, or an init adapter (e.g. a supervised warm start)."""
+    lines = []
+    for role in roles:
+        point = start.get(role) or {"from": "fresh"}
+        if point.get("from") == "fresh":
+            lines.append(f"- `{role}/`: a fresh LoRA adapter (B = 0: RL started from the base model).")
+            continue
+        warm = point.get("warmstart")
+        if not isinstance(warm, dict):
+            how = "an existing adapter"
+        elif role == "generator":
+            loss = warm.get("final_loss")
+            how = (f"a supervised warm start ({warm.get('steps')} steps, final loss "
+                   f"{f'{loss:.4f}' if isinstance(loss, (int, float)) else 'n/a'})")
+        else:  # a warm start trains the generator only and saves the discriminator as it found it
+            how = "the untouched discriminator adapter saved by a supervised warm start"
+        lines.append(f"- `{role}/`: started from {how}: `{point.get('from')}` (weights sha256 "
+                     f"`{str(point.get('sha256'))[:16]}`).")
+    return lines
+
+
 def render_model_card(folder: str | Path, repo_id: str) -> str:
     """Markdown (with Hub metadata) describing the adapters in ``folder``."""
     folder = Path(folder)
@@ -85,6 +107,7 @@ def render_model_card(folder: str | Path, repo_id: str) -> str:
     lines += [f"| `{role}/` | {descriptions[role]} |" for role in roles]
     if mode == "unified":
         lines += ["", "Trained in `unified` mode: the `generator` adapter plays both roles."]
+    lines += ["", "## Starting point", ""] + start_lines(info.get("start", {}), roles)
     lines += [
         "",
         "## Method",
