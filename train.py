@@ -1,10 +1,14 @@
-"""Train the generator and discriminator adapters with TRL's GRPOTrainer on execution rewards.
+"""Train the generator and discriminator adapters with TRL's GRPOTrainer on execution rewards, or
+warm-start the generator adapter with TRL's SFTTrainer first (a recipe with ``mode: sft``).
 
     accelerate launch train.py --config configs/smoke.yaml [--any_field value ...]
+    accelerate launch train.py --config configs/sft_warmstart.yaml          # mode: sft
+    accelerate launch train.py --config configs/smoke.yaml --generator_init_adapter outputs/sft_warmstart/final
 
-Read top to bottom: configuration, checks that fail before anything heavy starts, data, model,
-rollout and rewards, the trainer and its callbacks, resume, train, save, push. docs/training.md
-explains the algorithm and the recipes.
+Read top to bottom: configuration, checks that fail before anything heavy starts, data, run records,
+the warm start (SFT), then RL: model, rollout and rewards, the trainer and its callbacks, resume,
+train, save, push. docs/training.md explains the algorithm and the recipes, docs/warmstart.md the
+warm start.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ from typing import Any
 import yaml
 from accelerate import PartialState
 from datasets import Dataset, concatenate_datasets
-from trl import GRPOConfig, TrlParser
+from trl import GRPOConfig, SFTConfig, TrlParser
 
 import datasets_build
+from pipeline.adapters import ADAPTER_CONFIG, ROLES, resolve_adapter_dir
 from pipeline.chain import ChainConfig
 from pipeline.embedded import cache_root
+from pipeline.evaluation.callback import BenchmarkCallback, BenchmarkEvalConfig
 from pipeline.models import ModelConfig, ModelLoadError
 from pipeline.policies import load_policies
 from pipeline.rollout import ProblemIndex
@@ -40,6 +46,9 @@ from pipeline.training.hub import PushError, push_folder
 from pipeline.training.replay import FailureRecorder, ReplayBuffer, ReplayCallback, ReplayRollout
 from pipeline.training.schedule import AdversarialSchedule, ScheduleConfig, ScheduleError, check_alignment
 from pipeline.training.trainer import DuelGRPOTrainer
+from pipeline.warmstart import (
+    RECIPE_DEFAULTS, RECORD_FILE, CollapseGuard, CollapseGuardConfig, WarmStartConfig, WarmStartError, run_warm_start,
+)  # fmt: skip
 from rewards import RewardConfig, default_reward_names, get_reward_funcs, get_reward_weights, resolve_names
 
 logger = logging.getLogger("train")
@@ -51,8 +60,8 @@ DEFAULT_MBPP_FILE = REPO_ROOT.parent / "shared" / "data" / "mbpp" / "mbpp.jsonl"
 
 
 @dataclass
-class ScriptArguments:
-    """Data, replay and logging settings (the trainer's are in GRPOConfig, the schedule's in ScheduleConfig)."""
+class DataArguments:
+    """The training rows (both modes) and the CPU threads of each process."""
 
     dataset_dir: str | None = field(
         default=None, metadata={"help": "A DatasetDict folder written by `python -m datasets_build`; "
@@ -72,6 +81,16 @@ class ScriptArguments:
         default=None, metadata={"help": "Keep training problems whose reference has at most this many lines."})
     max_train_problems: int | None = field(
         default=None, metadata={"help": "Keep the first N training problems (after the filter above)."})
+    torch_threads: int | None = field(
+        default=None, metadata={"help": "CPU threads per process for PyTorch (None = its default, one per core). "
+                                        "1 is much faster on a busy CPU, where spinning threads starve each other."})
+
+
+@dataclass
+class ScriptArguments(DataArguments):
+    """RL: data, replay, collapse guard and sample logging (the trainer's settings are in GRPOConfig, the
+    schedule's in ScheduleConfig)."""
+
     reward_funcs: list[str] | None = field(
         default=None, metadata={"help": "Reward function names (rewards.REWARD_FUNCS, or 'discriminator'); "
                                         "None = every reward of both roles."})
@@ -80,9 +99,46 @@ class ScriptArguments:
         default=0.25, metadata={"help": "Probability that a prompt group is swapped for a replayed failure."})
     samples_per_step: int = field(
         default=2, metadata={"help": "Sample chains per generation batch written to output_dir/samples.jsonl."})
-    torch_threads: int | None = field(
-        default=None, metadata={"help": "CPU threads per process for PyTorch (None = its default, one per core). "
-                                        "1 is much faster on a busy CPU, where spinning threads starve each other."})
+    collapse_guard_metric: str = field(
+        default="generator/collapse_rate",
+        metadata={"help": "Logged metric the collapse guard watches (higher = worse): by default the share of "
+                          "generator samples with a degenerate stage. Metrics only the main process logs "
+                          "(eval_bench/...) are for single-process runs only."})
+    collapse_guard_threshold: float = field(
+        default=0.5, metadata={"help": "Value of collapse_guard_metric at or above which training has collapsed "
+                                       "(collapse_threshold is the reward shaping's)."})
+    collapse_guard_patience: int = field(
+        default=2, metadata={"help": "Collapsed logs in a row before the guard stops training."})
+    stop_on_collapse: bool = field(
+        default=True, metadata={"help": "Stop training when the guard fires; final/ then holds the adapters of the "
+                                        "last checkpoint saved before the collapse (the collapsed ones: collapsed/)."})
+
+
+@dataclass
+class SFTScriptArguments(DataArguments):
+    """Warm start: the training rows (the warm start's own settings are in WarmStartConfig, the optimiser's in
+    SFTConfig)."""
+
+    mode: str = field(
+        default="sft", metadata={"help": "'sft': this supervised warm start. train.py reads the mode first; RL "
+                                         "recipes give the schedule's mode ('adversarial' or 'unified')."})
+
+
+BENCHMARKS = ("humaneval-mini", "humaneval", "mbpp")
+
+
+@dataclass
+class BenchmarkArguments(BenchmarkEvalConfig):
+    """``pipeline.evaluation.callback.BenchmarkEvalConfig`` plus which benchmark it evaluates on."""
+
+    bench_benchmark: str = field(
+        default="humaneval-mini",
+        metadata={"help": f"Benchmark evaluated during training, one of {BENCHMARKS} (mbpp: its test split)."})
+
+    def __post_init__(self) -> None:
+        if self.bench_benchmark not in BENCHMARKS:
+            raise ValueError(f"bench_benchmark must be one of {BENCHMARKS}, got {self.bench_benchmark!r}")
+        super().__post_init__()
 
 
 @dataclass
@@ -112,33 +168,83 @@ class RewardArguments(RewardConfig):
 
 
 def _without_fields(cls: type, drop: set[str], name: str) -> type:
-    """A copy of dataclass ``cls`` minus ``drop`` (fields GRPOConfig already has: one flag each)."""
+    """A copy of dataclass ``cls`` minus ``drop`` (fields the trainer's config already has: one flag each)."""
     hints = typing.get_type_hints(cls)
     kept = [(f.name, hints[f.name], field(default=f.default, default_factory=f.default_factory, metadata=f.metadata))
             for f in dataclasses.fields(cls) if f.name not in drop]
     return dataclasses.make_dataclass(name, kept)
 
 
-SHARED_WITH_GRPO = {f.name for f in dataclasses.fields(ModelConfig)} & {f.name for f in dataclasses.fields(GRPOConfig)}
+def _shared(cls: type, other: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)} & {f.name for f in dataclasses.fields(other)}
+
+
+SHARED_WITH_GRPO = _shared(ModelConfig, GRPOConfig)
+SHARED_WITH_SFT = _shared(ModelConfig, SFTConfig)
 ModelArguments = _without_fields(ModelConfig, SHARED_WITH_GRPO, "ModelArguments")
-PARSER_TYPES = (ScriptArguments, ScheduleConfig, ChainArguments, RewardArguments, GRPOConfig, ModelArguments)
+SFTModelArguments = _without_fields(ModelConfig, SHARED_WITH_SFT, "SFTModelArguments")
+PARSER_TYPES = (ScriptArguments, ScheduleConfig, ChainArguments, RewardArguments, BenchmarkArguments, GRPOConfig,
+                ModelArguments)
+SFT_PARSER_TYPES = (SFTScriptArguments, WarmStartConfig, BenchmarkArguments, SFTConfig, SFTModelArguments)
+# Defaults of a `mode: sft` run that differ from the dataclasses': the plan's LoRA (rank 8, alpha 16) and
+# optimiser (pipeline.warmstart.RECIPE_DEFAULTS: lr 1e-4, 10 % warmup, cosine), and, without a CUDA GPU,
+# full precision (SFTConfig defaults to bf16). The recipe and the command line override each one.
+SFT_DEFAULTS: dict[str, Any] = {"lora_r": 8, "lora_alpha": 16, **RECIPE_DEFAULTS}
+SFT_CPU_DEFAULTS: dict[str, Any] = {"use_cpu": True, "bf16": False, "activation_checkpointing": False}
 
 
 class ConfigError(ValueError):
     """A configuration that cannot work; raised before any model or data is loaded."""
 
 
-def parse_config(argv: list[str] | None = None):
-    """All dataclasses from ``--config recipe.yaml`` plus command-line overrides (TRL style)."""
+def recipe_mode(argv: list[str]) -> str:
+    """``sft``, or the RL schedule's mode: ``--mode`` on the command line, else the recipe's ``mode:``."""
+    args = list(argv)
+    for at, token in enumerate(args):
+        if token == "--mode" and at + 1 < len(args):
+            return args[at + 1]
+        if token.startswith("--mode="):
+            return token.partition("=")[2]
+    if "--config" not in args or args.index("--config") + 1 >= len(args):
+        return ScheduleConfig.mode
+    path = Path(args[args.index("--config") + 1])
     try:
-        script, schedule, chain, reward, training, model_args = TrlParser(PARSER_TYPES).parse_args_and_config(argv)
+        recipe = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"--config {path}: {err}") from err
+    if not isinstance(recipe, dict):
+        raise ConfigError(f"--config {path} must hold a YAML mapping")
+    return str(recipe.get("mode", ScheduleConfig.mode))
+
+
+def parse_config(argv: list[str] | None = None):
+    """The RL dataclasses from ``--config recipe.yaml`` plus command-line overrides (TRL style)."""
+    try:
+        script, schedule, chain, reward, bench, training, model_args = \
+            TrlParser(PARSER_TYPES).parse_args_and_config(argv)
         model = ModelConfig(**asdict(model_args), **{n: getattr(training, n) for n in SHARED_WITH_GRPO})
     except (ValueError, TypeError, OSError) as err:
         raise ConfigError(str(err)) from err
-    return script, schedule, chain, reward, training, model
+    return script, schedule, chain, reward, training, model, bench
 
 
-def effective_recipe(argv: list[str]) -> dict[str, Any]:
+def parse_sft_config(argv: list[str] | None = None):
+    """The warm start's dataclasses (``mode: sft``), with the plan's recipe as defaults (``SFT_DEFAULTS``)."""
+    import torch
+
+    parser = TrlParser(SFT_PARSER_TYPES)
+    parser.set_defaults_with_config(**SFT_DEFAULTS, **({} if torch.cuda.is_available() else SFT_CPU_DEFAULTS))
+    try:
+        script, warm, bench, training, model_args = parser.parse_args_and_config(argv)
+        model = ModelConfig(**asdict(model_args), **{n: getattr(training, n) for n in SHARED_WITH_SFT})
+    except (ValueError, TypeError, OSError) as err:
+        raise ConfigError(str(err)) from err
+    if script.mode != "sft":
+        raise ConfigError(f"mode {script.mode!r}: this parser reads warm-start recipes (mode: sft)")
+    return script, warm, bench, training, model
+
+
+def effective_recipe(argv: list[str], types: tuple[type, ...] = PARSER_TYPES) -> dict[str, Any]:
     """The recipe YAML with the command line's overrides applied, so ``--config recipe.yaml`` reruns the run."""
     args = list(argv)
     recipe: dict[str, Any] = {}
@@ -146,7 +252,7 @@ def effective_recipe(argv: list[str]) -> dict[str, Any]:
         at = args.index("--config")
         recipe = yaml.safe_load(Path(args[at + 1]).read_text()) or {}
         del args[at : at + 2]
-    lists = {f.name for cls in PARSER_TYPES for f in dataclasses.fields(cls)
+    lists = {f.name for cls in types for f in dataclasses.fields(cls)
              if "list" in str(typing.get_type_hints(cls)[f.name])}
 
     def value_of(text: str) -> Any:
@@ -169,6 +275,38 @@ def effective_recipe(argv: list[str]) -> dict[str, Any]:
     return recipe
 
 
+def check_data(script: DataArguments) -> None:
+    """Checks of the data selection and threads, shared by both modes."""
+    if script.torch_threads is not None and script.torch_threads < 1:
+        raise ConfigError("torch_threads must be >= 1 (or null for PyTorch's default)")
+    if script.max_train_problems is not None and script.max_train_problems < 1:
+        raise ConfigError("max_train_problems must be >= 1 (or null for all)")
+    if not script.train_splits:
+        raise ConfigError("train_splits is empty")
+    if not script.eval_splits and not script.allow_contamination:
+        raise ConfigError("eval_splits is empty, so contamination cannot be checked; name the evaluation splits "
+                          "or set allow_contamination: true")
+
+
+def check_init_adapters(model: ModelConfig) -> None:
+    """``<role>_init_adapter``: a local folder must hold that role's adapter; a path that does not exist is an
+    error here (only ``user/name`` is tried on the Hub, at model load)."""
+    for role in ROLES:
+        name = f"{role}_init_adapter"
+        source = getattr(model, name)
+        if source is None:
+            continue
+        path = Path(source).expanduser()
+        if path.exists():
+            try:
+                resolve_adapter_dir(path, role)
+            except ModelLoadError as err:
+                raise ConfigError(f"{name}: {err}") from err
+        elif path.is_absolute() or source.startswith((".", "~")) or source.count("/") != 1:
+            raise ConfigError(f"{name} {source!r}: no such folder (a warm start writes its adapters to "
+                              "<output_dir>/final; a Hub repo is given as user/name)")
+
+
 def validate(script: ScriptArguments, schedule_cfg: ScheduleConfig, reward: RewardConfig,
              training: GRPOConfig, model: ModelConfig) -> AdversarialSchedule:
     """Every check that needs no model or data; returns the schedule, with max_steps settled."""
@@ -185,21 +323,22 @@ def validate(script: ScriptArguments, schedule_cfg: ScheduleConfig, reward: Rewa
     if model.separate_discriminator_model is not None:
         raise ConfigError("separate_discriminator_model: train.py trains both adapters on ONE PeftModel; "
                           "remove it (both roles share the base model)")
+    if schedule_cfg.mode == "unified" and model.discriminator_init_adapter is not None:
+        raise ConfigError("discriminator_init_adapter: unified mode trains the generator adapter alone (it plays "
+                          "both roles), so a discriminator adapter would never be used; remove it")
+    check_init_adapters(model)
+    try:
+        CollapseGuardConfig(metric=script.collapse_guard_metric, threshold=script.collapse_guard_threshold,
+                            patience=script.collapse_guard_patience)
+    except ValueError as err:
+        raise ConfigError(f"collapse guard: {err}") from err
     try:
         resolve_names(script.reward_funcs or default_reward_names(reward), reward)
     except ValueError as err:
         raise ConfigError(str(err)) from err
     if not 0.0 <= script.replay_ratio <= 1.0 or script.replay_capacity < 0:
         raise ConfigError("replay_ratio must lie in [0, 1] and replay_capacity be >= 0")
-    if script.torch_threads is not None and script.torch_threads < 1:
-        raise ConfigError("torch_threads must be >= 1 (or null for PyTorch's default)")
-    if script.max_train_problems is not None and script.max_train_problems < 1:
-        raise ConfigError("max_train_problems must be >= 1 (or null for all)")
-    if not script.train_splits:
-        raise ConfigError("train_splits is empty")
-    if not script.eval_splits and not script.allow_contamination:
-        raise ConfigError("eval_splits is empty, so contamination cannot be checked; name the evaluation splits "
-                          "or set allow_contamination: true")
+    check_data(script)
     if training.save_total_limit is not None and training.save_total_limit < 2:
         raise ConfigError("save_total_limit must be >= 2 (or null): with 1, the only complete checkpoint is deleted "
                           "before the new one is marked complete")
@@ -233,10 +372,26 @@ def validate(script: ScriptArguments, schedule_cfg: ScheduleConfig, reward: Rewa
     return schedule
 
 
+def validate_sft(script: SFTScriptArguments, training: SFTConfig, model: ModelConfig) -> None:
+    """The warm start's checks that need no model or data."""
+    import torch
+
+    if model.load_in_4bit and not torch.cuda.is_available():
+        raise ConfigError("load_in_4bit (QLoRA) needs a CUDA GPU; drop it to train in full precision on CPU")
+    check_init_adapters(model)
+    if training.eval_strategy != "no":
+        raise ConfigError(f"eval_strategy {training.eval_strategy!r}: the warm start has no eval dataset; "
+                          "evaluate on the benchmark with bench_eval_steps instead (eval_strategy: 'no')")
+    if training.push_to_hub:
+        raise ConfigError("push_to_hub: push the warm start's final/ folder with `python -m pipeline.push`, "
+                          "or push the RL run that starts from it")
+    check_data(script)
+
+
 # ----------------------------------------------------------------------------- data
 
 
-def _dataset_folder(script: ScriptArguments) -> Path:
+def _dataset_folder(script: DataArguments) -> Path:
     """The verified DatasetDict: ``dataset_dir``, or one built once (main process first) and cached."""
     if script.dataset_dir is not None:
         folder = Path(script.dataset_dir)
@@ -276,7 +431,7 @@ def _load_splits(folder: Path, splits: list[str]) -> Dataset:
         raise ConfigError(f"dataset: {err}") from err
 
 
-def load_training_problems(script: ScriptArguments) -> tuple[Dataset, int]:
+def load_training_problems(script: DataArguments) -> tuple[Dataset, int]:
     """Training rows with a short unique ``prompt`` column, after the contamination check."""
     folder = _dataset_folder(script)
     train = _load_splits(folder, script.train_splits)
@@ -299,6 +454,26 @@ def load_training_problems(script: ScriptArguments) -> tuple[Dataset, int]:
     return train, len(train)
 
 
+def benchmark_callback(bench: BenchmarkArguments, eval_steps: float | None, templates: str,
+                       script: DataArguments) -> BenchmarkCallback | None:
+    """The benchmark evaluation during training (attached once the trainer exists), or None when it is off:
+    no ``bench_modes``, or neither ``bench_eval_steps`` nor the trainer's ``eval_steps`` says when to run it."""
+    if not bench.enabled:
+        return None
+    if bench.bench_eval_steps is None and not eval_steps:
+        logger.info("no benchmark evaluation during training: set bench_eval_steps (or eval_steps) to turn it on")
+        return None
+    mbpp = Path(script.mbpp_file) if script.mbpp_file else DEFAULT_MBPP_FILE
+    source = datasets_build.SourceConfig(use_hub=bench.bench_benchmark == "mbpp",
+                                         mbpp_file=str(mbpp) if mbpp.is_file() else None)
+    try:
+        rows = datasets_build.load_problems(bench.bench_benchmark, split="test" if bench.bench_benchmark == "mbpp"
+                                            else None, config=source).to_list()
+        return BenchmarkCallback(rows, bench, templates=templates)
+    except (datasets_build.DatasetFormatError, ValueError, OSError) as err:
+        raise ConfigError(f"benchmark {bench.bench_benchmark}: {err}") from err
+
+
 # ----------------------------------------------------------------------------- run records
 
 
@@ -313,8 +488,37 @@ def run_info(script, schedule_cfg, reward_names, training, model, train_rows) ->
         "schedule": asdict(schedule_cfg), "reward_funcs": reward_names, "reward_weights": training.reward_weights,
         "train_splits": script.train_splits, "eval_splits": script.eval_splits, "train_problems": train_rows,
         "replay": {"capacity": script.replay_capacity, "ratio": script.replay_ratio},
+        "start": start_points(model, ("generator",) if schedule_cfg.mode == "unified" else ROLES),
         "versions": {"trl": trl.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
     }
+
+
+def start_points(model: ModelConfig, roles: tuple[str, ...] = ROLES) -> dict[str, Any]:
+    """Where each role adapter started: a fresh LoRA (B = 0, the base model), or an init adapter with the hash
+    of its weights file, its LoRA shape and, from a warm start's folder, what its warmstart.json says."""
+    points: dict[str, Any] = {}
+    for role in roles:
+        source = getattr(model, f"{role}_init_adapter")
+        if source is None:
+            points[role] = {"from": "fresh"}
+            continue
+        folder = resolve_adapter_dir(source, role)
+        lora = json.loads((folder / ADAPTER_CONFIG).read_text())
+        weights = folder / "adapter_model.safetensors"
+        points[role] = {
+            "from": source, "folder": str(folder),
+            "sha256": hashlib.sha256(weights.read_bytes()).hexdigest() if weights.is_file() else None,
+            "lora": {"r": lora.get("r"), "alpha": lora.get("lora_alpha"), "target_modules": lora.get("target_modules")},
+        }
+        record = folder.parent / RECORD_FILE
+        if record.is_file():
+            warm = json.loads(record.read_text())
+            points[role]["warmstart"] = {k: warm.get(k) for k in ("base_model", "steps", "final_loss", "stage_format",
+                                                                   "data", "adapters_from")}
+            if warm.get("base_model") != (model.model_name_or_path or "embedded"):
+                logger.warning("%s_init_adapter was warm-started on %s, this run's base is %s", role,
+                               warm.get("base_model"), model.model_name_or_path or "embedded")
+    return points
 
 
 def write_run_files(folder: Path, recipe: dict[str, Any], info: dict[str, Any]) -> None:
@@ -323,20 +527,53 @@ def write_run_files(folder: Path, recipe: dict[str, Any], info: dict[str, Any]) 
     (folder / RUN_INFO_FILE).write_text(json.dumps(info, indent=2))
 
 
-# ----------------------------------------------------------------------------- main
+# ----------------------------------------------------------------------------- warm start (mode: sft)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def warm_start(argv: list[str]) -> int:
+    """SFT of the generator adapter on the verified training rows (pipeline.warmstart); adapters in final/."""
     try:
-        script, schedule_cfg, chain_args, reward_cfg, training, model_cfg = parse_config(argv)
+        script, warm, bench, training, model_cfg = parse_sft_config(argv)
+        validate_sft(script, training, model_cfg)
+        benchmark = benchmark_callback(bench, training.eval_steps, warm.templates, script)
+        dataset, train_rows = load_training_problems(script)
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr)
+        return 2
+    if script.torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(script.torch_threads)
+    logger.info("warm start on %d training problems", train_rows)
+    try:
+        final = run_warm_start(model_cfg, training, warm, list(dataset), callbacks=[benchmark] if benchmark else [])
+    except ModelLoadError as err:
+        print(f"model error: {err}", file=sys.stderr)
+        return 2
+    except WarmStartError as err:
+        print(f"warm start error: {err}", file=sys.stderr)
+        return 2
+    if PartialState().is_main_process:
+        (final / RECIPE_FILE).write_text(yaml.safe_dump(effective_recipe(argv, SFT_PARSER_TYPES), sort_keys=False))
+        print(f"adapters saved: {final / 'generator'} (warm-started) and {final / 'discriminator'} (untouched)\n"
+              f"RL from them: train.py --config configs/smoke.yaml --generator_init_adapter {final} "
+              f"--discriminator_init_adapter {final}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- RL (GRPO)
+
+
+def train_rl(argv: list[str]) -> int:
+    try:
+        script, schedule_cfg, chain_args, reward_cfg, training, model_cfg, bench = parse_config(argv)
         schedule = validate(script, schedule_cfg, reward_cfg, training, model_cfg)
         output_dir = Path(training.output_dir)
         resume = resolve_resume(output_dir, training.resume_from_checkpoint)
         if resume is None and any(checkpoints(output_dir)):
             raise ConfigError(f"{output_dir} already holds checkpoints: pass --resume_from_checkpoint latest to "
                               "continue that run, or choose another output_dir")
+        benchmark = benchmark_callback(bench, training.eval_steps, chain_args.templates, script)
         dataset, train_rows = load_training_problems(script)
     except (ConfigError, CheckpointError) as err:
         print(f"config error: {err}", file=sys.stderr)
@@ -359,6 +596,8 @@ def main(argv: list[str] | None = None) -> int:
     if schedule_cfg.mode == "unified":
         model.delete_adapter("discriminator")
     adapters = {"generator": "generator", "discriminator": "generator" if schedule_cfg.mode == "unified" else "discriminator"}
+    for role in dict.fromkeys(adapters.values()):
+        logger.info("%s adapter starts from %s", role, getattr(model_cfg, f"{role}_init_adapter") or "a fresh LoRA")
 
     # Rollout and rewards: the rollout swaps in replayed failures, the rewards' context feeds the replay buffer.
     replay = ReplayBuffer(script.replay_capacity)
@@ -384,14 +623,24 @@ def main(argv: list[str] | None = None) -> int:
         write_run_files(output_dir, recipe, info)
 
     best = BestTracker(output_dir)
+    guard = CollapseGuard(CollapseGuardConfig(
+        metric=script.collapse_guard_metric, threshold=script.collapse_guard_threshold,
+        stop_on_collapse=script.stop_on_collapse, patience=script.collapse_guard_patience))
     callbacks = [
         PhaseCallback(schedule, rollout, model),
         ReplayCallback(replay, recorder),
         CheckpointCallback(schedule, replay, best, {"run": lambda folder: write_run_files(folder, recipe, info)}),
+        guard,
     ]
     trainer = DuelGRPOTrainer(model=model, reward_funcs=reward_funcs, args=training, train_dataset=dataset,
                               processing_class=tokenizer, rollout_func=rollout, callbacks=callbacks,
                               samples_per_step=script.samples_per_step)
+    if benchmark is not None:  # HumanEval-mini pass@1 of the generator every bench_eval_steps, best_eval/ kept
+        try:
+            benchmark.attach(trainer)
+        except ValueError as err:
+            print(f"config error: {err}", file=sys.stderr)
+            return 2
 
     # Resume: the schedule position must match, the replay buffer comes back, later leftovers go.
     if resume is not None:
@@ -408,11 +657,26 @@ def main(argv: list[str] | None = None) -> int:
 
     trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
 
-    # Final adapters, with what is needed to push or rerun them.
+    # Final adapters, with what is needed to push or rerun them; after a collapse, the last good checkpoint's.
     final = output_dir / "final"
+    good = guard.last_good_checkpoint() if guard.stopped else None
+    if guard.stopped and state.is_main_process:
+        policies.save(output_dir / "collapsed")  # kept for inspection, never used
+    if guard.stopped and good is None:
+        print(f"training collapsed ({script.collapse_guard_metric} >= {script.collapse_guard_threshold} from step "
+              f"{guard.streak_start}) before any checkpoint was saved; the collapsed adapters are in "
+              f"{output_dir / 'collapsed'}", file=sys.stderr)
+        return 1
     if state.is_main_process:
-        policies.save(final)
-        write_run_files(final, recipe, info)
+        shutil.rmtree(final, ignore_errors=True)
+        if good is not None:
+            for role in ROLES:
+                if (Path(good) / role).is_dir():
+                    shutil.copytree(Path(good) / role, final / role)
+            print(f"training collapsed at step {guard.streak_start}; final/ holds the adapters of {good}")
+        else:
+            policies.save(final)
+        write_run_files(final, recipe, {**info, "adapters_from": good or "trained"})
         trainer.state.save_to_json(str(final / "trainer_state.json"))
         print(f"adapters saved: {final / 'generator'}"
               + ("" if schedule_cfg.mode == "unified" else f" and {final / 'discriminator'}"))
@@ -425,6 +689,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"pushed to https://huggingface.co/{push_repo} ({getattr(commit, 'commit_url', commit)})")
     state.wait_for_everyone()
     return 0
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        mode = recipe_mode(argv)
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr)
+        return 2
+    return warm_start(argv) if mode == "sft" else train_rl(argv)
 
 
 if __name__ == "__main__":

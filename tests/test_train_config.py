@@ -51,11 +51,76 @@ def run_main(recipe: Path, *overrides: str) -> int:
     (["--allow_contamination", "false"], "contamination cannot be checked"),
     (["--separate_discriminator_model", "embedded"], "ONE PeftModel"),
     (["--replay_ratio", "1.5"], "replay_ratio"),
+    (["--generator_init_adapter", "/nonexistent/final"], "generator_init_adapter '/nonexistent/final': no such"),
+    (["--discriminator_init_adapter", "outputs/no/such/run/final"], "discriminator_init_adapter"),
+    (["--mode", "unified", "--discriminator_init_adapter", "/x"], "unified mode trains the generator adapter alone"),
+    (["--bench_modes", "direct", "nope"], "bench_modes must be distinct values"),
+    (["--bench_benchmark", "apps"], "bench_benchmark must be one of"),
+    (["--bench_metric_for_best", "eval_bench/staged/pass@1"], "is not logged by the evaluation"),
+    (["--collapse_guard_threshold", "0"], "collapse guard: threshold"),
 ])  # fmt: skip
 def test_configs_that_cannot_work_fail_before_loading_anything(recipe, capsys, overrides, message):
     assert run_main(recipe, *overrides) == 2
     err = capsys.readouterr().err
     assert err.startswith("config error:") and message in err
+
+
+def test_an_init_adapter_folder_must_hold_that_roles_adapter(recipe, tmp_path, capsys):
+    empty = tmp_path / "not_an_adapter"
+    empty.mkdir()
+    assert run_main(recipe, "--generator_init_adapter", str(empty)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("config error: generator_init_adapter:") and "is not a peft adapter folder" in err
+
+
+SFT_RECIPE = Path(__file__).resolve().parents[1] / "configs" / "sft_warmstart.yaml"
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["--generator_init_adapter", "/nonexistent/final"], "generator_init_adapter '/nonexistent/final': no such folder"),
+    (["--eval_strategy", "steps"], "the warm start has no eval dataset"),
+    (["--stage_format", "true"], "stage_format needs a teacher"),
+    (["--bench_modes", "nope"], "bench_modes must be distinct values"),
+    (["--num_generations", "4"], "num_generations"),       # a GRPO flag: not part of a warm start
+    (["--max_train_problems", "0"], "max_train_problems must be >= 1"),
+    (["--push_to_hub", "true"], "push_to_hub"),
+])  # fmt: skip
+def test_warm_start_configs_that_cannot_work_fail_before_loading_anything(capsys, overrides, message):
+    assert train.main(["--config", str(SFT_RECIPE), *overrides]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("config error:") and message in err
+
+
+def test_the_mode_is_read_before_parsing(recipe, tmp_path, capsys):
+    assert train.recipe_mode(["--config", str(SFT_RECIPE)]) == "sft"
+    assert train.recipe_mode(["--config", str(recipe)]) == "adversarial"
+    assert train.recipe_mode(["--config", str(recipe), "--mode=sft"]) == "sft"
+    assert train.main(["--config", str(recipe), "--mode", "sft"]) == 2  # an RL recipe read as a warm start
+    assert "Unknown arguments from config file" in capsys.readouterr().err
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("- a list, not a mapping\n")
+    assert train.main(["--config", str(broken)]) == 2
+    assert "must hold a YAML mapping" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("recipe_file", sorted((SFT_RECIPE.parent).glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_recipe_parses_in_its_mode(recipe_file):
+    import torch
+
+    if yaml.safe_load(recipe_file.read_text()).get("bf16") and not torch.cuda.is_available():
+        pytest.skip("a GPU recipe: TrainingArguments refuses bf16 without a GPU")
+    argv = ["--config", str(recipe_file)]
+    parsed = train.parse_sft_config(argv) if train.recipe_mode(argv) == "sft" else train.parse_config(argv)
+    assert parsed
+
+
+def test_warm_start_defaults_are_the_plans_recipe_and_cpu_safe():
+    script, warm, bench, sft, model = train.parse_sft_config(["--mode", "sft", "--output_dir", "unused"])
+    assert (model.lora_r, model.lora_alpha, sft.learning_rate, sft.warmup_steps) == (8, 16, 1e-4, 0.1)
+    assert (sft.bf16, sft.use_cpu) == (False, True)  # this machine has no CUDA GPU
+    script, warm, bench, sft, model = train.parse_sft_config(["--config", str(SFT_RECIPE), "--lora_r", "4"])
+    assert (model.lora_r, model.lora_alpha, sft.learning_rate, sft.max_steps) == (4, 16, 1e-4, 4)
+    assert bench.bench_modes == ["direct"] and bench.bench_eval_steps == 4 and script.train_splits[0] == "mbpp_train"
 
 
 def test_missing_data_files_are_named(recipe, capsys):
@@ -80,10 +145,10 @@ def test_existing_checkpoints_need_an_explicit_resume(recipe, tmp_path, capsys):
 def test_command_line_overrides_yaml_and_the_effective_recipe_records_it(recipe):
     argv = ["--config", str(recipe), "--stages", "3", "--learning_rate=2e-5", "--weights", '{"format": 0.5}',
             "--resume_from_checkpoint", "latest", "--gradient_checkpointing", "false"]
-    script, schedule, chain, reward, training, model = train.parse_config(argv)
+    script, schedule, chain, reward, training, model, bench = train.parse_config(argv)
     assert schedule.stages == [3] and schedule.role_steps == 1
     assert training.learning_rate == 2e-5 and training.per_device_train_batch_size == 2
-    assert reward.weights == {"format": 0.5} and model.lora_r == 16
+    assert reward.weights == {"format": 0.5} and model.lora_r == 16 and bench.bench_eval_steps is None
     recorded = train.effective_recipe(argv)
     assert recorded["stages"] == [3] and recorded["learning_rate"] == 2e-5 and recorded["weights"] == {"format": 0.5}
     assert recorded["gradient_checkpointing"] is False and "resume_from_checkpoint" not in recorded

@@ -14,6 +14,7 @@ from trl import SFTConfig, SFTTrainer
 
 import datasets_build
 from pipeline.chain import Chain
+from pipeline.evaluation.callback import BenchmarkEvalConfig
 from pipeline.models import ModelConfig, load_tokenizer
 from pipeline.policies import load_policies
 from pipeline.tiny_model import build_tiny_model
@@ -55,17 +56,19 @@ def test_config_rejects_what_cannot_work():
 
 
 def test_the_recipe_yaml_only_names_known_fields():
-    """Every key of configs/sft_warmstart.yaml belongs to ModelConfig, SFTConfig, WarmStartConfig, or to the
-    data selection train.py owns, and each dataclass accepts its share."""
+    """Every key of configs/sft_warmstart.yaml belongs to ModelConfig, SFTConfig, WarmStartConfig,
+    BenchmarkEvalConfig, or to the data selection and benchmark choice train.py owns, and each dataclass
+    accepts its share."""
     recipe = yaml.safe_load((Path(__file__).parents[1] / "configs" / "sft_warmstart.yaml").read_text())
     assert recipe.pop("mode") == "sft"
-    data_keys = {"train_splits", "max_reference_lines", "max_train_problems"}
+    data_keys = {"train_splits", "max_reference_lines", "max_train_problems", "torch_threads", "bench_benchmark"}
     shares = {cls: {k: v for k, v in recipe.items() if k in {f.name for f in dataclasses.fields(cls)}}
-              for cls in (ModelConfig, SFTConfig, WarmStartConfig)}
+              for cls in (ModelConfig, SFTConfig, WarmStartConfig, BenchmarkEvalConfig)}
     assert set(recipe) - data_keys == set().union(*shares.values())
     ModelConfig(**shares[ModelConfig])
     warm = WarmStartConfig(**shares[WarmStartConfig])
     sft = SFTConfig(**shares[SFTConfig])
+    assert BenchmarkEvalConfig(**shares[BenchmarkEvalConfig]).bench_eval_steps <= sft.max_steps  # it fires
     assert (sft.learning_rate, sft.warmup_steps, warm.keep_only_passing) == (1e-4, 0.1, True)
     assert (shares[ModelConfig]["lora_r"], shares[ModelConfig]["lora_alpha"]) == (8, 16)
 
