@@ -385,7 +385,25 @@ def validate_sft(script: SFTScriptArguments, training: SFTConfig, model: ModelCo
     if training.push_to_hub:
         raise ConfigError("push_to_hub: push the warm start's final/ folder with `python -m pipeline.push`, "
                           "or push the RL run that starts from it")
+    training.resume_from_checkpoint = sft_resume(training.output_dir, training.resume_from_checkpoint)
     check_data(script)
+
+
+def sft_resume(output_dir: str, value: str | None) -> str | None:
+    """The warm start's checkpoint to resume from: ``latest`` (or ``true``) is the newest ``checkpoint-N``
+    of ``output_dir`` (None, so a fresh start, when there is none yet, as in RL); a path must be a folder."""
+    if value is None or str(value).lower() in ("", "no", "none", "false"):
+        return None
+    if str(value).lower() in ("latest", "true"):
+        from transformers.trainer_utils import get_last_checkpoint
+
+        found = get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+        if found is None:
+            logger.warning("resume_from_checkpoint=latest: no checkpoint in %s, starting fresh", output_dir)
+        return found
+    if not Path(value).is_dir():
+        raise ConfigError(f"resume_from_checkpoint {value!r} is not a folder")
+    return value
 
 
 # ----------------------------------------------------------------------------- data

@@ -84,6 +84,7 @@ SFT_RECIPE = Path(__file__).resolve().parents[1] / "configs" / "sft_warmstart.ya
     (["--num_generations", "4"], "num_generations"),       # a GRPO flag: not part of a warm start
     (["--max_train_problems", "0"], "max_train_problems must be >= 1"),
     (["--push_to_hub", "true"], "push_to_hub"),
+    (["--resume_from_checkpoint", "/nonexistent/checkpoint-4"], "resume_from_checkpoint '/nonexistent/checkpoint-4'"),
 ])  # fmt: skip
 def test_warm_start_configs_that_cannot_work_fail_before_loading_anything(capsys, overrides, message):
     assert train.main(["--config", str(SFT_RECIPE), *overrides]) == 2

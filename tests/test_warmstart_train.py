@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,7 @@ def sft_run(tmp_path_factory, mbpp_file) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("sft") / "run"
     text = _run(REPO_ROOT / "configs" / "sft_warmstart.yaml", out.parent / "sft.log",
                 "--output_dir", str(out), "--mbpp_file", str(mbpp_file), "--report_to", "none",
-                "--max_steps", str(SFT_STEPS), "--max_train_problems", "8", "--max_examples", "8",
+                "--max_steps", str(SFT_STEPS), "--save_steps", "1", "--max_train_problems", "8", "--max_examples", "8",
                 "--bench_eval_steps", str(SFT_STEPS), "--bench_limit", "2", "--bench_max_new_tokens", "48")
     return out, text
 
@@ -72,6 +73,21 @@ def test_sft_recipe_trains_the_generator_and_logs_the_benchmark(sft_run):
     assert any(v.any() for k, v in generator.items() if "lora_B" in k)          # trained
     assert not any(v.any() for k, v in discriminator.items() if "lora_B" in k)  # untouched: still the base
     assert yaml.safe_load((final / "recipe.yaml").read_text())["max_steps"] == SFT_STEPS
+
+
+@pytest.mark.slow
+def test_an_interrupted_warm_start_resumes_from_its_latest_checkpoint(sft_run, mbpp_file, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(sft_run[0], out)
+    shutil.rmtree(out / "checkpoint-2")  # as if the run had been killed after step 1's checkpoint
+    _run(REPO_ROOT / "configs" / "sft_warmstart.yaml", tmp_path / "resume.log",
+         "--output_dir", str(out), "--mbpp_file", str(mbpp_file), "--report_to", "none",
+         "--max_steps", "3", "--save_steps", "1", "--max_train_problems", "8", "--max_examples", "8",
+         "--resume_from_checkpoint", "latest")
+    state = json.loads((out / "checkpoint-3" / "trainer_state.json").read_text())
+    losses = [entry["step"] for entry in state["log_history"] if "loss" in entry]
+    assert state["global_step"] == 3 and losses == [1, 2, 3]  # step 1 from the checkpoint, 2 and 3 trained again
+    assert json.loads((out / "final" / "warmstart.json").read_text())["steps"] == 3
 
 
 @pytest.mark.slow

@@ -98,6 +98,12 @@ def run_warm_start(model_config: ModelConfig, sft_config: SFTConfig, warm_config
     model = policies.activate("generator")  # the only trainable adapter from here on
     tokenizer = policies.tokenizer_for("generator")
     discriminator = policies.model_for("discriminator")
+    resume = sft_config.resume_from_checkpoint
+    if isinstance(resume, str) and (Path(resume) / "discriminator").is_dir():
+        # Resuming: the Trainer reloads every adapter the checkpoint holds, the discriminator too (as the
+        # interrupted run left it, untouched); load it first, so that the check below compares with it.
+        model.load_adapter(str(Path(resume) / "discriminator"), "discriminator", is_trainable=False)
+        model.set_adapter("generator")
     untouched = adapter_digest(discriminator, "discriminator")
 
     examples, report = sft_examples(rows, warm_config.templates, tokenizer, stage_format=warm_config.stage_format,
