@@ -187,6 +187,10 @@ def build_with_report(config: BuildConfig) -> tuple[DatasetDict, BuildReport]:
     grouped: dict[str, list[dict[str, Any]]] = {split_key(s, sp): [] for s, sp in report.loaded}
     for row in rows:
         grouped[split_key(row["source"], row["split"])].append(row)
+    for key in [key for key, group in grouped.items() if not group]:
+        # The summary table shows it with 0 rows kept; `datasets` can save an empty split but not load it.
+        logger.warning("split %s: no row passed verification, so it is left out", key)
+        del grouped[key]
     dataset_dict = DatasetDict({key: rows_to_dataset(group) for key, group in grouped.items()})
     if config.out:
         dataset_dict.save_to_disk(config.out)

@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import struct
+import traceback
 
 from . import candidate, harden, linux
 from .config import SandboxConfig
@@ -97,5 +98,8 @@ def main(ctl: socket.socket, config: SandboxConfig, scratch: str, strong: bool) 
         gc.collect()
         gc.freeze()  # what the rehearsal left is shared with every candidate, never scanned by them
         Spawner(ctl, config, scratch, strong).serve()
+    except BaseException:
+        traceback.print_exc()  # to the worker's stderr, which the pool logs when the worker fails
+        raise
     finally:
         os._exit(0)

@@ -69,6 +69,10 @@ def become_pid_one() -> None:
     linux.limit_future_capabilities()
 
 
+class SpawnerGone(Exception):
+    """The candidate spawner died: this worker cannot run jobs any more."""
+
+
 class _Lines:
     """Newline-terminated JSON messages from a pipe, read with a deadline."""
 
@@ -153,18 +157,25 @@ class Worker:
     # -- the candidate side, through the spawner ----------------------------------------------
     def _spawn_candidate(self, program: bytes) -> socket.socket:
         """A fresh candidate for ``program`` (``Prepared.for_spawner``); its first message on the
-        returned socket is "ready" (if the spawner is gone, the socket is closed instead)."""
+        returned socket is "ready"."""
         mine, theirs = socket.socketpair()
         try:
             spawner.request(self.ctl, b"s", program, theirs.fileno())
+        except OSError as exc:
+            mine.close()
+            raise SpawnerGone(f"the candidate spawner is gone ({exc})") from exc
         finally:
             theirs.close()
         return mine
 
     def _reset_candidates(self) -> None:
-        spawner.request(self.ctl, b"r")
-        if self.ctl.recv(1) != b"k":
-            raise RuntimeError("the candidate spawner stopped answering")
+        try:
+            spawner.request(self.ctl, b"r")
+            answer = self.ctl.recv(1)
+        except OSError as exc:
+            raise SpawnerGone(f"the candidate spawner is gone ({exc})") from exc
+        if answer != b"k":
+            raise SpawnerGone("the candidate spawner stopped answering")
 
     # -- one job ------------------------------------------------------------------------------
     def run(self, job: Job) -> Result:
@@ -318,6 +329,11 @@ class Worker:
                 return
             try:
                 result = self.run(Job.from_dict(message))
+            except SpawnerGone as exc:
+                # Every later job would fail the same way: end this worker without an answer, so that
+                # the pool starts a fresh one and runs the job again (its stderr has the spawner's last words).
+                sys.stderr.write(f"sandbox worker: {exc}\n")
+                os._exit(3)
             except Exception:  # a bug of ours: reported as such, never as a code failure
                 tb = traceback.format_exc(limit=3)[-self.config.max_detail_chars:]
                 count = len(message.get("tests", [])) if isinstance(message, dict) else 0

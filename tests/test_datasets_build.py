@@ -120,3 +120,15 @@ def test_offline_build_of_all_sources_keeps_every_humaneval_task(tmp_path: Path,
     assert mbpp >= 950
     assert mbpp + len(report.removed["failed"]) + len(report.removed["overlap"]) == 974
     assert all(d.reason for d in report.removed["failed"])
+
+
+def test_a_split_whose_every_reference_fails_is_left_out_and_shown_in_the_summary(tmp_path: Path):
+    path = tmp_path / "custom.jsonl"
+    tasks = [_task("Custom/0", "    return n // 2\n"), _task("Custom/2", "    return n / 2\n", split="test")]
+    path.write_text("".join(json.dumps(t) + "\n" for t in tasks))
+    out = tmp_path / "built"
+    built, report = build_with_report(BuildConfig(sources=(str(path),), out=str(out), sandbox=SANDBOX, progress=False))
+    assert sorted(built) == ["custom_train"] and built["custom_train"].features == FEATURES
+    assert [row.task_id for row in report.removed["failed"]] == ["Custom/2"]
+    assert ["custom", "test", "1", "0", "0", "1", "0"] in [line.split() for line in report.table().splitlines()]
+    assert load_problems(out, split="train")["task_id"] == ["Custom/0"]

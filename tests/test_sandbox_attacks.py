@@ -10,6 +10,8 @@ discriminator's tests are model output too and share jobs with other tests.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from textwrap import dedent
 
 import pytest
@@ -366,6 +368,25 @@ def test_killing_the_harness_errors_the_job_and_the_sandbox_keeps_working(sb, ki
         assert_still_works(sb)
     restarts = [r.getMessage() for r in caplog.records if r.name == "sandbox.pool"]
     assert restarts == [], f"the program killed a sandbox worker: {restarts}"
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(p) for p in f.read().split()]
+
+
+def test_a_worker_whose_candidate_spawner_died_is_replaced_and_the_job_runs_again(caplog):
+    with Sandbox(SandboxConfig(workers=1)) as sandbox:
+        assert sandbox.run(Job(program="def f(x):\n    return x\n", tests=("assert f(1) == 1",))).status == "passed"
+        launcher = sandbox._workers[0].proc.pid
+        # The launcher's two children: the worker (idle: no children) and the spawner's parent.
+        (spawner_side,) = [pid for pid in _children(launcher) if _children(pid)]
+        os.kill(spawner_side, signal.SIGKILL)  # the spawner dies with it (parent-death signal)
+        with caplog.at_level(logging.WARNING, logger="sandbox.pool"):
+            results = sandbox.run_many([Job(program="def f(x):\n    return x\n", tests=(f"assert f({i}) == {i}",))
+                                        for i in range(3)])
+    assert [r.status for r in results] == ["passed"] * 3, [r.tests[0].detail for r in results]
+    assert any("candidate spawner is gone" in r.getMessage() for r in caplog.records)
 
 
 # -- reaching into other processes ------------------------------------------------------------
