@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .cgroup import make_pids_cgroup, remove_cgroup
-from .config import TIERS, SandboxConfig
+from .config import CPU_ENV, TIERS, SandboxConfig
 from .types import Job, Result
 
 log = logging.getLogger(__name__)
@@ -34,13 +34,15 @@ class SandboxUnavailable(RuntimeError):
 class _WorkerProcess:
     """One worker subprocess and its pipes; restarts are done by replacing the object."""
 
-    def __init__(self, config: SandboxConfig, scratch: str):
+    def __init__(self, config: SandboxConfig, scratch: str, cpu: int | None):
         self.stderr = tempfile.TemporaryFile()
         # A fixed hash seed: a program whose output depends on set order (``list(set(words))``)
         # gets the same verdict on every run, so rewards and evaluations are reproducible.
         # LD_BIND_NOW: library symbols are bound once, in the worker, not by every forked child
         # (each child resolving its own would write, and so copy, the pages holding the tables).
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "LD_BIND_NOW": "1"}
+        if cpu is not None:
+            env[CPU_ENV] = str(cpu)  # the worker pins itself before it forks anything (config.pin_workers)
         # The worker's own four processes (launcher, worker, spawner and its parent) plus one job's.
         self.cgroup = make_pids_cgroup(f"duelcoder-{os.getpid()}-{id(self)}", config.max_processes + 4)
         self.proc = subprocess.Popen(
@@ -116,7 +118,7 @@ class Sandbox:
         self.jobs_run = 0
         try:
             for _ in range(self.config.workers):
-                self._workers.append(_WorkerProcess(self.config, self._scratch))
+                self._workers.append(_WorkerProcess(self.config, self._scratch, self._cpu_for(len(self._workers))))
         except BaseException:
             self.close()
             raise
@@ -143,6 +145,12 @@ class Sandbox:
             worker.kill()
         self._workers = []
         shutil.rmtree(self._scratch, ignore_errors=True)
+
+    def _cpu_for(self, slot: int) -> int | None:
+        if not self.config.pin_workers:
+            return None
+        cpus = sorted(os.sched_getaffinity(0))
+        return cpus[slot % len(cpus)]
 
     def run(self, job: Job | dict) -> Result:
         return self.run_many([job])[0]
@@ -197,7 +205,7 @@ class Sandbox:
             log.warning("sandbox worker %d failed (attempt %d); restarting. stderr: %s", slot, attempt + 1, tail)
             worker.kill()
             try:
-                self._workers[slot] = _WorkerProcess(self.config, self._scratch)
+                self._workers[slot] = _WorkerProcess(self.config, self._scratch, self._cpu_for(slot))
             except SandboxUnavailable as exc:
                 return Result.infra_error(len(job.tests), str(exc), self.isolation)
         return Result.infra_error(len(job.tests), f"sandbox worker failed twice on this job: {tail}", self.isolation)

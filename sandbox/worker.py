@@ -30,7 +30,7 @@ import traceback
 from typing import Any
 
 from . import candidate, fastpath, harden, linux, spawner, tester, wire
-from .config import SandboxConfig
+from .config import CPU_ENV, SandboxConfig
 from .reaping import kill_all_children
 from .types import Job, Result, TestVerdict
 
@@ -406,6 +406,12 @@ def main() -> None:
     """Entry point: ``python -s -c 'from sandbox.worker import main; main()' CONFIG_JSON SCRATCH [CGROUP]``."""
     config = SandboxConfig(**json.loads(sys.argv[1]))
     scratch = sys.argv[2]
+    cpu = os.environ.pop(CPU_ENV, None)
+    if cpu is not None:
+        try:
+            os.sched_setaffinity(0, {int(cpu)})  # inherited by the spawner, the candidates and the tests
+        except (OSError, ValueError):
+            pass  # a CPU this machine no longer lets us use: run unpinned
     if len(sys.argv) > 3:
         with open(sys.argv[3], "w") as f:  # a pids cgroup the pool made for this worker
             f.write(str(os.getpid()))

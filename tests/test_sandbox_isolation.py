@@ -293,3 +293,19 @@ def test_nothing_a_job_started_survives_it(sb):
     res = run(sb, LIST_PROCESSES, "procs = f()\nassert len(procs) == 2, procs",
               "assert not any(name == 'sleep' for _, name in f()), f()")
     assert res.status == "passed", explain(res)
+
+
+AFFINITY = "import os\n\ndef cpus():\n    return sorted(os.sched_getaffinity(0))\n"
+
+
+@pytest.mark.parametrize("pin", [True, False])
+def test_workers_are_pinned_one_cpu_each_round_robin_unless_told_not_to(pin):
+    allowed = sorted(os.sched_getaffinity(0))
+    workers = 2 * len(allowed)
+    # every process of a job (here the candidate) runs where its worker runs
+    test = "assert len(cpus()) == 1" if pin else f"assert cpus() == {allowed}"
+    with Sandbox(SandboxConfig(workers=workers, pin_workers=pin)) as sandbox:
+        pinned = [sorted(os.sched_getaffinity(worker.proc.pid)) for worker in sandbox._workers]
+        seen = sandbox.run_many([Job(program=AFFINITY, tests=(test,))] * workers)
+    assert all(r.status == "passed" for r in seen), [r.tests[0].detail for r in seen]
+    assert pinned == ([[allowed[i % len(allowed)]] for i in range(workers)] if pin else [allowed] * workers)
