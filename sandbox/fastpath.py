@@ -197,18 +197,6 @@ def plan(test: str, program_names: frozenset[str]) -> tuple[list[FastTest], dict
     return (checks, {}) if checks else _check_block(tree, program_names, source)
 
 
-def classify(test: str, program_names: frozenset[str]) -> FastTest | None:
-    """A ``FastTest`` if the worker can judge ``test`` alone, else None (run it in a test process)."""
-    tree = _parse(test)
-    return None if tree is None else _single(tree, program_names, _Source(test))
-
-
-def _single(tree: ast.Module, program_names: frozenset[str], source: _Source) -> FastTest | None:
-    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Assert):
-        return None
-    return _classify_assert(tree.body[0], program_names, source.segment)
-
-
 MAX_CHECKS = 1000  # per test, loops unrolled
 
 
@@ -388,21 +376,14 @@ def _close(left: ast.expr, right: ast.expr, op: str, program_names: frozenset[st
     return None
 
 
-def classify_check_block(test: str, program_names: frozenset[str]) -> tuple[list[FastTest], dict[str, str]] | None:
-    """The asserts of a HumanEval-style block, if the worker can judge every one of them alone.
-
-    Accepted: ``def check(candidate):`` whose body is only asserts of the shapes above (with the
-    parameter standing for the function), called once as ``check(f)``; module-level imports and
-    literal assignments (HumanEval's ``METADATA``) may precede it. The block's verdict is that of its
-    first assert that does not pass, as when it runs: asserts run in order and the first failure ends it.
-    Returns the checks and the alias under which the calls name the function (``{"candidate": "f"}``).
-    """
-    tree = _parse(test)
-    return None if tree is None else _check_block(tree, program_names, _Source(test))
-
-
 def _check_block(tree: ast.Module, program_names: frozenset[str],
                  source: _Source) -> tuple[list[FastTest], dict[str, str]] | None:
+    """The asserts of a HumanEval-style block, if the worker can judge every one of them alone.
+
+    Accepted: ``def check(candidate):`` whose body is only accepted asserts and loops (with the
+    parameter standing for the function), called once as ``check(f)``; module-level imports and
+    literal assignments (HumanEval's ``METADATA``) may precede it. Returns the checks and the alias
+    under which the calls name the function (``{"candidate": "f"}``)."""
     body = list(tree.body)
     if len(body) < 2:
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.fastpath import classify, classify_check_block, plan
+from sandbox.fastpath import plan
 
 NAMES = frozenset({"f", "g"})
 
@@ -28,8 +28,9 @@ NAMES = frozenset({"f", "g"})
     ("assert abs(2.0 / 3.0 - f([1.0])) <= 1e-6", "f([1.0])", "close<=", (2.0 / 3.0, 1e-6, False)),
 ])
 def test_accepted_shapes_send_only_the_call(test, call, op, expected):
-    fast = classify(test, NAMES)
-    assert fast is not None and (fast.call, fast.op) == (call, op)
+    checks, aliases = plan(test, NAMES)
+    (fast,) = checks
+    assert aliases == {} and (fast.call, fast.op) == (call, op)
     if op not in ("truthy", "falsy"):
         assert fast.expected == expected and type(fast.expected) is type(expected)
 
@@ -51,7 +52,7 @@ def test_accepted_shapes_send_only_the_call(test, call, op, expected):
     "assert f(1) ==",                     # does not parse
 ])
 def test_other_shapes_run_in_a_test_process(test):
-    assert classify(test, NAMES) is None
+    assert plan(test, NAMES) is None
 
 
 def test_a_check_block_of_simple_asserts_is_judged_assert_by_assert():
@@ -59,7 +60,7 @@ def test_a_check_block_of_simple_asserts_is_judged_assert_by_assert():
              "def check(candidate):\n    '''doc'''\n    assert True, 'this line cannot fail'\n"
              "    assert candidate(1) == 2\n    assert candidate(2) == 3, 'error: ' + str(candidate(2))\n\n"
              "check(f)\n")
-    checks, aliases = classify_check_block(block, NAMES)
+    checks, aliases = plan(block, NAMES)
     assert [c.call for c in checks] == ["candidate(1)", "candidate(2)"]
     assert [c.expected for c in checks] == [2, 3]
     assert aliases == {"candidate": "f"}
@@ -73,15 +74,15 @@ def test_a_check_block_of_simple_asserts_is_judged_assert_by_assert():
     "    print(1)\n    assert candidate(1) == 1\n",
 ])
 def test_blocks_with_state_or_other_asserts_are_not(body):
-    assert classify_check_block(f"def check(candidate):\n{body}\ncheck(f)\n", NAMES) is None
+    assert plan(f"def check(candidate):\n{body}\ncheck(f)\n", NAMES) is None
 
 
 def test_a_bare_builtin_name_in_a_check_block_is_skipped_unless_the_block_rebinds_it():
     body = "def check(candidate):\n    print\n    assert candidate(1) == 2\n\ncheck(f)\n"
-    checks, _ = classify_check_block(body, NAMES)
+    checks, _ = plan(body, NAMES)
     assert [c.call for c in checks] == ["candidate(1)"]
-    assert classify_check_block("print = 5\n" + body, NAMES) is None
-    assert classify_check_block(body.replace("print", "undefined_name"), NAMES) is None
+    assert plan("print = 5\n" + body, NAMES) is None
+    assert plan(body.replace("print", "undefined_name"), NAMES) is None
 
 
 def calls(test, names=NAMES):
