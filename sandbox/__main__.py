@@ -4,6 +4,8 @@
     python -m sandbox run --jsonl < jobs.jsonl > results.jsonl     # one job per line, same order out
 
 A malformed job gets a one-line error naming the line and the problem (exit status 2); nothing runs.
+If a worker had to be restarted during the run, a line ``warning: sandbox: N worker restart(s) ...``
+goes to stderr (stdout stays results only); the verdicts are those of the rerun jobs.
 """
 
 from __future__ import annotations
@@ -59,11 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with Sandbox(config) as sandbox:
             results = sandbox.run_many(jobs)
+            restarts = sandbox.restarts
     except SandboxUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
     for result in results:
         sys.stdout.write(json.dumps(result.to_dict()) + "\n")
+    if restarts:
+        print(f"warning: sandbox: {restarts} worker restart(s) during this run", file=sys.stderr)
     return 0
 
 

@@ -247,20 +247,35 @@ class _Candidate:
 
 
 def rehearse() -> None:
-    """Take a trusted stand-in program through a candidate's code path, without forking or I/O.
+    """Take a trusted stand-in program through a candidate's code path, without forking.
 
     Run once in the zygote, so that what every candidate needs first (the type attribute cache,
     bound library symbols, interned names) is filled in before forking: each candidate would
-    otherwise write those tables itself, and every page it writes is a page copied per job."""
+    otherwise write those tables itself, and every page it writes is a page copied per job.
+
+    The stand-in's replies go to /dev/null, on a descriptor opened here and closed before
+    returning: ``handle`` sends a ``part`` message whenever the calls took longer than
+    ``PART_AFTER_S``, which on a loaded machine they sometimes did, and the stand-in once had no
+    valid descriptor (-1), so such a start died with EBADF and the pool had to restart the worker.
+    ``PART_AFTER_S`` is 0 meanwhile, so that the ``part`` path is taken on every start, not only
+    on a slow one: whatever goes wrong there shows at once, never one start in thirty."""
+    global PART_AFTER_S
     prepared = prepare("def f(x, y=None):\n    return [x, y]\n", "", 100)
-    stand_in = _Candidate(-1, 1 << 20, 100)
-    stand_in.namespace = {"__name__": "__main__", "__builtins__": builtins}
-    exec(prepared.program, stand_in.namespace)
-    exports = {name: stand_in.value(stand_in.namespace[name]) for name in prepared.exports}
-    request = wire.dumps(("eval", 0, ["f(1)", "candidate('a', y=(1.5, {2: b''}))", "f(1 / 0)"], {"candidate": "f"}))
-    reply = stand_in.handle(wire.loads(request, stand_in.refs.__getitem__))
-    wire.loads(wire.dumps(reply), lambda rid: None)
-    wire.dumps(("ready", None, exports, ()), lambda o: int(o) if type(o) is wire.RefId else None)
+    sink = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    part_after_s, PART_AFTER_S = PART_AFTER_S, 0.0
+    try:
+        stand_in = _Candidate(sink, 1 << 20, 100)
+        stand_in.namespace = {"__name__": "__main__", "__builtins__": builtins}
+        exec(prepared.program, stand_in.namespace)
+        exports = {name: stand_in.value(stand_in.namespace[name]) for name in prepared.exports}
+        stand_in.reply(("ready", None, exports, ()))
+        request = wire.dumps(("eval", 0, ["f(1)", "candidate('a', y=(1.5, {2: b''}))", "f(1 / 0)"], {"candidate": "f"}))
+        reply = stand_in.handle(wire.loads(request, stand_in.refs.__getitem__))
+        stand_in.reply(reply)
+        wire.loads(wire.dumps(reply), lambda rid: None)
+    finally:
+        PART_AFTER_S = part_after_s
+        os.close(sink)
     Prepared.from_worker(prepared.for_spawner("f"))
 
 

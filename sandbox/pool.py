@@ -107,6 +107,11 @@ class Sandbox:
     Use as a context manager, or call ``close()``. ``run_many`` uses every worker in parallel and
     keeps the order of the jobs. Failures of the sandbox itself come back as ``infra_error``
     results, never as failed code.
+
+    ``restarts`` counts the workers this sandbox had to replace since it started (a worker that
+    died, hung past its job's limit, or whose candidate spawner died; the job is then run again on
+    the fresh worker). It should stay 0: a verdict must never depend on a restart going well, and
+    ``python -m sandbox run`` reports a non-zero count on stderr.
     """
 
     def __init__(self, config: SandboxConfig | None = None):
@@ -116,6 +121,8 @@ class Sandbox:
         self._lock = threading.Lock()
         self._workers: list[_WorkerProcess] = []
         self.jobs_run = 0
+        self.restarts = 0
+        self._restarts_lock = threading.Lock()
         try:
             for _ in range(self.config.workers):
                 self._workers.append(_WorkerProcess(self.config, self._scratch, self._cpu_for(len(self._workers))))
@@ -204,6 +211,8 @@ class Sandbox:
             tail = worker.stderr_tail()
             log.warning("sandbox worker %d failed (attempt %d); restarting. stderr: %s", slot, attempt + 1, tail)
             worker.kill()
+            with self._restarts_lock:
+                self.restarts += 1
             try:
                 self._workers[slot] = _WorkerProcess(self.config, self._scratch, self._cpu_for(slot))
             except SandboxUnavailable as exc:
