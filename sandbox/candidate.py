@@ -11,14 +11,15 @@ import ast
 import builtins
 import marshal
 import os
+import re
 import sys
-import time
 import traceback
 import types
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import wire
+from . import determinism, wire
+from .determinism import REAL_MONOTONIC as monotonic
 
 # Audit events that indicate an attempt to escape or game the harness, and the flag they raise.
 # Only events that ordinary solutions do not cause: ``sys._getframe`` is absent because the standard
@@ -47,6 +48,7 @@ AUDIT_FLAGS = {
 }
 MUTABLE_ARG_TYPES = (list, dict, set, bytearray)
 BUILTIN_NAMES = frozenset(dir(builtins))
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # in default reprs: "<function f at 0x7f3a...>"
 PART_AFTER_S = 0.002  # a fast-path test's outcomes are sent in parts once its calls take longer
 
 
@@ -170,18 +172,18 @@ class _Candidate:
         if op == "eval":  # the worker's fast path: only the call sides of ``assert CALL == LITERAL``
             results: list[tuple] = []
             local = {alias: self.namespace[name] for alias, name in (b or {}).items() if name in self.namespace}
-            sent = time.monotonic()
+            sent = monotonic()
             for n, source in enumerate(a, 1):  # one test's calls, in order; the first exception ends the test
                 try:
                     results.append(("ok", self.value(eval(compile(source, "<test>", "eval"), self.namespace, local))))
                 except BaseException as exc:
                     results.append(self.error(exc)[:3])
                     break
-                if n < len(a) and time.monotonic() - sent > PART_AFTER_S:
+                if n < len(a) and monotonic() - sent > PART_AFTER_S:
                     # Slow calls: outcomes so far go out now, so that a failed check ends the test
                     # without the remaining calls being computed.
                     self.reply(("part", results, {}, tuple(sorted(self.flags))))
-                    results, sent = [], time.monotonic()
+                    results, sent = [], monotonic()
             return ("ok", results, {}, tuple(sorted(self.flags)))
         obj = self.refs[rid]
         if op == "call":
@@ -204,9 +206,9 @@ class _Candidate:
         elif op == "bool":
             result = bool(obj)
         elif op == "repr":
-            result = repr(obj)
+            result = _ADDRESS.sub(" at 0x0", repr(obj))  # no address reaches a test (see determinism)
         elif op == "str":
-            result = str(obj)
+            result = _ADDRESS.sub(" at 0x0", str(obj))
         else:
             raise ValueError(f"unknown operation {op!r}")
         return ("ok", self.value(result), {}, tuple(sorted(self.flags)))
@@ -224,6 +226,7 @@ class _Candidate:
                 raise SyntaxError(prepared.error)
             exec(prepared.program, namespace)
             exec(prepared.setup, namespace)
+            determinism.reseed()  # calls see the same random state whatever the program drew on loading
             if entry_point and entry_point not in namespace:
                 load_error = f"the program does not define {entry_point!r}"
             for name in dict.fromkeys(prepared.exports + ([entry_point] if entry_point else [])):
@@ -282,6 +285,7 @@ def rehearse() -> None:
 def main(fd: int, prepared: Prepared, entry_point: str | None, max_message_bytes: int, max_detail: int) -> None:
     """Entry point in the forked candidate process; never returns."""
     try:
+        determinism.settle()
         _Candidate(fd, max_message_bytes, max_detail).serve(prepared, entry_point)
     finally:
         os._exit(0)

@@ -15,7 +15,7 @@ import sys
 import traceback
 from typing import Any
 
-from . import wire
+from . import determinism, wire
 from .candidate import AUDIT_FLAGS
 
 KNOWN_FLAGS = frozenset(AUDIT_FLAGS.values()) | {"exit_attempt", "lying_object", "candidate_exit",
@@ -236,6 +236,7 @@ def main(fd: int, verdict_fd: int, test: str, imports: list[Any], max_message_by
             data = data[os.write(verdict_fd, data):]
 
     try:
+        determinism.settle()
         chan = Channel(fd, max_message_bytes)
         try:
             ready = chan.receive()

@@ -71,10 +71,14 @@ class Job:
 @dataclass
 class TestVerdict:
     """The verdict on one test: ``passed``, ``failed`` (assertion false), ``error`` (raised,
-    crashed, or the candidate died), ``timeout``, or ``infra_error`` (the sandbox itself broke)."""
+    crashed, or the candidate died), ``timeout``, or ``infra_error`` (the sandbox itself broke).
+
+    ``duration_s`` is the wall time the test took once the program had loaded (0 when it never
+    started): the rewards derive a test's time limit on candidates from the reference's."""
 
     status: str
     detail: str = ""
+    duration_s: float = 0.0
 
 
 @dataclass
@@ -97,13 +101,14 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         # By hand: dataclasses.asdict deep-copies recursively and was a visible cost per job.
         return {"status": self.status, "passed": self.passed, "total": self.total,
-                "tests": [{"status": t.status, "detail": t.detail} for t in self.tests],
+                "tests": [{"status": t.status, "detail": t.detail, "duration_s": round(t.duration_s, 5)}
+                          for t in self.tests],
                 "isolation": self.isolation, "flags": list(self.flags), "duration_s": self.duration_s}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Result":
         return cls(data["status"], data["passed"], data["total"],
-                   [TestVerdict(t["status"], t["detail"]) for t in data["tests"]],
+                   [TestVerdict(t["status"], t["detail"], t.get("duration_s", 0.0)) for t in data["tests"]],
                    data["isolation"], list(data["flags"]), data["duration_s"])
 
     @classmethod

@@ -34,8 +34,9 @@ from .config import CPU_ENV, SandboxConfig
 from .reaping import kill_all_children
 from .types import Job, Result, TestVerdict
 
-# Modules most programs and tests import, loaded once so that children need not. Deliberately not
-# here: random and threading, whose after-fork hooks run in every child of this process.
+# Modules most programs and tests import, loaded once so that children need not. ``random`` (and
+# ``datetime``) come with ``determinism``, which seeds and freezes them in every child; threading
+# stays out: its after-fork hook would run in every child of this process.
 PRELOAD = ("math", "re", "collections", "itertools", "functools", "heapq", "bisect", "string", "typing",
            "operator", "copy")
 
@@ -150,9 +151,6 @@ class Worker:
         # (a test process's verdict pipe), and no exec can gain privileges.
         linux.prctl(linux.PR_SET_DUMPABLE, 0)
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
-        # Loaded here, after the spawner was forked: test processes (this process's children) often
-        # import it (HumanEval's randomised checks), candidates never inherit its after-fork reseeding.
-        import random  # noqa: F401
 
     # -- the candidate side, through the spawner ----------------------------------------------
     def _spawn_candidate(self, program: bytes) -> socket.socket:
@@ -238,7 +236,9 @@ class Worker:
                         verdicts[i] = _judge(fast[i][0][0], "closed", flags, limit, self._per_test(job))
                         break
                     asked = False
+                    began = time.monotonic()
                     verdicts[i], usable = self._await_checks(link, fast[i][0], flags, job, job_deadline)
+                    verdicts[i].duration_s = time.monotonic() - began
                     if not usable:
                         break  # this candidate is gone, stuck or still busy: a fresh one for the rest
             finally:
@@ -299,20 +299,24 @@ class Worker:
             os.close(write_fd)
             lines = _Lines(read_fd)
             message = lines.next(min(time.monotonic() + per_test, job_deadline))
+            began = None
             if isinstance(message, dict) and message.get("t") == "loaded":
                 flags.update(f for f in message.get("flags", ()) if f in tester.KNOWN_FLAGS)
                 if message.get("error"):
                     return TestVerdict("error", str(message["error"])[: cfg.max_detail_chars])
-                message = lines.next(min(time.monotonic() + per_test, job_deadline))
+                began = time.monotonic()
+                message = lines.next(min(began + per_test, job_deadline))
                 if isinstance(message, dict) and message.get("t") == "verdict":
                     flags.update(f for f in message.get("flags", ()) if f in tester.KNOWN_FLAGS)
                     status = message.get("s") if message.get("s") in ("passed", "failed", "error") else "error"
-                    return TestVerdict(status, str(message.get("d", ""))[: cfg.max_detail_chars])
+                    return TestVerdict(status, str(message.get("d", ""))[: cfg.max_detail_chars],
+                                       time.monotonic() - began)
+            took = 0.0 if began is None else time.monotonic() - began
             if message == "timeout":
                 if time.monotonic() >= job_deadline:
-                    return TestVerdict("timeout", f"job time limit of {cfg.job_timeout_s:g}s reached")
-                return TestVerdict("timeout", f"no verdict within {per_test:g}s")
-            return TestVerdict("error", "the test process died before giving a verdict")
+                    return TestVerdict("timeout", f"job time limit of {cfg.job_timeout_s:g}s reached", took)
+                return TestVerdict("timeout", f"no verdict within {per_test:g}s", took)
+            return TestVerdict("error", "the test process died before giving a verdict", took)
         finally:
             os.close(read_fd)
             kill_all_children(self.strong, spare=self.spawner_pid)

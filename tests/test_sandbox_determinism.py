@@ -1,0 +1,67 @@
+"""Chance sources are repeatable in the sandbox's processes, and each test's time is reported.
+
+A test reads the values below and asserts they equal what the first run saw (carried in as
+literals), so a value that changed between runs, or between two programs, fails the test.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sandbox import Job, Sandbox, SandboxConfig
+
+PROGRAMS = ("def f(x):\n    return x\n", "import random\n\ndef f(x):\n    return [x][0]\n\nSEED = random.random()\n")
+READ = {
+    "random": "import random\nvalue = (random.random(), random.randint(0, 10**9))",
+    "unseeded Random": "import random\nrandom.seed()\nvalue = (random.random(), random.Random().random())",
+    "entropy": "import os, random\nvalue = (os.urandom(8).hex(), random.SystemRandom().random())",
+    "uuid and secrets": "import uuid, secrets\nvalue = (str(uuid.uuid4()), secrets.token_hex(8))",
+    "clock": "import time\nvalue = (time.time(), time.time_ns(), time.monotonic(), time.perf_counter_ns(), time.process_time())",
+    "calendar": "import time, datetime\nvalue = (time.ctime(), time.strftime('%Y%m%d%H%M%S'), str(datetime.datetime.now()), str(datetime.date.today()))",
+}
+
+
+@pytest.fixture(scope="module")
+def sb():
+    with Sandbox(SandboxConfig(workers=2, min_isolation="process")) as sandbox:
+        yield sandbox
+
+
+def _probe(sb: Sandbox, program: str, read: str) -> object:
+    """The value ``read`` computes in a test process, learned through a failing assertion."""
+    test = f"{read}\nassert f(1) == 1\nassert False, repr(value)"
+    verdict = sb.run(Job(program, (test,))).tests[0]
+    assert verdict.status == "failed", verdict.detail
+    return verdict.detail
+
+
+@pytest.mark.parametrize("name", list(READ))
+def test_test_processes_read_the_same_chance_every_run_and_for_every_program(sb, name):
+    seen = {_probe(sb, program, READ[name]) for program in PROGRAMS for _ in range(3)}
+    assert len(seen) == 1, seen
+
+
+def test_calls_evaluated_in_the_programs_process_read_repeatable_chance(sb):
+    calls = ["f(__import__('random').random())", "f(__import__('os').urandom(4).hex())", "f(__import__('time').time())"]
+    for call in calls:
+        verdicts = {sb.run(Job(program, (f"assert {call} == 'never'",))).tests[0].detail for program in PROGRAMS}
+        assert len(verdicts) == 1, verdicts
+
+
+def test_the_programs_objects_show_no_address(sb):
+    program = "class Box:\n    pass\n\ndef f():\n    return Box()\n"
+    test = "r = repr(f())\nassert ' at 0x0' in r and r.startswith('<') , r"
+    assert sb.run(Job(program, (test,))).status == "passed"
+
+
+def test_sleep_still_sleeps_and_each_test_reports_its_time(sb):
+    program = "import time\n\ndef f(s):\n    time.sleep(s)\n    return s\n"
+    tests = ("assert f(0.3) == 0.3", "import time\ntime.sleep(0.2)\nassert f(0) == 0", "assert f(0) == 0", "assert f(5) == 5")
+    result = sb.run(Job(program, tests, timeout=1.0))
+    quick, slow_test, instant, timed_out = result.tests
+    assert [t.status for t in result.tests] == ["passed", "passed", "passed", "timeout"]
+    assert 0.3 <= quick.duration_s < 1.0 and 0.2 <= slow_test.duration_s < 1.0
+    assert instant.duration_s < 0.2 and timed_out.duration_s >= 1.0
+    assert json.loads(json.dumps(result.to_dict()))["tests"][0]["duration_s"] == round(quick.duration_s, 5)
