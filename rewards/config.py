@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 
 from prompts.stages import NUM_STAGES
+from sandbox import SandboxConfig
 
 DISCRIMINATOR_VARIANTS = ("adversarial", "weighted", "mutation")
 STAGE_SCOPES = ("cumulative", "current")
@@ -38,14 +39,26 @@ class RewardConfig:
         max_mutants: cap on mutants of one reference solution (``mutation`` variant). Each mutant
             meets every valid generated test of its problem in the batch, so the sandbox work of
             the variant grows as ``max_mutants x distinct valid tests`` per problem and step.
-        mutant_timeout: seconds per test against a mutant. Mutants of a fast reference that loop
-            (a flipped loop condition) would otherwise cost a full ``test_timeout`` per test.
         mutation_seed: seed of the mutant sampler (mutants are a pure function of source and seed).
         collapse_ngram: token n-gram length used by ``collapse_score``.
         collapse_threshold: collapse scores at or below this are normal text and cost nothing.
         collapse_penalty: multiplier of the collapse score above the threshold (reward = -penalty*score).
         hack_penalty: reward given to a sample whose execution raised any sandbox flag (<= 0).
-        test_timeout: seconds per test in the sandbox (None: the sandbox's default).
+        test_timeout: seconds per test on the reference solution (None: the sandbox's default).
+        verdict_runs: independent runs (separate processes) a verdict must repeat in before a reward
+            relies on it: the reference must pass a generated test in this many runs for the test
+            to be valid, and a candidate's or a mutant's failure counts as a catch or a kill only if
+            it fails in this many runs, while the reference, run again beside it, still passes. A
+            test whose verdicts disagree is invalid (``nondeterministic``). 1 trusts single runs.
+        time_floor, time_factor: a test's time limit on candidates and mutants is
+            ``min(test_timeout, max(time_floor, time_factor * the reference's time on that test))``
+            (EvalPlus sets its per-input limits the same way), so a loop that never ends costs
+            ``time_floor``, and a test that only waits cannot outlast the reference's limit.
+        too_slow_share: a generated test on which the reference needs more than this share of
+            ``test_timeout`` is invalid (``too_slow``); keep it at most ``1 / time_factor`` so that
+            a timeout only counts against a candidate when the reference finished well inside the
+            candidate's limit (a timeout where the reference took more than ``limit / time_factor``
+            is left unjudged).
         cache_size: verdicts kept across steps (the reference and mutants meet the same tests again
             and again); 0 keeps them for the current batch only.
         weights: per reward-function weights, in the order of ``get_reward_weights``; reward
@@ -61,13 +74,16 @@ class RewardConfig:
     weighted_invalid: float = 0.6
     weighted_bug_catch: float = 0.6
     max_mutants: int = 8
-    mutant_timeout: float = 1.0
     mutation_seed: int = 0
     collapse_ngram: int = 4
     collapse_threshold: float = 0.5
     collapse_penalty: float = 1.0
     hack_penalty: float = -1.0
     test_timeout: float | None = None
+    verdict_runs: int = 2
+    time_floor: float = 1.0
+    time_factor: float = 4.0
+    too_slow_share: float = 0.25
     cache_size: int = 100_000
     weights: dict[str, float] = field(default_factory=dict)
 
@@ -105,12 +121,28 @@ class RewardConfig:
             need(finite(name) >= 0, f"{name} must be >= 0, got {getattr(self, name)!r}")
         need(0 <= finite("collapse_threshold") < 1, "collapse_threshold must lie in [0, 1)")
         need(finite("hack_penalty") <= 0, "hack_penalty is a penalty: it must be <= 0")
-        need(finite("mutant_timeout") > 0, "mutant_timeout must be positive")
+        positive_int("verdict_runs", 1)
+        need(finite("time_floor") > 0, "time_floor must be positive")
+        need(finite("time_factor") >= 1, "time_factor must be >= 1 (a candidate gets at least the reference's time)")
+        need(0 < finite("too_slow_share") <= 1, "too_slow_share must lie in (0, 1]")
         if self.test_timeout is not None:
             need(finite("test_timeout") > 0, "test_timeout must be positive (or None for the sandbox default)")
         need(isinstance(self.weights, dict), "weights must map reward names to numbers")
+        if self.test_timeout is not None and self.time_floor > self.test_timeout:
+            need(False, f"time_floor ({self.time_floor}) must not exceed test_timeout ({self.test_timeout})")
         for name, weight in self.weights.items():
             need(
                 isinstance(weight, (int, float)) and not isinstance(weight, bool) and math.isfinite(weight),
                 f"weights[{name!r}] must be a finite number, got {weight!r}",
             )
+
+    @property
+    def reference_timeout(self) -> float:
+        """Seconds per test on the reference: ``test_timeout``, or the sandbox's default."""
+        return self.test_timeout if self.test_timeout is not None else SandboxConfig.timeout_s
+
+    def candidate_limit(self, reference_s: float) -> float:
+        """A test's time limit on candidates and mutants, from the reference's time on it (rounded
+        up to 0.1 s, so that tests of similar speed share a sandbox job)."""
+        limit = max(self.time_floor, self.time_factor * reference_s)
+        return min(self.reference_timeout, math.ceil(limit * 10) / 10)

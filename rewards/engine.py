@@ -3,7 +3,7 @@
 Within a step the same pair turns up again and again: every completion of a group shares the
 reference solution and the problem's tests, collapsed policies repeat the same code and the same
 tests, and the generator and the discriminator of one episode are judged on the same pairs. The
-engine keys each pair by a hash of program, setup, entry point, timeout and test; asks the
+engine keys each pair by a hash of program, setup, entry point, timeout, run index and test; asks the
 sandbox only for pairs it has not seen (one ``run_many`` per call, one job per program and
 test list, per-test verdicts); and keeps the verdicts in a bounded LRU across steps, since the
 reference and the mutants meet the problem's tests at every step.
@@ -31,11 +31,12 @@ class Program:
     setup: str = ""
     entry_point: str | None = None
     timeout: float | None = None
+    run: int = 0  # which independent run: run k of a pair is its own job and its own cache entry
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """A test's status (a sandbox test status) and the flags of the job that ran it.
+    """A test's status (a sandbox test status), the flags of the job that ran it, and its time.
 
     Flags are reported per job, so a verdict carries its whole job's flags; jobs are built per
     request (one program, one sample's tests), which keeps the blame inside that request.
@@ -43,6 +44,7 @@ class Verdict:
 
     status: str
     flags: tuple[str, ...] = ()
+    duration_s: float = 0.0
 
     @property
     def passed(self) -> bool:
@@ -85,7 +87,7 @@ def shared_sandbox() -> Sandbox:
 
 
 def _key(program: Program, test: str) -> str:
-    payload = json.dumps([program.source, program.setup, program.entry_point, program.timeout, test])
+    payload = json.dumps([program.source, program.setup, program.entry_point, program.timeout, program.run, test])
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -147,7 +149,7 @@ class ExecutionEngine:
                     raise RuntimeError(f"sandbox returned {len(result.tests)} verdicts for {len(keys)} tests")
                 flags = tuple(result.flags)
                 for key, test_verdict in zip(keys, result.tests):
-                    verdict = Verdict(test_verdict.status, flags)
+                    verdict = Verdict(test_verdict.status, flags, test_verdict.duration_s)
                     known[key] = verdict
                     if verdict.status == "infra_error":
                         stats.infra_errors += 1

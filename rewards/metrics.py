@@ -27,7 +27,8 @@ def _put(out: dict[str, float], name: str, value: float | None) -> None:
 
 def batch_metrics(ctx: RewardContext) -> dict[str, float]:
     """Flat metrics of one batch (names such as ``generator/pass_rate``,
-    ``discriminator/validity/stage3``, ``invalid_reasons/duplicate``, ``sandbox/jobs_per_s``)."""
+    ``discriminator/validity/stage3``, ``invalid_reasons/duplicate``,
+    ``invalid_reasons/stage2/no_call``, ``sandbox/jobs_per_s``)."""
     cfg, samples = ctx.config, ctx.samples
     out: dict[str, float] = {}
     gens = [i for i, s in enumerate(samples) if s.role == "generator"]
@@ -68,6 +69,13 @@ def batch_metrics(ctx: RewardContext) -> dict[str, float]:
                 reasons[reason] = reasons.get(reason, 0) + count
         for reason, count in sorted(reasons.items()):
             out[f"invalid_reasons/{reason}"] = float(count)
+        for k in stages:  # tests the parser accepted, by the stage they were written after
+            by_stage: dict[str, int] = {}
+            for i in discs:
+                for reason, count in ctx.invalid_reasons(i, stage=k).items():
+                    by_stage[reason] = by_stage.get(reason, 0) + count
+            for reason, count in sorted(by_stage.items()):
+                out[f"invalid_reasons/stage{k}/{reason}"] = float(count)
 
     tasks = list(ctx.tasks.values())
     _put(out, "data/reference_fails_own_tests", _mean(float(t.reference_fails_own) for t in tasks))

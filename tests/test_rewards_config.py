@@ -12,7 +12,8 @@ from rewards import BatchError, RewardConfig, default_reward_names, get_reward_f
     [
         ("discriminator_variant", "nice"), ("stage_scope", "all"), ("num_stages", 0),
         ("max_mutants", -1), ("collapse_threshold", 1.0), ("hack_penalty", 0.5),
-        ("test_timeout", 0), ("weighted_valid", float("nan")), ("mutant_timeout", -1.0),
+        ("test_timeout", 0), ("weighted_valid", float("nan")), ("time_floor", -1.0),
+            ("verdict_runs", 0), ("time_factor", 0.5), ("too_slow_share", 0.0),
         ("weights", {"format": "heavy"}), ("collapse_ngram", 1), ("cache_size", True),
     ],
 )  # fmt: skip

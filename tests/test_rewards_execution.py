@@ -179,16 +179,32 @@ def test_flags_the_reference_raises_itself_are_not_hacks(sandbox):
 def test_identical_pairs_are_executed_once(sandbox):
     rows = [episode("discriminator", BUGGY, [[KILLS_TWO, KILLS_ONE]]) for _ in range(3)]
     rows.append(episode("generator", BUGGY, [[KILLS_TWO, KILLS_ONE]]))
-    cfg = RewardConfig(cache_size=0)
+    cfg = RewardConfig(cache_size=0, verdict_runs=1)
     engine = ExecutionEngine(sandbox, cache_size=0)
     before = len(sandbox.submitted)
     ctx = RewardContext(parse_batch(columns(*rows), cfg.num_stages), cfg, engine, need_mutants=False)
     jobs = sandbox.submitted[before:]
     pairs = [(job.program, test) for job in jobs for test in job.tests]
     assert len(pairs) == len(set(pairs))
-    # reference x 2 generated tests, reference x 2 own tests, buggy code x (2 own + 2 valid)
-    assert len(pairs) == 2 + 2 + 4
-    assert ctx.exec_stats.jobs == len(jobs) == 3
+    # reference x 2 generated tests, two stand-ins x 2, reference x 2 own tests, buggy code x (2 own + 2 valid)
+    assert len(pairs) == 2 + 4 + 2 + 4
+    assert ctx.exec_stats.jobs == len(jobs) == 5
+
+
+def test_repeated_runs_cover_exactly_what_could_change_a_reward(sandbox):
+    """With two runs: the reference runs both generated tests again; only the failing pair (the
+    buggy code on KILLS_TWO) runs again, beside a third run of the reference on that test."""
+    rows = [episode("discriminator", BUGGY, [[KILLS_TWO, KILLS_ONE]]) for _ in range(3)]
+    rows.append(episode("generator", BUGGY, [[KILLS_TWO, KILLS_ONE]]))
+    cfg = RewardConfig(cache_size=0, verdict_runs=2)
+    engine = ExecutionEngine(sandbox, cache_size=0)
+    before = len(sandbox.submitted)
+    ctx = RewardContext(parse_batch(columns(*rows), cfg.num_stages), cfg, engine, need_mutants=False)
+    pairs = [(job.program, test) for job in sandbox.submitted[before:] for test in job.tests]
+    assert len(pairs) == 12 + 2 + 2
+    assert pairs.count((REFERENCE, KILLS_TWO)) == 3 and pairs.count((REFERENCE, KILLS_ONE)) == 2
+    assert pairs.count((BUGGY, KILLS_TWO)) == 2 and pairs.count((BUGGY, KILLS_ONE)) == 1
+    assert ctx.discriminator(0, [1]).bug_catch_rate == 0.5
 
 
 def test_verdicts_are_cached_across_batches(sandbox):
@@ -244,3 +260,39 @@ def test_metrics_cover_roles_stages_and_reasons(sandbox):
     assert metrics["generator/pass_rate_own"] == 1.0
     assert metrics["data/reference_fails_own_tests"] == 0.0
     assert metrics["sandbox/jobs"] > 0 and "sandbox/seconds" in metrics
+
+
+def test_invalid_reasons_are_counted_per_stage_in_the_metrics(sandbox):
+    """Each new reason, at the stage its test was written after: a test that never calls the
+    function (stage 1), reads a source of chance (2), makes the reference too slow (3), passes
+    whatever the function returns (4); the honest test of stage 5 stays valid."""
+    stages = [
+        [KILLS_TWO, "assert True"],
+        ["import os\nassert is_pos(1) and os.getpid() > 0", WRONG],
+        ["import time\ntime.sleep(0.4)\nassert is_pos(1)"],
+        ["is_pos(1)", "try:\n    assert is_pos(3)\nexcept AssertionError:\n    pass"],
+        [KILLS_ONE],
+    ]
+    ctx = context(sandbox, [episode("discriminator", BUGGY, stages)], test_timeout=1.0, time_floor=0.5)
+    metrics = batch_metrics(ctx)
+    assert {k: v for k, v in metrics.items() if k.startswith("invalid_reasons/stage")} == {
+        "invalid_reasons/stage1/no_call": 1.0,
+        "invalid_reasons/stage2/chance_source": 1.0,
+        "invalid_reasons/stage2/reference_failed": 1.0,
+        "invalid_reasons/stage3/too_slow": 1.0,
+        "invalid_reasons/stage4/vacuous": 2.0,
+    }
+    assert ctx.valid_tests(0) == [KILLS_TWO, KILLS_ONE]
+    assert metrics["invalid_reasons/vacuous"] == 2.0
+
+
+def test_a_test_whose_verdicts_disagree_is_nondeterministic(sandbox):
+    """The address in a new object's repr changes from process to process: a test that decides by
+    it passes some runs and fails others, and is invalid as soon as two runs disagree."""
+    coin = "assert is_pos(1)\nclass A:\n    pass\nassert int(repr(A()).split()[-1].rstrip('>'), 16) // 64 % 2 == 0"
+    reasons: dict[str, int] = {}
+    for _ in range(30):  # a trial shows the disagreement with probability about 1/4
+        ctx = context(sandbox, [episode("discriminator", BUGGY, [[coin]])], cache_size=0, verdict_runs=3)
+        for reason, count in ctx.invalid_reasons(0).items():
+            reasons[reason] = reasons.get(reason, 0) + count
+    assert reasons.get("nondeterministic", 0) > 0
