@@ -1,0 +1,303 @@
+"""Which sampled chains and which generated tests become training data, and why the others do not.
+
+Rejection sampling is only as good as its filter: a chain that passes by luck of a broken test, or a
+"test" that passes on anything, would teach the model the wrong thing with full confidence. So every
+sample is judged by execution in the sandbox (never by the model), and every one that is dropped is
+counted under exactly one reason, the first check it fails:
+
+Generator chains (`GENERATOR_REASONS`): a blank stage, a collapsed stage (`pipeline.evaluation.collapse`),
+final code that is missing, does not parse or does not define the entry point, a problem without tests,
+code that fails (or errors, or times out on) the problem's own tests, no verdict from the sandbox, the
+same chain as one already kept for the problem, more passing chains than `max_kept_per_problem`.
+
+Generated tests (`TEST_REASONS`), the rules of rewards/README.md as far as this layer may go (pipeline does
+not import rewards, so they are restated here with `ast` and the sandbox): the test never names the entry
+point or binds that name itself (`no_call`), repeats a test already judged for the problem (`duplicate`),
+fails, errors or times out on the reference solution (`reference_*`), or passes on both stand-ins whose
+entry point returns None or a marker string, so no wrong answer could fail it (`vacuous`). The sandbox
+seeds chance and freezes the clock in every process, so one run on the reference decides.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from prompts.parsing import compiles, defines_function
+from prompts.stages import NUM_STAGES
+from prompts.testcases import dedup_key
+
+from pipeline.bootstrap.config import BootstrapConfig
+from pipeline.evaluation.collapse import CollapseConfig, is_collapsed
+
+GENERATOR_REASONS = (
+    "empty_stage",      # a stage with fewer than min_stage_chars non-blank characters
+    "collapsed_stage",  # a stage is degenerate repetition ("return return", one line over and over)
+    "no_code",          # stage 5 holds no code
+    "unparsable",       # the final code does not compile
+    "no_entry_point",   # the final code does not define the entry point at top level
+    "no_tests",         # the problem has no tests to verify with
+    "code_failed",      # an assert of the problem's own tests failed
+    "code_error",       # the code raised (or crashed) on the problem's own tests
+    "code_timeout",     # the code ran out of time on them
+    "sandbox_error",    # no verdict (infra_error): unknown, so not trusted
+    "duplicate",        # the same chain (stages and code) as one already kept for the problem
+    "over_quota",       # passing, but max_kept_per_problem chains of the problem were kept already
+    "too_long",         # the training example would be longer than SFTConfig.max_length tokens
+)
+TEST_REASONS = (
+    "no_call",            # never names the entry point, or binds it at module level (tests its own stand-in)
+    "duplicate",          # the same test (AST) as one already judged for the problem
+    "reference_failed",   # an assert fails on the reference solution
+    "reference_error",    # raises on the reference solution
+    "reference_timeout",  # runs out of time on the reference solution
+    "vacuous",            # passes on both stand-ins (entry point returns None / a marker): checks nothing
+    "sandbox_error",      # no verdict (infra_error)
+    "too_long",           # the training example would be longer than SFTConfig.max_length tokens
+)
+STUB_MARKER = "\u2400 stand-in of the function under test"
+_CODE_STATUS = {"failed": "code_failed", "error": "code_error", "timeout": "code_timeout"}
+_REFERENCE_STATUS = {"failed": "reference_failed", "error": "reference_error", "timeout": "reference_timeout"}
+
+
+@dataclass
+class Tally:
+    """Kept and dropped samples of one role, dropped ones per reason."""
+
+    reasons: tuple[str, ...]
+    kept: int = 0
+    dropped: Counter = field(default_factory=Counter)
+
+    def drop(self, reason: str) -> None:
+        if reason not in self.reasons:
+            raise ValueError(f"unknown drop reason {reason!r} (known: {self.reasons})")
+        self.dropped[reason] += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"judged": self.kept + sum(self.dropped.values()), "kept": self.kept,
+                "dropped": dict(sorted(self.dropped.items()))}
+
+
+@dataclass
+class ChainRecord:
+    """One sampled chain and the verdict on it (a line of round-<k>/generator.jsonl)."""
+
+    task_id: str
+    sample: int
+    kept: bool
+    reason: str | None
+    detail: str
+    stage_texts: list[str]
+    final_code: str
+    passed: int | None = None
+    total: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TestRecord:
+    """One generated (or seeded) test and the verdict on it (a line of round-<k>/discriminator.jsonl).
+    ``source`` is ``generated`` (the discriminator wrote it at ``stage`` of chain ``sample``) or ``own_tests``
+    (the problem's own test, seeding round 1)."""
+
+    __test__ = False  # not a pytest class, whatever its name says
+
+    task_id: str
+    sample: int
+    stage: int
+    source: str
+    test: str
+    kept: bool = False
+    reason: str | None = None
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def own_tests(row: Mapping[str, Any]) -> tuple[str, ...]:
+    tests = row.get("tests") or ()
+    if isinstance(tests, str):
+        tests = (tests,)
+    return tuple(t for t in tests if isinstance(t, str) and t.strip())
+
+
+def degenerate_reason(stage_texts: Sequence[str], final_code: str, entry_point: str,
+                      config: BootstrapConfig) -> tuple[str, str] | None:
+    """Why a chain is unusable before anything runs, as (reason, detail), or None."""
+    collapse = CollapseConfig(ngram=config.collapse_ngram, threshold=config.collapse_threshold)
+    texts = list(stage_texts)
+    for stage in range(1, NUM_STAGES + 1):
+        text = texts[stage - 1] if stage <= len(texts) else ""
+        if len("".join(text.split())) < config.min_stage_chars:
+            return "empty_stage", f"stage {stage}"
+    for stage, text in enumerate(texts[:NUM_STAGES], start=1):
+        if is_collapsed(text, collapse):
+            return "collapsed_stage", f"stage {stage}"
+    if not final_code.strip():
+        return "no_code", ""
+    if not compiles(final_code):
+        return "unparsable", ""
+    if not defines_function(final_code, entry_point):
+        return "no_entry_point", f"no top-level def {entry_point}"
+    return None
+
+
+def _chain_key(stage_texts: Sequence[str], final_code: str) -> tuple[str, ...]:
+    return (*(t.strip() for t in stage_texts[: NUM_STAGES - 1]), final_code.strip())
+
+
+def judge_chains(samples: Sequence[tuple[Mapping[str, Any], int, Any]], sandbox: Any,
+                 config: BootstrapConfig) -> tuple[list[ChainRecord], Tally]:
+    """Judge each ``(row, sample index, chain)``: static checks, then the final code against the row's own tests
+    in ``sandbox`` (one ``run_many`` call). A chain needs ``stage_texts`` and ``final_code``."""
+    from sandbox import Job
+
+    tally = Tally(GENERATOR_REASONS)
+    records = [ChainRecord(str(row["task_id"]), sample, False, None, "", [str(t) for t in chain.stage_texts],
+                           str(chain.final_code)) for row, sample, chain in samples]
+    runnable: list[int] = []
+    for index, (row, _, chain) in enumerate(samples):
+        found = degenerate_reason(records[index].stage_texts, records[index].final_code, str(row["entry_point"]),
+                                  config)
+        if found is None and not own_tests(row):
+            found = ("no_tests", "")
+        if found is not None:
+            records[index].reason, records[index].detail = found
+        else:
+            runnable.append(index)
+    jobs = [Job(program=records[i].final_code, tests=own_tests(samples[i][0]),
+                setup=str(samples[i][0].get("test_setup") or ""), entry_point=str(samples[i][0]["entry_point"]),
+                timeout=config.test_timeout_s) for i in runnable]
+    results = sandbox.run_many(jobs) if jobs else []
+    kept_keys: dict[str, set[tuple[str, ...]]] = {}
+    for index, result in zip(runnable, results):
+        record = records[index]
+        record.passed, record.total = result.passed, result.total
+        if result.status == "passed":
+            key = _chain_key(record.stage_texts, record.final_code)
+            seen = kept_keys.setdefault(record.task_id, set())
+            if key in seen:
+                record.reason = "duplicate"
+            elif config.max_kept_per_problem is not None and len(seen) >= config.max_kept_per_problem:
+                record.reason, record.detail = "over_quota", f"{config.max_kept_per_problem} kept already"
+            else:
+                seen.add(key)
+                record.kept = True
+        elif result.status == "infra_error":
+            record.reason = "sandbox_error"
+        else:
+            record.reason = _CODE_STATUS.get(result.status, "code_error")
+            failing = next((t for t in result.tests if t.status != "passed"), None)
+            record.detail = f"{result.passed}/{result.total} tests passed" + (
+                f"; {failing.detail.splitlines()[0][:160]}" if failing is not None and failing.detail else "")
+    for record in records:
+        if record.kept:
+            tally.kept += 1
+        else:
+            tally.drop(str(record.reason))
+    return records, tally
+
+
+def names_entry_point(test: str, entry_point: str) -> bool:
+    """Whether ``test`` uses the function under test: it reads the name ``entry_point`` and does not bind it at
+    module level (``def f``, ``f = ...``, ``import x as f``), which would make it test its own stand-in.
+    A test that does not parse is left to the sandbox (it fails on the reference)."""
+    try:
+        tree = ast.parse(test)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return True
+    if not any(isinstance(n, ast.Name) and n.id == entry_point and isinstance(n.ctx, ast.Load)
+               for n in ast.walk(tree)):
+        return False
+    scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.ListComp, ast.SetComp,
+              ast.DictComp, ast.GeneratorExp)
+    stack: list[ast.AST] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == entry_point:
+            return False
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and any(
+                (alias.asname or alias.name.split(".")[0]) == entry_point for alias in node.names):
+            return False
+        if isinstance(node, ast.Name) and node.id == entry_point and isinstance(node.ctx, (ast.Store, ast.Del)):
+            return False
+        if not isinstance(node, scopes):
+            stack.extend(ast.iter_child_nodes(node))
+    return True
+
+
+def stand_ins(entry_point: str) -> tuple[str, str]:
+    """Programs whose entry point returns None, or a marker string, whatever it is given."""
+    head = f"def {entry_point}(*args, **kwargs):\n    return "
+    return head + "None\n", head + repr(STUB_MARKER) + "\n"
+
+
+def judge_tests(candidates: Sequence[TestRecord], rows: Mapping[str, Mapping[str, Any]], sandbox: Any,
+                config: BootstrapConfig) -> Tally:
+    """Judge ``candidates`` in place (``kept``, ``reason``) against their problem (``rows[task_id]``): the static
+    checks, then, per problem, one job on the reference and one on each stand-in (one ``run_many`` call)."""
+    from sandbox import Job
+
+    tally = Tally(TEST_REASONS)
+    seen: dict[str, set[str]] = {}
+    pending: dict[str, list[TestRecord]] = {}
+    for record in candidates:
+        row = rows[record.task_id]
+        if not names_entry_point(record.test, str(row["entry_point"])):
+            record.reason = "no_call"
+            continue
+        key = dedup_key(record.test)
+        if key in seen.setdefault(record.task_id, set()):
+            record.reason = "duplicate"
+            continue
+        seen[record.task_id].add(key)
+        pending.setdefault(record.task_id, []).append(record)
+    jobs, owners = [], []
+    for task_id, records in pending.items():
+        row = rows[task_id]
+        tests = tuple(r.test for r in records)
+        for program in (str(row["reference_solution"]), *stand_ins(str(row["entry_point"]))):
+            jobs.append(Job(program=program, tests=tests, setup=str(row.get("test_setup") or ""),
+                            entry_point=str(row["entry_point"]), timeout=config.test_timeout_s))
+        owners.append(records)
+    results = sandbox.run_many(jobs) if jobs else []
+    for at, records in enumerate(owners):
+        reference, stub_none, stub_marker = results[3 * at: 3 * at + 3]
+        for index, record in enumerate(records):
+            on_reference = reference.tests[index]
+            stubs = (stub_none.tests[index].status, stub_marker.tests[index].status)
+            if on_reference.status == "infra_error" or "infra_error" in stubs:
+                record.reason = "sandbox_error"
+            elif on_reference.status != "passed":
+                record.reason = _REFERENCE_STATUS.get(on_reference.status, "reference_error")
+                record.detail = on_reference.detail.splitlines()[0][:160] if on_reference.detail else ""
+            elif stubs == ("passed", "passed"):
+                record.reason = "vacuous"
+            else:
+                record.kept = True
+    for record in candidates:
+        if record.kept:
+            tally.kept += 1
+        else:
+            tally.drop(str(record.reason))
+    return tally
+
+
+def generated_tests(samples: Sequence[tuple[Mapping[str, Any], int, Any]]) -> list[TestRecord]:
+    """One candidate per test the discriminator wrote, in chain order (``chain.tests_by_stage``)."""
+    return [TestRecord(str(row["task_id"]), sample, stage, "generated", test)
+            for row, sample, chain in samples
+            for stage, tests in enumerate(chain.tests_by_stage, start=1) for test in tests]
+
+
+def seed_tests(rows: Sequence[Mapping[str, Any]], judged: Sequence[TestRecord]) -> list[TestRecord]:
+    """The own tests of every row none of whose generated tests was kept (stage 1 of its first sample)."""
+    covered = {r.task_id for r in judged if r.kept}
+    return [TestRecord(str(row["task_id"]), 0, 1, "own_tests", test)
+            for row in rows if str(row["task_id"]) not in covered for test in own_tests(row)]

@@ -1,0 +1,306 @@
+"""`run_bootstrap`: expert iteration (STaR, ReST) for both role adapters, without a teacher.
+
+Each round samples chains for the training problems with the current adapters (the batched five-stage chain
+of `pipeline.chain`, both roles, as the rollout runs it), keeps the chains whose final code passes the
+problem's own tests in the sandbox and the generated tests that are valid on the reference
+(`pipeline.bootstrap.filters`), and fine-tunes each adapter on its own kept samples with TRL's `SFTTrainer`
+and the warm start's assistant-only labels. The next round samples with the adapters this one saved.
+
+A round is written to `<output_dir>/.round-<k>.partial/` and renamed to `round-<k>/` once complete (rename is
+atomic), so a folder `round-<k>` is a finished round and a rerun with `resume=True` continues after the
+last one; an interrupted round is redone from scratch, with the same seed, hence the same samples.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import json
+import logging
+import random
+import shutil
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import Dataset
+from trl import SFTConfig, SFTTrainer
+
+from prompts.templates import load_templates
+
+from pipeline.adapters import ROLES
+from pipeline.bootstrap.config import BootstrapConfig, BootstrapError
+from pipeline.bootstrap.data import (
+    discriminator_example, discriminator_groups, generator_example, write_jsonl,
+)  # fmt: skip
+from pipeline.bootstrap.filters import (
+    ChainRecord, Tally, TestRecord, generated_tests, judge_chains, judge_tests, seed_tests,
+)  # fmt: skip
+from pipeline.chain import Chain, ChainConfig, generate_chains
+from pipeline.models import ModelConfig
+from pipeline.policies import Policies, load_policies
+from pipeline.warmstart import adapter_digest, assistant_only_dataset
+
+logger = logging.getLogger(__name__)
+
+ROUND_PREFIX = "round-"
+SUMMARY_FILE = "summary.json"
+ADAPTERS_DIR = "adapters"
+FINAL_DIR = "final"
+RECORD_FILE = "bootstrap.json"
+
+
+def round_dir(output_dir: Path, k: int) -> Path:
+    return output_dir / f"{ROUND_PREFIX}{k}"
+
+
+def finished_rounds(output_dir: Path) -> list[int]:
+    """Numbers of the complete rounds in ``output_dir`` (folders ``round-<k>`` with their summary)."""
+    found = []
+    for folder in output_dir.glob(f"{ROUND_PREFIX}*") if output_dir.is_dir() else ():
+        number = folder.name[len(ROUND_PREFIX):]
+        if number.isdigit() and (folder / SUMMARY_FILE).is_file():
+            found.append(int(number))
+    return sorted(found)
+
+
+def round_problems(rows: Sequence[Mapping[str, Any]], config: BootstrapConfig, k: int) -> list[Mapping[str, Any]]:
+    """Round ``k``'s problems: all of them, or ``max_problems_per_round`` drawn with seed + k (in dataset order)."""
+    limit = config.max_problems_per_round
+    if limit is None or limit >= len(rows):
+        return list(rows)
+    chosen = sorted(random.Random(config.seed + k).sample(range(len(rows)), limit))
+    return [rows[i] for i in chosen]
+
+
+def sample_chains(policies: Policies, problems: Sequence[Mapping[str, Any]], config: BootstrapConfig,
+                  seed: int) -> list[tuple[Mapping[str, Any], int, Chain]]:
+    """``samples_per_problem`` chains of every problem, both roles, in batches of ``generation_batch_size``."""
+    from transformers import set_seed
+
+    chain_config = ChainConfig(generator_tokens=tuple(config.generator_tokens),
+                               discriminator_tokens=tuple(config.discriminator_tokens), temperature=config.temperature,
+                               top_p=config.top_p, top_k=0, templates=config.templates)
+    wanted = [(row, sample) for row in problems for sample in range(config.samples_per_problem)]
+    set_seed(seed)
+    policies.generator.eval()
+    started = time.perf_counter()
+    out: list[tuple[Mapping[str, Any], int, Chain]] = []
+    for start in range(0, len(wanted), config.generation_batch_size):
+        batch = wanted[start:start + config.generation_batch_size]
+        chains = generate_chains(policies, [dict(row) for row, _ in batch], chain_config, with_tests=True)
+        out += [(row, sample, chain) for (row, sample), chain in zip(batch, chains)]
+        logger.info("bootstrap: %d/%d chains sampled (%.0f s)", len(out), len(wanted), time.perf_counter() - started)
+    return out
+
+
+def _drop_too_long(dataset: Dataset, examples: list[dict[str, Any]], max_length: int | None,
+                   owners: list[list[Any]], tally: Tally) -> tuple[Dataset, list[dict[str, Any]]]:
+    """Drop examples longer than ``max_length`` tokens (truncation would cut the answer and its end of turn);
+    their samples are marked and counted ``too_long``."""
+    if max_length is None:
+        return dataset, examples
+    keep = []
+    for index, ids in enumerate(dataset["input_ids"]):
+        if len(ids) <= max_length:
+            keep.append(index)
+            continue
+        for record in owners[index]:
+            record.kept, record.reason, record.detail = False, "too_long", f"{len(ids)} tokens > {max_length}"
+            tally.kept -= 1
+            tally.drop("too_long")
+    return dataset.select(keep), [examples[i] for i in keep]
+
+
+def train_adapter(policies: Policies, role: str, dataset: Dataset, sft_config: SFTConfig,
+                  folder: Path) -> dict[str, Any]:
+    """Fine-tune ``role``'s adapter on ``dataset`` (``input_ids`` + assistant-only ``labels``) with TRL's
+    SFTTrainer; the other role's adapter is checked untouched. No checkpoints: the round is the unit of resume."""
+    other = next(r for r in ROLES if r != role)
+    model = policies.activate(role)
+    tokenizer = policies.tokenizer_for(role)
+    untouched, before = adapter_digest(policies.model_for(other), other), adapter_digest(model, role)
+    args = copy.deepcopy(sft_config)
+    args.output_dir = str(folder / f"sft-{role}")
+    args.save_strategy = "no"
+    args.resume_from_checkpoint = None
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    result = trainer.train()
+    if adapter_digest(policies.model_for(other), other) != untouched:
+        raise RuntimeError(f"training the {role} adapter changed the {other} adapter")
+    trainer.state.save_to_json(str(folder / f"trainer_state_{role}.json"))
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    shutil.rmtree(folder / f"sft-{role}", ignore_errors=True)  # empty without checkpoints; logs live above
+    after = adapter_digest(model, role)
+    model.eval()
+    return {"trained": True, "examples": len(dataset), "steps": trainer.state.global_step,
+            "mean_train_loss": result.training_loss, "final_loss": losses[-1] if losses else None,
+            "adapter_before": before, "adapter_after": after}
+
+
+def _tally_sum(*tallies: Tally) -> dict[str, Any]:
+    dropped: Counter = Counter()
+    for tally in tallies:
+        dropped.update(tally.dropped)
+    kept = sum(t.kept for t in tallies)
+    return {"judged": kept + sum(dropped.values()), "kept": kept, "dropped": dict(sorted(dropped.items()))}
+
+
+def run_round(k: int, model_config: ModelConfig, sft_config: SFTConfig, config: BootstrapConfig,
+              rows: Sequence[Mapping[str, Any]], folder: Path) -> dict[str, Any]:
+    """One round into ``folder``: sample, judge, write the data, train both adapters, save them; the summary."""
+    from accelerate import PartialState
+    from sandbox import Sandbox
+
+    started = time.perf_counter()
+    templates = load_templates(config.templates)
+    problems = round_problems(rows, config, k)
+    by_task = {str(row["task_id"]): row for row in problems}
+    policies = load_policies(model_config)
+    if not model_config.load_in_4bit:
+        policies.generator.to(PartialState().device)
+    samples = sample_chains(policies, problems, config, seed=config.seed + k)
+    sampled_s = time.perf_counter() - started
+
+    chain_of = {(str(row["task_id"]), sample): chain for row, sample, chain in samples}
+    with Sandbox() as sandbox:
+        chain_records, gen_tally = judge_chains(samples, sandbox, config)
+        test_records = generated_tests(samples)
+        test_tally = judge_tests(test_records, by_task, sandbox, config)
+        seeds: list[TestRecord] = []
+        seed_tally = Tally(test_tally.reasons)
+        if k == 1 and config.seed_with_own_tests:
+            seeds = seed_tests(problems, test_records)
+            seed_tally = judge_tests(seeds, by_task, sandbox, config)
+    judged_s = time.perf_counter() - started - sampled_s
+
+    # Generator examples: the kept chains.
+    kept_chains = [r for r in chain_records if r.kept]
+    gen_examples = [generator_example(by_task[r.task_id], r, templates) for r in kept_chains]
+    gen_tokens = policies.tokenizer_for("generator")
+    gen_data = assistant_only_dataset(Dataset.from_list(gen_examples), gen_tokens) if gen_examples else None
+    if gen_data is not None:
+        gen_data, gen_examples = _drop_too_long(gen_data, gen_examples, sft_config.max_length,
+                                                [[r] for r in kept_chains], gen_tally)
+
+    # Discriminator examples: per chain and stage, its kept tests (seeded ones at stage 1 of sample 0).
+    groups = discriminator_groups([*test_records, *seeds])
+    disc_examples, owners = [], []
+    for (task_id, sample, stage, _), records in groups.items():
+        chain = chain_of[(task_id, sample)]
+        disc_examples.append(discriminator_example(by_task[task_id], chain.stage_texts, chain.test_texts, stage,
+                                                   [r.test for r in records], templates))
+        owners.append(records)
+    disc_tokens = policies.tokenizer_for("discriminator")
+    disc_data = assistant_only_dataset(Dataset.from_list(disc_examples), disc_tokens) if disc_examples else None
+    if disc_data is not None:
+        too_long = Tally(test_tally.reasons)
+        disc_data, disc_examples = _drop_too_long(disc_data, disc_examples, sft_config.max_length, owners, too_long)
+        for records in owners:  # count the drops under the tally the sample came from
+            for record in records:
+                if record.reason == "too_long":
+                    tally = seed_tally if record.source == "own_tests" else test_tally
+                    tally.kept -= 1
+                    tally.drop("too_long")
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_jsonl(folder / "generator.jsonl", (r.to_dict() for r in chain_records))
+    write_jsonl(folder / "discriminator.jsonl", (r.to_dict() for r in [*test_records, *seeds]))
+    write_jsonl(folder / "sft_generator.jsonl", gen_examples)
+    write_jsonl(folder / "sft_discriminator.jsonl", disc_examples)
+
+    training: dict[str, Any] = {}
+    for role, wanted, data in (("generator", config.train_generator, gen_data),
+                               ("discriminator", config.train_discriminator, disc_data)):
+        if not wanted:
+            training[role] = {"trained": False, "why": f"train_{role} is off"}
+        elif data is None or len(data) == 0:
+            training[role] = {"trained": False, "why": "no kept sample"}
+            logger.warning("bootstrap round %d: no %s sample kept, its adapter stays as it was", k, role)
+        else:
+            training[role] = train_adapter(policies, role, data, sft_config, folder)
+    policies.save(folder / ADAPTERS_DIR)
+
+    parser_rejected: Counter = Counter()
+    for _, _, chain in samples:
+        parser_rejected.update(chain.rejections)
+    summary = {
+        "round": k,
+        "problems": len(problems),
+        "samples_per_problem": config.samples_per_problem,
+        "chains": len(samples),
+        "started_from": model_config.generator_init_adapter or "fresh adapters",
+        "generator": {**gen_tally.to_dict(), "examples": len(gen_examples),
+                      "solved_problems": len({r.task_id for r in chain_records if r.kept}),
+                      "training": training["generator"]},
+        "discriminator": {**_tally_sum(test_tally, seed_tally), "generated": test_tally.to_dict(),
+                          "own_tests": seed_tally.to_dict(), "parser_rejected": dict(sorted(parser_rejected.items())),
+                          "examples": len(disc_examples), "training": training["discriminator"]},
+        "seconds": {"sampling": round(sampled_s, 1), "judging": round(judged_s, 1),
+                    "total": round(time.perf_counter() - started, 1)},
+    }
+    (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    del policies
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return summary
+
+
+def run_bootstrap(model_config: ModelConfig, sft_config: SFTConfig, config: BootstrapConfig,
+                  rows: Sequence[Mapping[str, Any]], *, resume: bool = False) -> Path:
+    """Run the rounds not yet finished in ``sft_config.output_dir`` and return ``<output_dir>/final`` (the last
+    round's ``generator/`` and ``discriminator/`` adapters and ``bootstrap.json``, every round's summary).
+
+    Round 1 starts from ``model_config``'s init adapters (or fresh ones), round k from round k-1's. Finished
+    rounds in the folder are an error unless ``resume``, which continues after the last of them.
+    """
+    from accelerate import PartialState
+
+    if PartialState().num_processes > 1:
+        raise BootstrapError("bootstrap samples and judges in one process; launch it with --num_processes 1")
+    rows = [dict(row) for row in rows]
+    if not rows:
+        raise BootstrapError("no training problem given")
+    out = Path(sft_config.output_dir)
+    done = finished_rounds(out)
+    if done and not resume:
+        raise BootstrapError(f"{out} already holds finished rounds {done}: pass --resume_from_checkpoint latest to "
+                             "continue that run, or choose another output_dir")
+    if done and done != list(range(1, len(done) + 1)):
+        raise BootstrapError(f"{out} holds rounds {done}: not a consecutive run from round 1")
+    for leftover in out.glob(f".{ROUND_PREFIX}*.partial") if out.is_dir() else ():
+        logger.info("bootstrap: removing the unfinished %s", leftover)
+        shutil.rmtree(leftover)
+    summaries = [json.loads((round_dir(out, k) / SUMMARY_FILE).read_text()) for k in done]
+    for k in range(len(done) + 1, config.rounds + 1):
+        previous = round_dir(out, k - 1) / ADAPTERS_DIR
+        round_model = model_config if k == 1 else replace(
+            model_config, generator_init_adapter=str(previous), discriminator_init_adapter=str(previous))
+        staging = out / f".{ROUND_PREFIX}{k}.partial"
+        logger.info("bootstrap round %d/%d", k, config.rounds)
+        summary = run_round(k, round_model, sft_config, config, rows, staging)
+        staging.rename(round_dir(out, k))  # the round is finished from here on
+        summaries.append(summary)
+        logger.info("bootstrap round %d: generator kept %d of %d chains, discriminator kept %d of %d tests",
+                    k, summary["generator"]["kept"], summary["generator"]["judged"],
+                    summary["discriminator"]["kept"], summary["discriminator"]["judged"])
+    last = round_dir(out, len(summaries))  # config.rounds, or more when a longer run is resumed with fewer
+    final = out / FINAL_DIR
+    shutil.rmtree(final, ignore_errors=True)
+    for role in ROLES:
+        shutil.copytree(last / ADAPTERS_DIR / role, final / role)
+    record = {"base_model": model_config.model_name_or_path or "embedded",
+              "started_from": {role: getattr(model_config, f"{role}_init_adapter") or "fresh" for role in ROLES},
+              "rounds": len(summaries), "adapters_from": str(last / ADAPTERS_DIR),
+              "per_round": [{key: s[key] for key in ("round", "problems", "chains")}
+                            | {role: {"kept": s[role]["kept"], "judged": s[role]["judged"],
+                                      "dropped": s[role]["dropped"],
+                                      "trained": s[role]["training"]["trained"]} for role in ROLES}
+                            for s in summaries]}
+    (final / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    return final
