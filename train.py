@@ -1,14 +1,16 @@
 """Train the generator and discriminator adapters with TRL's GRPOTrainer on execution rewards, or
-warm-start the generator adapter with TRL's SFTTrainer first (a recipe with ``mode: sft``).
+warm-start the generator adapter with TRL's SFTTrainer first (a recipe with ``mode: sft``), or bootstrap
+both adapters on their own verified samples (``mode: bootstrap``, expert iteration).
 
     accelerate launch train.py --config configs/smoke.yaml [--any_field value ...]
     accelerate launch train.py --config configs/sft_warmstart.yaml          # mode: sft
+    accelerate launch train.py --config configs/bootstrap.yaml              # mode: bootstrap
     accelerate launch train.py --config configs/smoke.yaml --generator_init_adapter outputs/sft_warmstart/final
 
 Read top to bottom: configuration, checks that fail before anything heavy starts, data, run records,
-the warm start (SFT), then RL: model, rollout and rewards, the trainer and its callbacks, resume,
-train, save, push. docs/training.md explains the algorithm and the recipes, docs/warmstart.md the
-warm start.
+the warm start (SFT), the bootstrap rounds, then RL: model, rollout and rewards, the trainer and its
+callbacks, resume, train, save, push. docs/training.md explains the algorithm and the recipes,
+docs/warmstart.md the warm start, docs/bootstrap.md the bootstrap.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from trl import GRPOConfig, SFTConfig, TrlParser
 
 import datasets_build
 from pipeline.adapters import ADAPTER_CONFIG, ROLES, resolve_adapter_dir
+from pipeline.bootstrap import BootstrapConfig, BootstrapError, finished_rounds, run_bootstrap
 from pipeline.chain import ChainConfig
 from pipeline.embedded import cache_root
 from pipeline.evaluation.callback import BenchmarkCallback, BenchmarkEvalConfig
@@ -124,6 +127,16 @@ class SFTScriptArguments(DataArguments):
                                          "recipes give the schedule's mode ('adversarial' or 'unified')."})
 
 
+@dataclass
+class BootstrapScriptArguments(DataArguments):
+    """Bootstrap: the training rows (the rounds' settings are in BootstrapConfig, each round's optimiser in
+    SFTConfig, whose ``seed`` also seeds the sampling)."""
+
+    mode: str = field(
+        default="bootstrap", metadata={"help": "'bootstrap': expert iteration on the model's own verified samples. "
+                                               "train.py reads the mode first."})
+
+
 BENCHMARKS = ("humaneval-mini", "humaneval", "mbpp")
 
 
@@ -186,6 +199,9 @@ SFTModelArguments = _without_fields(ModelConfig, SHARED_WITH_SFT, "SFTModelArgum
 PARSER_TYPES = (ScriptArguments, ScheduleConfig, ChainArguments, RewardArguments, BenchmarkArguments, GRPOConfig,
                 ModelArguments)
 SFT_PARSER_TYPES = (SFTScriptArguments, WarmStartConfig, BenchmarkArguments, SFTConfig, SFTModelArguments)
+SHARED_BOOTSTRAP_SFT = _shared(BootstrapConfig, SFTConfig)  # seed: one flag, SFTConfig's
+BootstrapArguments = _without_fields(BootstrapConfig, SHARED_BOOTSTRAP_SFT, "BootstrapArguments")
+BOOTSTRAP_PARSER_TYPES = (BootstrapScriptArguments, BootstrapArguments, SFTConfig, SFTModelArguments)
 # Defaults of a `mode: sft` run that differ from the dataclasses': the plan's LoRA (rank 8, alpha 16) and
 # optimiser (pipeline.warmstart.RECIPE_DEFAULTS: lr 1e-4, 10 % warmup, cosine), and, without a CUDA GPU,
 # full precision (SFTConfig defaults to bf16). The recipe and the command line override each one.
@@ -198,7 +214,7 @@ class ConfigError(ValueError):
 
 
 def recipe_mode(argv: list[str]) -> str:
-    """``sft``, or the RL schedule's mode: ``--mode`` on the command line, else the recipe's ``mode:``."""
+    """``sft``, ``bootstrap``, or the RL schedule's mode: ``--mode`` on the command line, else the recipe's ``mode:``."""
     args = list(argv)
     for at, token in enumerate(args):
         if token == "--mode" and at + 1 < len(args):
@@ -242,6 +258,23 @@ def parse_sft_config(argv: list[str] | None = None):
     if script.mode != "sft":
         raise ConfigError(f"mode {script.mode!r}: this parser reads warm-start recipes (mode: sft)")
     return script, warm, bench, training, model
+
+
+def parse_bootstrap_config(argv: list[str] | None = None):
+    """The bootstrap's dataclasses (``mode: bootstrap``), with the warm start's recipe as SFT defaults."""
+    import torch
+
+    parser = TrlParser(BOOTSTRAP_PARSER_TYPES)
+    parser.set_defaults_with_config(**SFT_DEFAULTS, **({} if torch.cuda.is_available() else SFT_CPU_DEFAULTS))
+    try:
+        script, boot_args, training, model_args = parser.parse_args_and_config(argv)
+        boot = BootstrapConfig(**asdict(boot_args), **{n: getattr(training, n) for n in SHARED_BOOTSTRAP_SFT})
+        model = ModelConfig(**asdict(model_args), **{n: getattr(training, n) for n in SHARED_WITH_SFT})
+    except (ValueError, TypeError, OSError) as err:
+        raise ConfigError(str(err)) from err
+    if script.mode != "bootstrap":
+        raise ConfigError(f"mode {script.mode!r}: this parser reads bootstrap recipes (mode: bootstrap)")
+    return script, boot, training, model
 
 
 def effective_recipe(argv: list[str], types: tuple[type, ...] = PARSER_TYPES) -> dict[str, Any]:
@@ -387,6 +420,36 @@ def validate_sft(script: SFTScriptArguments, training: SFTConfig, model: ModelCo
                           "or push the RL run that starts from it")
     training.resume_from_checkpoint = sft_resume(training.output_dir, training.resume_from_checkpoint)
     check_data(script)
+
+
+def validate_bootstrap(script: BootstrapScriptArguments, training: SFTConfig, model: ModelConfig) -> bool:
+    """The bootstrap's checks that need no model or data; returns whether to resume after the finished rounds."""
+    import torch
+
+    if model.load_in_4bit and not torch.cuda.is_available():
+        raise ConfigError("load_in_4bit (QLoRA) needs a CUDA GPU; drop it to train in full precision on CPU")
+    if model.separate_discriminator_model is not None:
+        raise ConfigError("separate_discriminator_model: the bootstrap trains both adapters on ONE PeftModel; remove it")
+    check_init_adapters(model)
+    if training.eval_strategy != "no":
+        raise ConfigError(f"eval_strategy {training.eval_strategy!r}: the bootstrap has no eval dataset "
+                          "(eval_strategy: 'no'); evaluate its final/ adapters with evaluate.py")
+    if training.push_to_hub:
+        raise ConfigError("push_to_hub: push the bootstrap's final/ folder with `python -m pipeline.push`")
+    if PartialState().num_processes > 1:
+        raise ConfigError("the bootstrap samples and judges in one process: launch it with --num_processes 1")
+    check_data(script)
+    value = training.resume_from_checkpoint
+    resume = value is not None and str(value).lower() not in ("", "no", "none", "false")
+    if resume and str(value).lower() not in ("latest", "true"):
+        raise ConfigError(f"resume_from_checkpoint {value!r}: the bootstrap resumes by round; pass 'latest' to "
+                          "continue after the last finished round of output_dir")
+    done = finished_rounds(Path(training.output_dir))
+    if done and not resume:
+        raise ConfigError(f"{training.output_dir} already holds finished bootstrap rounds {done}: pass "
+                          "--resume_from_checkpoint latest to continue that run, or choose another output_dir")
+    training.resume_from_checkpoint = None  # rounds are resumed by run_bootstrap, never a Trainer checkpoint
+    return resume
 
 
 def sft_resume(output_dir: str, value: str | None) -> str | None:
@@ -579,6 +642,39 @@ def warm_start(argv: list[str]) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- bootstrap (mode: bootstrap)
+
+
+def bootstrap(argv: list[str]) -> int:
+    """Expert iteration for both adapters (pipeline.bootstrap): rounds in round-<k>/, the last adapters in final/."""
+    try:
+        script, boot, training, model_cfg = parse_bootstrap_config(argv)
+        resume = validate_bootstrap(script, training, model_cfg)
+        dataset, train_rows = load_training_problems(script)
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr)
+        return 2
+    if script.torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(script.torch_threads)
+    logger.info("bootstrap: %d rounds on %d training problems", boot.rounds, train_rows)
+    try:
+        final = run_bootstrap(model_cfg, training, boot, list(dataset), resume=resume)
+    except ModelLoadError as err:
+        print(f"model error: {err}", file=sys.stderr)
+        return 2
+    except BootstrapError as err:
+        print(f"bootstrap error: {err}", file=sys.stderr)
+        return 2
+    (final / RECIPE_FILE).write_text(yaml.safe_dump(effective_recipe(argv, BOOTSTRAP_PARSER_TYPES), sort_keys=False))
+    print(f"adapters saved: {final / 'generator'} and {final / 'discriminator'} (after {boot.rounds} bootstrap "
+          f"rounds; each round's data in {Path(training.output_dir)}/round-<k>/)\n"
+          f"RL from them: train.py --config configs/smoke.yaml --generator_init_adapter {final} "
+          f"--discriminator_init_adapter {final}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- RL (GRPO)
 
 
@@ -720,7 +816,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         return 2
-    return warm_start(argv) if mode == "sft" else train_rl(argv)
+    if mode == "sft":
+        return warm_start(argv)
+    if mode == "bootstrap":
+        return bootstrap(argv)
+    return train_rl(argv)
 
 
 if __name__ == "__main__":

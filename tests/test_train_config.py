@@ -111,7 +111,8 @@ def test_every_shipped_recipe_parses_in_its_mode(recipe_file):
     if yaml.safe_load(recipe_file.read_text()).get("bf16") and not torch.cuda.is_available():
         pytest.skip("a GPU recipe: TrainingArguments refuses bf16 without a GPU")
     argv = ["--config", str(recipe_file)]
-    parsed = train.parse_sft_config(argv) if train.recipe_mode(argv) == "sft" else train.parse_config(argv)
+    parsers = {"sft": train.parse_sft_config, "bootstrap": train.parse_bootstrap_config}
+    parsed = parsers.get(train.recipe_mode(argv), train.parse_config)(argv)
     assert parsed
 
 
