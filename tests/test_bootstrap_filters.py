@@ -139,3 +139,30 @@ def test_kept_samples_become_examples_in_the_rollouts_conversations(sandbox):
 def test_bad_configs_are_refused_with_a_message(bad):
     with pytest.raises(BootstrapError):
         BootstrapConfig(**bad)
+
+
+def test_each_round_draws_its_problems_with_its_own_seed():
+    from pipeline.bootstrap.run import round_problems
+
+    rows = [{**ADD, "task_id": f"t/{i}"} for i in range(10)]
+    config = BootstrapConfig(max_problems_per_round=4, seed=3)
+    first, again, second = (round_problems(rows, config, k) for k in (1, 1, 2))
+    assert first == again and first != second and len(first) == len(second) == 4
+    assert [r["task_id"] for r in first] == sorted((r["task_id"] for r in first), key=lambda t: int(t[2:]))
+    assert round_problems(rows, BootstrapConfig(), 1) == rows
+
+
+def test_examples_over_max_length_are_dropped_and_counted_never_truncated():
+    from datasets import Dataset
+
+    from pipeline.bootstrap.filters import GENERATOR_REASONS, ChainRecord, Tally
+    from pipeline.bootstrap.run import _drop_too_long
+
+    records = [ChainRecord("t/add", i, True, None, "", STAGES, GOOD) for i in range(3)]
+    tally = Tally(GENERATOR_REASONS, kept=3)
+    examples = [{"task_id": "t/add", "n": n} for n in (4, 9, 5)]
+    dataset = Dataset.from_list([{"input_ids": [1] * n, "labels": [1] * n} for n in (4, 9, 5)])
+    kept, kept_examples = _drop_too_long(dataset, examples, 5, [[r] for r in records], tally)
+    assert [len(ids) for ids in kept["input_ids"]] == [4, 5] and [e["n"] for e in kept_examples] == [4, 5]
+    assert [r.reason for r in records] == [None, "too_long", None] and records[1].detail == "9 tokens > 5"
+    assert tally.to_dict() == {"judged": 3, "kept": 2, "dropped": {"too_long": 1}}

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 from datasets import Dataset
+from transformers.trainer_utils import SaveStrategy
 from trl import SFTConfig, SFTTrainer
 
 from prompts.templates import load_templates
@@ -126,7 +127,7 @@ def train_adapter(policies: Policies, role: str, dataset: Dataset, sft_config: S
     untouched, before = adapter_digest(policies.model_for(other), other), adapter_digest(model, role)
     args = copy.deepcopy(sft_config)
     args.output_dir = str(folder / f"sft-{role}")
-    args.save_strategy = "no"
+    args.save_strategy = SaveStrategy.NO  # the enum, as TrainingArguments' own __post_init__ leaves it
     args.resume_from_checkpoint = None
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
     result = trainer.train()
