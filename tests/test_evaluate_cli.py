@@ -136,3 +136,38 @@ def test_adapter_folder_without_discriminator_is_refused(tmp_path: Path, capsys:
     (checkpoint / "generator" / "adapter_config.json").write_text("{}")
     assert cli.main(["--adapter", str(checkpoint), "--limit", "1", "--output-dir", str(tmp_path / "o")]) == 2
     assert "discriminator/" in capsys.readouterr().err
+
+
+def test_compare_puts_evaluations_side_by_side(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Two finished evaluations (every canonical body; every body returning None) become one report
+    with a row and a bar per evaluation; evaluations that were run differently are refused."""
+    tasks = mini_records()
+    good = write_jsonl(tmp_path / "good.jsonl", [{"task_id": t["task_id"], "completion": t["canonical_solution"]}
+                                                 for t in tasks])
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"task_id": t["task_id"], "completion": "    return None\n"}
+                                               for t in tasks])
+    for name, path in (("good", good), ("bad", bad)):
+        assert cli.main(["--benchmark", "humaneval-mini", "--completions", str(path),
+                         "--output_dir", str(tmp_path / name)]) == 0
+    out = tmp_path / "side_by_side"
+    assert cli.main(["--compare", str(tmp_path / "good"), str(tmp_path / "bad"), "--labels", "after", "before",
+                     "--output_dir", str(out)]) == 0
+    merged = json.loads((out / "results.json").read_text())
+    assert list(merged["runs"]) == ["after", "before"]
+    assert merged["runs"]["after"]["pass@1"] == 1.0 and merged["runs"]["before"]["pass@1"] == 0.0
+    assert [c["label"] for c in merged["compared"]] == ["after", "before"]
+    report = (out / "report.md").read_text()
+    assert "| after | 100.0% |" in report and "| before | 0.0% |" in report and "## Evaluations compared" in report
+    assert (out / "pass_at_k.png").read_bytes().startswith(PNG_MAGIC)
+
+    assert cli.main(["--benchmark", "humaneval-mini", "--completions", str(bad), "--limit", "5",
+                     "--output_dir", str(tmp_path / "short")]) == 0
+    capsys.readouterr()
+    for args in (["--compare", str(tmp_path / "good"), str(tmp_path / "short")],
+                 ["--compare", str(tmp_path / "good"), str(tmp_path / "nowhere")],
+                 ["--compare", str(tmp_path / "good")],
+                 ["--compare", str(tmp_path / "good"), str(tmp_path / "bad"), "--labels", "one"],
+                 ["--labels", "one", "two"]):
+        assert cli.main([*args, "--output_dir", str(tmp_path / "refused")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("evaluate.py: error:") and err.count("\n") == 1, err

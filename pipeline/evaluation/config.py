@@ -78,6 +78,12 @@ class EvalConfig:
                                                                       "report.md are written."})
     update_model_card: bool = field(default=False, metadata={"help": "Write the results into the adapter "
                                                                      "checkpoint's README.md (local folders only)."})
+    compare: list[str] | None = field(
+        default=None, metadata={"help": "Put earlier evaluations side by side instead of evaluating: their output "
+                                        "folders (or results.json files), same benchmark, mode and sampling; "
+                                        "writes one results.json and report.md to --output_dir."})
+    labels: list[str] | None = field(
+        default=None, metadata={"help": "With --compare: one name per evaluation (default: folder names)."})
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -115,6 +121,11 @@ class EvalConfig:
             raise EvalConfigError("--use_vllm supports --mode direct only (the chain generates with transformers)")
         if self.update_model_card and self.adapter is None:
             raise EvalConfigError("--update_model_card needs --adapter (a local checkpoint folder)")
+        if self.labels is not None and self.compare is None:
+            raise EvalConfigError("--labels names the evaluations of --compare; add --compare DIR DIR ...")
+        if self.compare is not None and (self.adapter or self.completions or self.update_model_card):
+            raise EvalConfigError("--compare reads finished evaluations: drop --adapter, --completions and "
+                                  "--update_model_card (evaluate each adapter first, then compare)")
 
     @property
     def reported_ks(self) -> tuple[int, ...]:

@@ -159,8 +159,15 @@ def render_report(results: Mapping[str, Any], plots: Mapping[str, str]) -> str:
         settings = [["model", str(results.get("model"))], ["adapter", str(results.get("adapter"))],
                     ["samples per task", str(cfg.get("num_samples"))], ["temperature", str(cfg.get("temperature"))],
                     ["seed", str(cfg.get("seed"))]]
+    if results.get("compared"):
+        settings = [["samples per task", str(cfg.get("num_samples"))], ["temperature", str(cfg.get("temperature"))]]
     lines += _table(["setting", "value"], [*settings, ["tasks", str(results["num_tasks"])],
                                            ["sandbox isolation", str(results.get("sandbox", {}).get("isolation"))]])
+    if compared := results.get("compared"):
+        lines += ["", "## Evaluations compared", ""]
+        lines += _table(["label", "results", "model", "adapter", "seconds"],
+                        [[c["label"], str(c["source"]), str(c["model"]), str(c["adapter"]),
+                          "-" if c.get("total_s") is None else f"{c['total_s']:.0f}"] for c in compared])
     lines += ["", "## pass@k", "",
               "Unbiased estimator of Chen et al. (2021) over the official tests; greedy decoding when one sample "
               "is drawn at temperature 0.", ""]
