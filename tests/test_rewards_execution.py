@@ -176,15 +176,21 @@ def test_flags_the_reference_raises_itself_are_not_hacks(sandbox):
     assert ctx.hack_rewards() == [0.0]
 
 
-def test_identical_pairs_are_executed_once(sandbox):
+def _four_episodes(sandbox, verdict_runs):
+    """Three discriminators and a generator with the same buggy code and the same two tests: the
+    context, and every (program, test) pair the sandbox ran for it."""
     rows = [episode("discriminator", BUGGY, [[KILLS_TWO, KILLS_ONE]]) for _ in range(3)]
     rows.append(episode("generator", BUGGY, [[KILLS_TWO, KILLS_ONE]]))
-    cfg = RewardConfig(cache_size=0, verdict_runs=1)
-    engine = ExecutionEngine(sandbox, cache_size=0)
+    cfg = RewardConfig(cache_size=0, verdict_runs=verdict_runs)
     before = len(sandbox.submitted)
-    ctx = RewardContext(parse_batch(columns(*rows), cfg.num_stages), cfg, engine, need_mutants=False)
+    ctx = RewardContext(parse_batch(columns(*rows), cfg.num_stages), cfg, ExecutionEngine(sandbox, cache_size=0),
+                        need_mutants=False)
     jobs = sandbox.submitted[before:]
-    pairs = [(job.program, test) for job in jobs for test in job.tests]
+    return ctx, jobs, [(job.program, test) for job in jobs for test in job.tests]
+
+
+def test_identical_pairs_are_executed_once(sandbox):
+    ctx, jobs, pairs = _four_episodes(sandbox, verdict_runs=1)
     assert len(pairs) == len(set(pairs))
     # reference x 2 generated tests, two stand-ins x 2, reference x 2 own tests, buggy code x (2 own + 2 valid)
     assert len(pairs) == 2 + 4 + 2 + 4
@@ -194,13 +200,7 @@ def test_identical_pairs_are_executed_once(sandbox):
 def test_repeated_runs_cover_exactly_what_could_change_a_reward(sandbox):
     """With two runs: the reference runs both generated tests again; only the failing pair (the
     buggy code on KILLS_TWO) runs again, beside a third run of the reference on that test."""
-    rows = [episode("discriminator", BUGGY, [[KILLS_TWO, KILLS_ONE]]) for _ in range(3)]
-    rows.append(episode("generator", BUGGY, [[KILLS_TWO, KILLS_ONE]]))
-    cfg = RewardConfig(cache_size=0, verdict_runs=2)
-    engine = ExecutionEngine(sandbox, cache_size=0)
-    before = len(sandbox.submitted)
-    ctx = RewardContext(parse_batch(columns(*rows), cfg.num_stages), cfg, engine, need_mutants=False)
-    pairs = [(job.program, test) for job in sandbox.submitted[before:] for test in job.tests]
+    ctx, _, pairs = _four_episodes(sandbox, verdict_runs=2)
     assert len(pairs) == 12 + 2 + 2
     assert pairs.count((REFERENCE, KILLS_TWO)) == 3 and pairs.count((REFERENCE, KILLS_ONE)) == 2
     assert pairs.count((BUGGY, KILLS_TWO)) == 2 and pairs.count((BUGGY, KILLS_ONE)) == 1
