@@ -5,7 +5,7 @@ TRL calls each reward function separately with the same batch; they all need the
 runs them in at most three sandbox calls and every reward function and metric reads its results:
 
 1. validity: each sample's distinct generated tests against the reference solution and against
-   a stand-in whose function raises (``rewards.exercise``), plus the reference against the
+   two stand-ins whose function returns a constant (``prompts.checks``), plus the reference against the
    problem's own tests (a dataset sanity check, and the reference's time on them);
 2. judgement: the reference again on the tests that passed (``verdict_runs`` runs in all); each
    sample's final code against the problem's tests and its *valid* generated tests, and
@@ -29,12 +29,11 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 from rewards.batch import Sample
-from rewards.chance import reads_chance
 from rewards.config import RewardConfig
 from rewards.engine import ExecStats, ExecutionEngine, Program, Verdict
-from rewards.exercise import never_calls, stub_programs
 from rewards.mutation import Mutant, generate_mutants
 from rewards.shaping import collapse_score, format_score
+from prompts.checks import never_calls, reads_chance, stub_programs
 
 # Why a generated test is invalid, by its verdict on the reference solution.
 _REFERENCE_REASONS = {"failed": "reference_failed", "error": "reference_error", "timeout": "reference_timeout"}
