@@ -207,6 +207,9 @@ BOOTSTRAP_PARSER_TYPES = (BootstrapScriptArguments, BootstrapArguments, SFTConfi
 # full precision (SFTConfig defaults to bf16). The recipe and the command line override each one.
 SFT_DEFAULTS: dict[str, Any] = {"lora_r": 8, "lora_alpha": 16, **RECIPE_DEFAULTS}
 SFT_CPU_DEFAULTS: dict[str, Any] = {"use_cpu": True, "bf16": False, "activation_checkpointing": False}
+# The warm start's defaults, but no warmup: every round restarts the schedule, and a round trains a few steps,
+# so a warmup would spend a step of each round at learning rate 0.
+BOOTSTRAP_DEFAULTS: dict[str, Any] = {**SFT_DEFAULTS, "warmup_steps": 0}
 
 
 class ConfigError(ValueError):
@@ -261,11 +264,11 @@ def parse_sft_config(argv: list[str] | None = None):
 
 
 def parse_bootstrap_config(argv: list[str] | None = None):
-    """The bootstrap's dataclasses (``mode: bootstrap``), with the warm start's recipe as SFT defaults."""
+    """The bootstrap's dataclasses (``mode: bootstrap``), with the warm start's recipe as SFT defaults, no warmup."""
     import torch
 
     parser = TrlParser(BOOTSTRAP_PARSER_TYPES)
-    parser.set_defaults_with_config(**SFT_DEFAULTS, **({} if torch.cuda.is_available() else SFT_CPU_DEFAULTS))
+    parser.set_defaults_with_config(**BOOTSTRAP_DEFAULTS, **({} if torch.cuda.is_available() else SFT_CPU_DEFAULTS))
     try:
         script, boot_args, training, model_args = parser.parse_args_and_config(argv)
         boot = BootstrapConfig(**asdict(boot_args), **{n: getattr(training, n) for n in SHARED_BOOTSTRAP_SFT})

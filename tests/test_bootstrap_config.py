@@ -27,7 +27,7 @@ def test_the_recipe_is_read_in_bootstrap_mode():
 def test_defaults_without_a_recipe():
     script, boot, sft, model = train.parse_bootstrap_config(["--mode", "bootstrap", "--output_dir", "unused"])
     assert boot.rounds == 2 and boot.seed_with_own_tests and boot.train_generator and boot.train_discriminator
-    assert script.mode == "bootstrap" and sft.warmup_steps == 0.1
+    assert script.mode == "bootstrap" and sft.warmup_steps == 0 and sft.lr_scheduler_type == "cosine"
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.bootstrap import BootstrapConfig, BootstrapError, judge_chains, judge_tests, names_entry_point, seed_tests
+from pipeline.bootstrap import BootstrapConfig, BootstrapError, judge_chains, judge_tests, seed_tests
 from pipeline.bootstrap.data import discriminator_example, discriminator_groups, generator_example
 from pipeline.bootstrap.filters import TestRecord, generated_tests
 from pipeline.chain import Chain
@@ -77,6 +77,8 @@ def test_only_valid_generated_tests_are_kept(sandbox):
         ("assert add(1,2)==3  # same AST", "duplicate"),
         ("assert sum([1, 2]) == 3", "no_call"),
         ("def add(a, b):\n    return 0\nassert add(1, 1) == 0", "no_call"),  # tests its own stand-in
+        ("import os\nassert add(1, 2) == 3 or os.getpid() > 0", "chance_source"),
+        ("assert add(1, 2) == 3 or id(add) % 2 == 0", "chance_source"),
         ("add(1, 2)\nassert isinstance(3, int)", "vacuous"),              # a call whose result nobody checks
         ("try:\n    assert add(1, 2) == 4\nexcept AssertionError:\n    pass", "vacuous"),
     ]
@@ -85,16 +87,8 @@ def test_only_valid_generated_tests_are_kept(sandbox):
     assert [r.reason for r in records] == [reason for _, reason in tests]
     assert [r.kept for r in records] == [reason is None for _, reason in tests]
     assert tally.kept == 2
-    assert tally.to_dict()["dropped"] == {"duplicate": 2, "no_call": 2, "reference_error": 1,
+    assert tally.to_dict()["dropped"] == {"chance_source": 2, "duplicate": 2, "no_call": 2, "reference_error": 1,
                                           "reference_failed": 1, "vacuous": 2}
-
-
-def test_names_entry_point_reads_the_ast():
-    assert names_entry_point("assert add(1, 2) == 3", "add")
-    assert names_entry_point("def check(candidate):\n    assert candidate(1, 2) == 3\ncheck(add)", "add")
-    assert not names_entry_point("assert adder(1, 2) == 3", "add")
-    assert not names_entry_point("add = lambda a, b: 3\nassert add(1, 2) == 3", "add")
-    assert not names_entry_point("from operator import add\nassert add(1, 2) == 3", "add")
 
 
 def test_own_tests_seed_only_problems_without_a_valid_generated_test(sandbox):

@@ -10,12 +10,12 @@ docs/bootstrap.md explains a round, the drop reasons and the saved files.
 from pipeline.bootstrap.config import BootstrapConfig, BootstrapError
 from pipeline.bootstrap.filters import (
     GENERATOR_REASONS, TEST_REASONS, ChainRecord, Tally, TestRecord, degenerate_reason, judge_chains, judge_tests,
-    names_entry_point, seed_tests,
+    seed_tests,
 )  # fmt: skip
 from pipeline.bootstrap.run import FINAL_DIR, RECORD_FILE, SUMMARY_FILE, finished_rounds, round_dir, run_bootstrap
 
 __all__ = [
     "FINAL_DIR", "GENERATOR_REASONS", "RECORD_FILE", "SUMMARY_FILE", "TEST_REASONS", "BootstrapConfig",
     "BootstrapError", "ChainRecord", "Tally", "TestRecord", "degenerate_reason", "finished_rounds", "judge_chains",
-    "judge_tests", "names_entry_point", "round_dir", "run_bootstrap", "seed_tests",
+    "judge_tests", "round_dir", "run_bootstrap", "seed_tests",
 ]

@@ -10,22 +10,24 @@ final code that is missing, does not parse or does not define the entry point, a
 code that fails (or errors, or times out on) the problem's own tests, no verdict from the sandbox, the
 same chain as one already kept for the problem, more passing chains than `max_kept_per_problem`.
 
-Generated tests (`TEST_REASONS`), the rules of rewards/README.md as far as this layer may go (pipeline does
-not import rewards, so they are restated here with `ast` and the sandbox): the test never names the entry
-point or binds that name itself (`no_call`), repeats a test already judged for the problem (`duplicate`),
-fails, errors or times out on the reference solution (`reference_*`), or passes on both stand-ins whose
-entry point returns None or a marker string, so no wrong answer could fail it (`vacuous`). The sandbox
-seeds chance and freezes the clock in every process, so one run on the reference decides.
+Generated tests (`TEST_REASONS`), the rules of rewards/README.md through the same static checks
+(`prompts.checks`, shared with `rewards`) and the sandbox: the test never names the entry point or binds
+that name itself (`no_call`), reads a source of chance the sandbox cannot make repeatable
+(`chance_source`), repeats a test already judged for the problem (`duplicate`), fails, errors or times out
+on the reference solution (`reference_*`), or passes on both stand-ins whose entry point returns None or a
+marker string, so no wrong answer could fail it (`vacuous`). The sandbox seeds chance and freezes the
+clock in every process, so one run on the reference decides (rewards' repeated runs, `nondeterministic`,
+and `too_slow` are not restated).
 """
 
 from __future__ import annotations
 
-import ast
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from prompts.checks import never_calls, reads_chance, stub_programs
 from prompts.parsing import compiles, defines_function
 from prompts.stages import NUM_STAGES
 from prompts.testcases import dedup_key
@@ -50,6 +52,7 @@ GENERATOR_REASONS = (
 )
 TEST_REASONS = (
     "no_call",            # never names the entry point, or binds it at module level (tests its own stand-in)
+    "chance_source",      # imports a non-deterministic module or names id/hash/open/eval/... (prompts.checks)
     "duplicate",          # the same test (AST) as one already judged for the problem
     "reference_failed",   # an assert fails on the reference solution
     "reference_error",    # raises on the reference solution
@@ -58,7 +61,6 @@ TEST_REASONS = (
     "sandbox_error",      # no verdict (infra_error)
     "too_long",           # the training example would be longer than SFTConfig.max_length tokens
 )
-STUB_MARKER = "\u2400 stand-in of the function under test"
 _CODE_STATUS = {"failed": "code_failed", "error": "code_error", "timeout": "code_timeout"}
 _REFERENCE_STATUS = {"failed": "reference_failed", "error": "reference_error", "timeout": "reference_timeout"}
 
@@ -204,40 +206,6 @@ def judge_chains(samples: Sequence[tuple[Mapping[str, Any], int, Any]], sandbox:
     return records, tally
 
 
-def names_entry_point(test: str, entry_point: str) -> bool:
-    """Whether ``test`` uses the function under test: it reads the name ``entry_point`` and does not bind it at
-    module level (``def f``, ``f = ...``, ``import x as f``), which would make it test its own stand-in.
-    A test that does not parse is left to the sandbox (it fails on the reference)."""
-    try:
-        tree = ast.parse(test)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return True
-    if not any(isinstance(n, ast.Name) and n.id == entry_point and isinstance(n.ctx, ast.Load)
-               for n in ast.walk(tree)):
-        return False
-    scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.ListComp, ast.SetComp,
-              ast.DictComp, ast.GeneratorExp)
-    stack: list[ast.AST] = list(tree.body)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == entry_point:
-            return False
-        if isinstance(node, (ast.Import, ast.ImportFrom)) and any(
-                (alias.asname or alias.name.split(".")[0]) == entry_point for alias in node.names):
-            return False
-        if isinstance(node, ast.Name) and node.id == entry_point and isinstance(node.ctx, (ast.Store, ast.Del)):
-            return False
-        if not isinstance(node, scopes):
-            stack.extend(ast.iter_child_nodes(node))
-    return True
-
-
-def stand_ins(entry_point: str) -> tuple[str, str]:
-    """Programs whose entry point returns None, or a marker string, whatever it is given."""
-    head = f"def {entry_point}(*args, **kwargs):\n    return "
-    return head + "None\n", head + repr(STUB_MARKER) + "\n"
-
-
 def judge_tests(candidates: Sequence[TestRecord], rows: Mapping[str, Mapping[str, Any]], sandbox: Any,
                 config: BootstrapConfig) -> Tally:
     """Judge ``candidates`` in place (``kept``, ``reason``) against their problem (``rows[task_id]``): the static
@@ -249,8 +217,11 @@ def judge_tests(candidates: Sequence[TestRecord], rows: Mapping[str, Mapping[str
     pending: dict[str, list[TestRecord]] = {}
     for record in candidates:
         row = rows[record.task_id]
-        if not names_entry_point(record.test, str(row["entry_point"])):
+        if never_calls(record.test, str(row["entry_point"]), str(row["reference_solution"])):
             record.reason = "no_call"
+            continue
+        if reads_chance(record.test):
+            record.reason = "chance_source"
             continue
         key = dedup_key(record.test)
         if key in seen.setdefault(record.task_id, set()):
@@ -262,7 +233,7 @@ def judge_tests(candidates: Sequence[TestRecord], rows: Mapping[str, Mapping[str
     for task_id, records in pending.items():
         row = rows[task_id]
         tests = tuple(r.test for r in records)
-        for program in (str(row["reference_solution"]), *stand_ins(str(row["entry_point"]))):
+        for program in (str(row["reference_solution"]), *stub_programs(str(row["entry_point"]))):
             jobs.append(Job(program=program, tests=tests, setup=str(row.get("test_setup") or ""),
                             entry_point=str(row["entry_point"]), timeout=config.test_timeout_s))
         owners.append(records)

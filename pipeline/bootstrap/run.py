@@ -137,10 +137,13 @@ def train_adapter(policies: Policies, role: str, dataset: Dataset, sft_config: S
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     shutil.rmtree(folder / f"sft-{role}", ignore_errors=True)  # empty without checkpoints; logs live above
     after = adapter_digest(model, role)
+    if after == before:  # e.g. every step inside a warmup at learning rate 0
+        logger.warning("bootstrap: %d %s steps left its adapter unchanged (learning rate 0 throughout?)",
+                       trainer.state.global_step, role)
     model.eval()
     return {"trained": True, "examples": len(dataset), "steps": trainer.state.global_step,
             "mean_train_loss": result.training_loss, "final_loss": losses[-1] if losses else None,
-            "adapter_before": before, "adapter_after": after}
+            "adapter_before": before, "adapter_after": after, "changed": before != after}
 
 
 def _tally_sum(*tallies: Tally) -> dict[str, Any]:
