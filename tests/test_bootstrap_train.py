@@ -28,7 +28,7 @@ from prompts.checks import never_calls, stub_programs
 from prompts.parsing import extract_code
 from prompts.testcases import dedup_key, extract_tests
 from sandbox import Job, Sandbox
-from test_train_e2e import REPO_ROOT, adapter, changed, launch
+from test_train_e2e import adapter, changed, launch
 
 PROBLEMS = 3     # add, subtract, multiply: the base model's code stage gets them right about half the time
 SAMPLES = 2

@@ -38,9 +38,7 @@ from pipeline.bootstrap.config import BootstrapConfig, BootstrapError
 from pipeline.bootstrap.data import (
     discriminator_example, discriminator_groups, generator_example, write_jsonl,
 )  # fmt: skip
-from pipeline.bootstrap.filters import (
-    ChainRecord, Tally, TestRecord, generated_tests, judge_chains, judge_tests, seed_tests,
-)  # fmt: skip
+from pipeline.bootstrap.filters import Tally, TestRecord, generated_tests, judge_chains, judge_tests, seed_tests
 from pipeline.chain import Chain, ChainConfig, generate_chains
 from pipeline.models import ModelConfig
 from pipeline.policies import Policies, load_policies
