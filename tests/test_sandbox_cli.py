@@ -43,7 +43,7 @@ def test_result_schema(sb):
     assert (data["passed"], data["total"]) == (1, 4) and res.pass_rate == 0.25
     assert [t["status"] for t in data["tests"]] == ["passed", "failed", "error", "error"]
     assert all(set(t) == {"status", "detail", "duration_s"} and isinstance(t["detail"], str) for t in data["tests"])
-    assert all(isinstance(t["duration_s"], float) and 0 <= t["duration_s"] < 2.0 for t in data["tests"])
+    assert all(isinstance(t["duration_s"], float) and t["duration_s"] >= 0 for t in data["tests"])
     assert data["isolation"] == "namespaces"
     assert isinstance(data["flags"], list) and all(isinstance(f, str) for f in data["flags"])
     assert isinstance(data["duration_s"], float) and data["duration_s"] >= 0

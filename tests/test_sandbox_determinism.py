@@ -62,6 +62,7 @@ def test_sleep_still_sleeps_and_each_test_reports_its_time(sb):
     result = sb.run(Job(program, tests, timeout=1.0))
     quick, slow_test, instant, timed_out = result.tests
     assert [t.status for t in result.tests] == ["passed", "passed", "passed", "timeout"]
-    assert 0.3 <= quick.duration_s < 1.0 and 0.2 <= slow_test.duration_s < 1.0
-    assert instant.duration_s < 0.2 and timed_out.duration_s >= 1.0
+    # Lower bounds only (a sleep lasts at least its time; load can only add): no timing assertion.
+    assert quick.duration_s >= 0.3 and slow_test.duration_s >= 0.2 and timed_out.duration_s >= 1.0
+    assert 0 <= instant.duration_s < quick.duration_s
     assert json.loads(json.dumps(result.to_dict()))["tests"][0]["duration_s"] == round(quick.duration_s, 5)
