@@ -605,6 +605,14 @@ def start_points(model: ModelConfig, roles: tuple[str, ...] = ROLES) -> dict[str
     return points
 
 
+def apply_torch_threads(script: ScriptArguments) -> None:
+    """PyTorch's intra-op threads as the recipe says (every mode; None keeps PyTorch's default)."""
+    if script.torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(script.torch_threads)
+
+
 def write_run_files(folder: Path, recipe: dict[str, Any], info: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / RECIPE_FILE).write_text(yaml.safe_dump(recipe, sort_keys=False))
@@ -624,10 +632,7 @@ def warm_start(argv: list[str]) -> int:
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         return 2
-    if script.torch_threads is not None:
-        import torch
-
-        torch.set_num_threads(script.torch_threads)
+    apply_torch_threads(script)
     logger.info("warm start on %d training problems", train_rows)
     try:
         final = run_warm_start(model_cfg, training, warm, list(dataset), callbacks=[benchmark] if benchmark else [])
@@ -657,10 +662,7 @@ def bootstrap(argv: list[str]) -> int:
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         return 2
-    if script.torch_threads is not None:
-        import torch
-
-        torch.set_num_threads(script.torch_threads)
+    apply_torch_threads(script)
     logger.info("bootstrap: %d rounds on %d training problems", boot.rounds, train_rows)
     try:
         final = run_bootstrap(model_cfg, training, boot, list(dataset), resume=resume)
@@ -696,10 +698,7 @@ def train_rl(argv: list[str]) -> int:
         print(f"config error: {err}", file=sys.stderr)
         return 2
     state = PartialState()
-    if script.torch_threads is not None:
-        import torch
-
-        torch.set_num_threads(script.torch_threads)
+    apply_torch_threads(script)
     for start, end, phase in schedule.segments(training.max_steps):
         logger.info("steps %d-%d: %s, stage %s", start, end, phase.role, phase.train_stage or "all")
 
