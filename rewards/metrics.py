@@ -25,6 +25,29 @@ def _put(out: dict[str, float], name: str, value: float | None) -> None:
         out[name] = float(value)
 
 
+def group_metrics(rates: list[tuple[str, float | None]]) -> dict[str, float]:
+    """Outcome spread of the GRPO groups among ``(task_id, pass rate on the problem's own tests)`` rows in batch
+    order (a group: consecutive rows of one task). ``generator/groups/mixed`` is the share of groups whose pass
+    rates differ (only those give the pass rate an advantage); ``generator/groups/solved_<k>`` counts the groups
+    in which exactly k samples pass every own test. Rows with an unknown rate (sandbox failure) are skipped."""
+    groups: list[list[float]] = []
+    last = None
+    for task_id, rate in rates:
+        if task_id != last:
+            groups.append([])
+            last = task_id
+        if rate is not None:
+            groups[-1].append(rate)
+    groups = [g for g in groups if g]
+    out: dict[str, float] = {}
+    if not groups:
+        return out
+    out["generator/groups/mixed"] = sum(max(g) > min(g) for g in groups) / len(groups)
+    for k in range(max(len(g) for g in groups) + 1):
+        out[f"generator/groups/solved_{k}"] = float(sum(sum(r == 1.0 for r in g) == k for g in groups))
+    return out
+
+
 def batch_metrics(ctx: RewardContext) -> dict[str, float]:
     """Flat metrics of one batch (names such as ``generator/pass_rate``,
     ``discriminator/validity/stage3``, ``invalid_reasons/duplicate``,
@@ -45,6 +68,7 @@ def batch_metrics(ctx: RewardContext) -> dict[str, float]:
         _put(out, "generator/format", _mean(formats[i] for i in gens))
         _put(out, "generator/collapse_penalty", _mean(r for r in ctx.collapse_rewards() if r is not None))
         _put(out, "generator/hack_rate", _mean(float(hacks[i] != 0) for i in gens))
+        out.update(group_metrics([(samples[i].task_id, ctx.generator_pass_rate(i, samples[i].own_tests)) for i in gens]))
         for k in stages:
             _put(out, f"generator/collapse/stage{k}", _mean(ctx.collapse_scores(i)[k - 1] for i in gens))
             _put(out, f"generator/nonempty/stage{k}", _mean(float(bool(samples[i].stage_texts[k - 1].strip())) for i in gens))

@@ -156,7 +156,37 @@ def test_examples_over_max_length_are_dropped_and_counted_never_truncated():
     tally = Tally(GENERATOR_REASONS, kept=3)
     examples = [{"task_id": "t/add", "n": n} for n in (4, 9, 5)]
     dataset = Dataset.from_list([{"input_ids": [1] * n, "labels": [1] * n} for n in (4, 9, 5)])
-    kept, kept_examples = _drop_too_long(dataset, examples, 5, [[r] for r in records], tally)
+    kept, kept_examples = _drop_too_long(dataset, examples, 5, [[r] for r in records], lambda _: tally)
     assert [len(ids) for ids in kept["input_ids"]] == [4, 5] and [e["n"] for e in kept_examples] == [4, 5]
     assert [r.reason for r in records] == [None, "too_long", None] and records[1].detail == "9 tokens > 5"
     assert tally.to_dict() == {"judged": 3, "kept": 2, "dropped": {"too_long": 1}}
+
+
+def test_rationalization_lends_the_reference_only_where_no_sampled_chain_passed(sandbox):
+    from pipeline.bootstrap.filters import rationales
+
+    wrong_ref = {**ADD, "task_id": "t/wrong", "reference_solution": "def add(a, b):\n    return a - b\n"}
+    solved = {**ADD, "task_id": "t/solved"}
+    looping = [STAGES[0], "return return the sum", *STAGES[2:]]
+    samples = [
+        (ADD, 0, chain("def add(a, b):\n    return 0\n", looping)),   # collapsed stages: skipped for sample 1
+        (ADD, 1, chain("def add(a, b):\n    return a * b\n")),        # clean stages, wrong code
+        (solved, 0, chain(GOOD, task="t/solved")),                     # solved: no rationale
+        (wrong_ref, 0, chain("def add(a, b):\n    return 1\n", task="t/wrong")),  # the reference itself fails
+        ({**ADD, "task_id": "t/loops"}, 0, chain("", looping, task="t/loops")),     # no clean stages at all
+    ]
+    config = BootstrapConfig()
+    records, tally = judge_chains(samples, sandbox, config)
+    assert [r.kept for r in records] == [False, False, True, False, False]
+    made = rationales(samples, records, config)
+    assert [(row["task_id"], sample) for row, sample, _ in made] == [("t/add", 1), ("t/wrong", 0), ("t/loops", 0)]
+    assert made[0][2].stage_texts == (*STAGES, ADD["reference_solution"])
+    judged, rationale_tally = judge_chains(made, sandbox, config, source="rationalized")
+    assert [(r.kept, r.reason, r.source) for r in judged] == [
+        (True, None, "rationalized"), (False, "code_failed", "rationalized"),
+        (False, "collapsed_stage", "rationalized")]
+    assert judged[0].final_code == ADD["reference_solution"] and judged[0].stage_texts[:4] == STAGES
+    assert rationale_tally.to_dict() == {"judged": 3, "kept": 1,
+                                         "dropped": {"code_failed": 1, "collapsed_stage": 1}}
+    example = generator_example(ADD, judged[0], load_templates("default"))
+    assert "return a + b" in example["completion"][-1]["content"] and STAGES[3] in str(example["completion"])

@@ -74,3 +74,20 @@ def test_best_of_ties_go_to_the_likelier_sample(rows, sandbox, metric) -> None:
                               ScoreConfig(best_of=2), metric)
     assert summaries["run"]["best_of"]["picked"] == {add["task_id"]: 1}
     assert summaries["run"]["best_of"]["pass_rate"] == 1.0
+
+
+def test_best_of_reports_the_validity_of_the_pooled_tests(rows, sandbox, metric) -> None:
+    add, sub = rows.values()
+    tests = ["assert add(1, 2) == 3",              # valid
+             "assert add(2, 2) == 5",              # fails on the reference
+             "assert add(1, 1) is not None or True",  # passes on every stand-in: vacuous
+             "assert 1 + 1 == 2",                  # never calls add
+             "import os\nassert add(os.getpid(), 0) > 0"]  # reads a source of chance
+    samples = [Sample(add["task_id"], 0, "", _code(add, "return a + b"), tests=tests[:3]),
+               Sample(add["task_id"], 1, "", _code(add, "return a + b"), tests=tests[2:]),  # one repeated: pooled once
+               Sample(sub["task_id"], 0, "", _code(sub, "return a - b"), tests=["assert subtract(3, 1) == 5"]),
+               Sample(sub["task_id"], 1, "", _code(sub, "return a - b"))]
+    summaries, _ = score_runs(sandbox, rows, {"run": samples}, ScoreConfig(ks=(1, 2), best_of=2), metric)
+    assert summaries["run"]["best_of"]["tests"] == {
+        "written": 6, "valid": 1, "validity": pytest.approx(1 / 6), "tasks_with_valid_test": 1, "tasks": 2,
+        "invalid": {"chance_source": 1, "no_call": 1, "reference_failed": 2, "vacuous": 1}}

@@ -202,6 +202,9 @@ def synthetic_state() -> dict:
         else:
             entry.update({"phase/role": 1.0, "reward": 10.0 + i, "rewards/generator_pass_rate/mean": GEN_PASS[i],
                           "generator/pass_rate": GEN_PASS[i], "generator/collapse_rate": 0.0})
+            # 2 groups a step: both unsolved at the first 4 generator steps, then one with 2 passing samples
+            entry.update({"generator/groups/solved_0": 2.0 if i < 4 else 1.0, "generator/groups/solved_1": 0.0,
+                          "generator/groups/solved_2": 0.0 if i < 4 else 1.0})
             if step in (6, 10, 14):  # logged only where the discriminator wrote valid tests
                 entry["generator/pass_rate_generated"] = {6: 0.3, 10: 0.6, 14: 0.9}[step]
         history.append(entry)
@@ -246,6 +249,9 @@ def test_synthetic_log_quarters(tmp_path: Path) -> None:
     assert "| reason | total | stage 1 | stage 2 |" in report
     assert "| `no_call` | 16 | 8 | 8 |" in report
     assert "| `vacuous` | 2 | 0 | 2 |" in report
+    # Groups: solved_0 4 x 2 + 4 x 1 = 12, solved_1 0, solved_2 4 x 1 = 4, of 16 groups.
+    assert summary["group_pass_counts"] == {"0": 12.0, "1": 0.0, "2": 4.0}
+    assert "| 0 | 12 | 75.0% |" in report and "| 2 | 4 | 25.0% |" in report
     # Both evaluations, the step-0 one from a log line of its own.
     assert "| 0 | 0.250 |" in report and "| 16 | 0.500 |" in report
     for name in ("generator.png", "discriminator.png", "stability.png", "timing.png", "invalid_reasons.png",

@@ -64,6 +64,13 @@ class BootstrapConfig:
         default=True, metadata={"help": "Round 1: a problem none of whose generated tests is valid lends its own tests "
                                         "(judged by the same rules) as a stage-1 target, so the discriminator learns "
                                         "the answer format even before it writes valid tests itself."})
+    rationalize: bool = field(
+        default=False, metadata={"help": "STaR's rationalization: a problem none of whose sampled chains passed lends one "
+                                         "chain of the model's own stages 1-4 (its first sample with none blank or "
+                                         "collapsed) and the problem's reference solution as stage 5, judged like a "
+                                         "sampled chain (the reference must pass the problem's own tests). Counted apart, "
+                                         "as source 'rationalized': where the model rarely solves a problem, the round "
+                                         "still teaches the stage format with code that works."})
     templates: str = field(default="default", metadata={"help": "Prompt template set name or folder."})
     seed: int = field(default=0, metadata={"help": "Seed of the sampling and of each round's problem draw (round k "
                                                  "uses seed + k, so a resumed run samples what an uninterrupted one would)."})

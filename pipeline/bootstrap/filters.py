@@ -9,6 +9,8 @@ Generator chains (`GENERATOR_REASONS`): a blank stage, a collapsed stage (`pipel
 final code that is missing, does not parse or does not define the entry point, a problem without tests,
 code that fails (or errors, or times out on) the problem's own tests, no verdict from the sandbox, the
 same chain as one already kept for the problem, more passing chains than `max_kept_per_problem`.
+A rationale (`rationales`: the model's own stages 1-4 with the reference as stage 5, for a problem none of
+whose chains passed) goes through the same checks, counted apart.
 
 Generated tests (`TEST_REASONS`), the rules of rewards/README.md through the same static checks
 (`prompts.checks`, shared with `rewards`) and the sandbox: the test never names the entry point or binds
@@ -96,6 +98,7 @@ class ChainRecord:
     final_code: str
     passed: int | None = None
     total: int | None = None
+    source: str = "sampled"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,18 +132,27 @@ def own_tests(row: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(t for t in tests if isinstance(t, str) and t.strip())
 
 
-def degenerate_reason(stage_texts: Sequence[str], final_code: str, entry_point: str,
-                      config: BootstrapConfig) -> tuple[str, str] | None:
-    """Why a chain is unusable before anything runs, as (reason, detail), or None."""
+def stage_reason(stage_texts: Sequence[str], config: BootstrapConfig,
+                 stages: int = NUM_STAGES) -> tuple[str, str] | None:
+    """Why the first ``stages`` stage texts are unusable (a blank or a collapsed stage), or None."""
     collapse = CollapseConfig(ngram=config.collapse_ngram, threshold=config.collapse_threshold)
     texts = list(stage_texts)
-    for stage in range(1, NUM_STAGES + 1):
+    for stage in range(1, stages + 1):
         text = texts[stage - 1] if stage <= len(texts) else ""
         if len("".join(text.split())) < config.min_stage_chars:
             return "empty_stage", f"stage {stage}"
-    for stage, text in enumerate(texts[:NUM_STAGES], start=1):
+    for stage, text in enumerate(texts[:stages], start=1):
         if is_collapsed(text, collapse):
             return "collapsed_stage", f"stage {stage}"
+    return None
+
+
+def degenerate_reason(stage_texts: Sequence[str], final_code: str, entry_point: str,
+                      config: BootstrapConfig) -> tuple[str, str] | None:
+    """Why a chain is unusable before anything runs, as (reason, detail), or None."""
+    found = stage_reason(stage_texts, config)
+    if found is not None:
+        return found
     if not final_code.strip():
         return "no_code", ""
     if not compiles(final_code):
@@ -155,14 +167,14 @@ def _chain_key(stage_texts: Sequence[str], final_code: str) -> tuple[str, ...]:
 
 
 def judge_chains(samples: Sequence[tuple[Mapping[str, Any], int, Any]], sandbox: Any,
-                 config: BootstrapConfig) -> tuple[list[ChainRecord], Tally]:
+                 config: BootstrapConfig, *, source: str = "sampled") -> tuple[list[ChainRecord], Tally]:
     """Judge each ``(row, sample index, chain)``: static checks, then the final code against the row's own tests
     in ``sandbox`` (one ``run_many`` call). A chain needs ``stage_texts`` and ``final_code``."""
     from sandbox import Job
 
     tally = Tally(GENERATOR_REASONS)
     records = [ChainRecord(str(row["task_id"]), sample, False, None, "", [str(t) for t in chain.stage_texts],
-                           str(chain.final_code)) for row, sample, chain in samples]
+                           str(chain.final_code), source=source) for row, sample, chain in samples]
     runnable: list[int] = []
     for index, (row, _, chain) in enumerate(samples):
         found = degenerate_reason(records[index].stage_texts, records[index].final_code, str(row["entry_point"]),
@@ -204,6 +216,35 @@ def judge_chains(samples: Sequence[tuple[Mapping[str, Any], int, Any]], sandbox:
         else:
             tally.drop(str(record.reason))
     return records, tally
+
+
+@dataclass(frozen=True)
+class Rationale:
+    """A chain made for STaR's rationalization: the model's own stages 1-4 and the reference as stage 5."""
+
+    stage_texts: tuple[str, ...]
+    final_code: str
+
+
+def rationales(samples: Sequence[tuple[Mapping[str, Any], int, Any]], judged: Sequence[ChainRecord],
+               config: BootstrapConfig) -> list[tuple[Mapping[str, Any], int, Rationale]]:
+    """For every problem none of whose sampled chains was kept: its first sample whose stages 1-4 are neither
+    blank nor collapsed (else its first sample, which `judge_chains` then drops and counts), with the problem's
+    reference solution in place of the sampled code. Judge the result with ``judge_chains(..., source=
+    "rationalized")``: the reference must pass the problem's own tests like any chain's code."""
+    solved = {r.task_id for r in judged if r.kept}
+    by_task: dict[str, list[tuple[Mapping[str, Any], int, Any]]] = {}
+    for row, sample, chain in samples:
+        if str(row["task_id"]) not in solved:
+            by_task.setdefault(str(row["task_id"]), []).append((row, sample, chain))
+    out = []
+    for chosen in by_task.values():
+        row, sample, chain = next((item for item in chosen
+                                   if stage_reason(item[2].stage_texts, config, NUM_STAGES - 1) is None), chosen[0])
+        reference = str(row.get("reference_solution") or "")
+        reasoning = tuple(str(t) for t in chain.stage_texts[: NUM_STAGES - 1])
+        out.append((row, sample, Rationale((*reasoning, reference), reference)))
+    return out
 
 
 def judge_tests(candidates: Sequence[TestRecord], rows: Mapping[str, Mapping[str, Any]], sandbox: Any,

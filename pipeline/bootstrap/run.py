@@ -21,7 +21,7 @@ import random
 import shutil
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,9 @@ from pipeline.bootstrap.config import BootstrapConfig, BootstrapError
 from pipeline.bootstrap.data import (
     discriminator_example, discriminator_groups, generator_example, write_jsonl,
 )  # fmt: skip
-from pipeline.bootstrap.filters import Tally, TestRecord, generated_tests, judge_chains, judge_tests, seed_tests
+from pipeline.bootstrap.filters import (
+    GENERATOR_REASONS, Tally, TestRecord, generated_tests, judge_chains, judge_tests, rationales, seed_tests,
+)  # fmt: skip
 from pipeline.chain import Chain, ChainConfig, generate_chains
 from pipeline.models import ModelConfig
 from pipeline.policies import Policies, load_policies
@@ -98,9 +100,9 @@ def sample_chains(policies: Policies, problems: Sequence[Mapping[str, Any]], con
 
 
 def _drop_too_long(dataset: Dataset, examples: list[dict[str, Any]], max_length: int | None,
-                   owners: list[list[Any]], tally: Tally) -> tuple[Dataset, list[dict[str, Any]]]:
+                   owners: list[list[Any]], tally_of: Callable[[Any], Tally]) -> tuple[Dataset, list[dict[str, Any]]]:
     """Drop examples longer than ``max_length`` tokens (truncation would cut the answer and its end of turn);
-    their samples are marked and counted ``too_long``."""
+    their samples are marked and counted ``too_long`` in the tally ``tally_of(sample)`` they were kept in."""
     if max_length is None:
         return dataset, examples
     keep = []
@@ -110,6 +112,7 @@ def _drop_too_long(dataset: Dataset, examples: list[dict[str, Any]], max_length:
             continue
         for record in owners[index]:
             record.kept, record.reason, record.detail = False, "too_long", f"{len(ids)} tokens > {max_length}"
+            tally = tally_of(record)
             tally.kept -= 1
             tally.drop("too_long")
     return dataset.select(keep), [examples[i] for i in keep]
@@ -171,6 +174,11 @@ def run_round(k: int, model_config: ModelConfig, sft_config: SFTConfig, config: 
     chain_of = {(str(row["task_id"]), sample): chain for row, sample, chain in samples}
     with Sandbox() as sandbox:
         chain_records, gen_tally = judge_chains(samples, sandbox, config)
+        rationale_tally = Tally(GENERATOR_REASONS)
+        if config.rationalize:
+            made, rationale_tally = judge_chains(rationales(samples, chain_records, config), sandbox, config,
+                                                 source="rationalized")
+            chain_records += made
         test_records = generated_tests(samples)
         test_tally = judge_tests(test_records, by_task, sandbox, config)
         seeds: list[TestRecord] = []
@@ -186,8 +194,9 @@ def run_round(k: int, model_config: ModelConfig, sft_config: SFTConfig, config: 
     gen_tokens = policies.tokenizer_for("generator")
     gen_data = assistant_only_dataset(Dataset.from_list(gen_examples), gen_tokens) if gen_examples else None
     if gen_data is not None:
-        gen_data, gen_examples = _drop_too_long(gen_data, gen_examples, sft_config.max_length,
-                                                [[r] for r in kept_chains], gen_tally)
+        gen_data, gen_examples = _drop_too_long(
+            gen_data, gen_examples, sft_config.max_length, [[r] for r in kept_chains],
+            lambda record: rationale_tally if record.source == "rationalized" else gen_tally)
 
     # Discriminator examples: per chain and stage, its kept tests (seeded ones at stage 1 of sample 0).
     groups = discriminator_groups([*test_records, *seeds])
@@ -200,14 +209,9 @@ def run_round(k: int, model_config: ModelConfig, sft_config: SFTConfig, config: 
     disc_tokens = policies.tokenizer_for("discriminator")
     disc_data = assistant_only_dataset(Dataset.from_list(disc_examples), disc_tokens) if disc_examples else None
     if disc_data is not None:
-        too_long = Tally(test_tally.reasons)
-        disc_data, disc_examples = _drop_too_long(disc_data, disc_examples, sft_config.max_length, owners, too_long)
-        for records in owners:  # count the drops under the tally the sample came from
-            for record in records:
-                if record.reason == "too_long":
-                    tally = seed_tally if record.source == "own_tests" else test_tally
-                    tally.kept -= 1
-                    tally.drop("too_long")
+        disc_data, disc_examples = _drop_too_long(
+            disc_data, disc_examples, sft_config.max_length, owners,
+            lambda record: seed_tally if record.source == "own_tests" else test_tally)
 
     folder.mkdir(parents=True, exist_ok=True)
     write_jsonl(folder / "generator.jsonl", (r.to_dict() for r in chain_records))
@@ -237,7 +241,8 @@ def run_round(k: int, model_config: ModelConfig, sft_config: SFTConfig, config: 
         "chains": len(samples),
         "started_from": model_config.generator_init_adapter or "fresh adapters",
         "generator": {**gen_tally.to_dict(), "examples": len(gen_examples),
-                      "solved_problems": len({r.task_id for r in chain_records if r.kept}),
+                      "solved_problems": len({r.task_id for r in chain_records if r.kept and r.source == "sampled"}),
+                      "rationalized": rationale_tally.to_dict(),
                       "training": training["generator"]},
         "discriminator": {**_tally_sum(test_tally, seed_tally), "generated": test_tally.to_dict(),
                           "own_tests": seed_tally.to_dict(), "parser_rejected": dict(sorted(parser_rejected.items())),
@@ -288,8 +293,9 @@ def run_bootstrap(model_config: ModelConfig, sft_config: SFTConfig, config: Boot
         summary = run_round(k, round_model, sft_config, config, rows, staging)
         staging.rename(round_dir(out, k))  # the round is finished from here on
         summaries.append(summary)
-        logger.info("bootstrap round %d: generator kept %d of %d chains, discriminator kept %d of %d tests",
-                    k, summary["generator"]["kept"], summary["generator"]["judged"],
+        logger.info("bootstrap round %d: generator kept %d of %d chains (+%d rationalized), discriminator kept %d "
+                    "of %d tests", k, summary["generator"]["kept"], summary["generator"]["judged"],
+                    summary["generator"]["rationalized"]["kept"],
                     summary["discriminator"]["kept"], summary["discriminator"]["judged"])
     last = round_dir(out, len(summaries))  # config.rounds, or more when a longer run is resumed with fewer
     final = out / FINAL_DIR
@@ -303,6 +309,7 @@ def run_bootstrap(model_config: ModelConfig, sft_config: SFTConfig, config: Boot
                             | {role: {"kept": s[role]["kept"], "judged": s[role]["judged"],
                                       "dropped": s[role]["dropped"],
                                       "trained": s[role]["training"]["trained"]} for role in ROLES}
+                            | {"rationalized_kept": s["generator"].get("rationalized", {}).get("kept", 0)}
                             for s in summaries]}
     (final / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
     return final

@@ -102,12 +102,16 @@ def best_of_table(runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
         b = s.get("best_of")
         if b:
             n = b["n"]
+            tests = b.get("tests") or {}
             rows.append([name, _pct(b.get("pass@1", 0.0)), _pct(b["pass_rate"]), _pct(b.get(f"pass@{n}", 0.0)),
-                         f"{b['tasks_with_tests']}/{s['num_tasks']}", f"{b['mean_selection_tests']:.1f}"])
+                         f"{b['tasks_with_tests']}/{s['num_tasks']}", f"{b['mean_selection_tests']:.1f}",
+                         f"{_pct(tests['validity'])} of {tests['written']}" if tests.get("written") else "-",
+                         f"{tests['tasks_with_valid_test']}/{tests['tasks']}" if tests else "-"])
     if not rows:
         return []
     n = next(s["best_of"]["n"] for s in runs.values() if s.get("best_of"))
-    return _table(["run", "pass@1", f"best-of-{n}", f"pass@{n}", "tasks with tests", "tests per task"], rows)
+    return _table(["run", "pass@1", f"best-of-{n}", f"pass@{n}", "tasks with tests", "tests per task",
+                   "valid tests", "tasks with a valid test"], rows)
 
 
 def quality_table(runs: Mapping[str, Mapping[str, Any]]) -> list[str]:

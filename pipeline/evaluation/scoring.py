@@ -22,6 +22,7 @@ from typing import Any
 from pipeline.evaluation.collapse import DEFAULT_COLLAPSE, CollapseConfig, collapse_score, is_collapsed
 from pipeline.evaluation.programs import CompletionFormat, assemble_program, job_with_tests, make_job
 from pipeline.evaluation.samples import Sample
+from prompts.checks import never_calls, reads_chance, stub_programs
 from prompts.parsing import compiles
 from prompts.testcases import dedup_key
 from sandbox import Job, Result
@@ -72,6 +73,8 @@ def score_runs(sandbox: Any, rows_by_id: Mapping[str, Mapping[str, Any]], runs: 
         programs[name] = [assemble_program(rows_by_id[s.task_id], s.code, config.completion_format) for s in samples]
         jobs += [make_job(rows_by_id[s.task_id], p, config.timeout_s) for s, p in zip(samples, programs[name])]
     selection_jobs: list[tuple[str, int, int]] = []  # (run, sample position, pooled test count)
+    validity_jobs: list[tuple[str, str, list[str]]] = []  # (run, task, tests run on reference + stand-ins)
+    static_invalid: dict[str, Counter] = defaultdict(Counter)  # run -> reason -> tests
     if config.best_of:
         for name, samples in runs.items():
             by_task: dict[str, list[int]] = defaultdict(list)
@@ -86,6 +89,26 @@ def score_runs(sandbox: Any, rows_by_id: Mapping[str, Mapping[str, Any]], runs: 
                 for p in positions:
                     jobs.append(job_with_tests(programs[name][p], pooled, entry_point, config.timeout_s))
                     selection_jobs.append((name, p, len(pooled)))
+        for name, samples in runs.items():  # validity of the pooled tests, on the reference and the stand-ins
+            by_task = defaultdict(list)
+            for sample in samples:
+                if sample.index < config.best_of:
+                    by_task[sample.task_id].append(sample)
+            for task_id, group in by_task.items():
+                row = rows_by_id[task_id]
+                runnable = []
+                for test in _pooled_tests(group):
+                    if never_calls(test, row["entry_point"], str(row.get("reference_solution") or "")):
+                        static_invalid[name]["no_call"] += 1
+                    elif reads_chance(test):
+                        static_invalid[name]["chance_source"] += 1
+                    else:
+                        runnable.append(test)
+                if runnable:
+                    for program in (str(row.get("reference_solution") or ""), *stub_programs(row["entry_point"])):
+                        jobs.append(Job(program=program, tests=tuple(runnable), setup=row.get("test_setup") or "",
+                                        entry_point=row["entry_point"], timeout=config.timeout_s))
+                    validity_jobs.append((name, task_id, runnable))
     results = sandbox.run_many(jobs) if jobs else []
 
     scored: dict[str, list[_Scored]] = {}
@@ -96,12 +119,40 @@ def score_runs(sandbox: Any, rows_by_id: Mapping[str, Mapping[str, Any]], runs: 
     for (name, position, count), result in zip(selection_jobs, results[cursor:]):
         scored[name][position].selection = result
         scored[name][position].selection_tests = count
+    cursor += len(selection_jobs)
+    validity: dict[str, dict[str, Any]] = {}
+    for at, (name, task_id, tests) in enumerate(validity_jobs):
+        reference, *stubs = results[cursor + 3 * at: cursor + 3 * at + 3]
+        entry = validity.setdefault(name, {"tasks": defaultdict(int), "reasons": Counter(static_invalid[name])})
+        for index in range(len(tests)):
+            verdict = reference.tests[index].status
+            if verdict != "passed":
+                entry["reasons"]["unknown" if verdict == "infra_error" else f"reference_{verdict}"] += 1
+            elif all(stub.tests[index].status == "passed" for stub in stubs):
+                entry["reasons"]["vacuous"] += 1
+            else:
+                entry["tasks"][task_id] += 1
 
     summaries, records = {}, {}
     for name, items in scored.items():
         summaries[name] = summarize_run(items, rows_by_id, config, pass_at_k_metric)
+        if config.best_of:
+            found = validity.get(name, {"tasks": {}, "reasons": Counter(static_invalid[name])})
+            summaries[name]["best_of"]["tests"] = test_validity(found["tasks"], found["reasons"],
+                                                                 len(summaries[name]["tasks"]))
         records[name] = [_record(name, item, config.collapse) for item in items]
     return summaries, records
+
+
+def test_validity(valid_per_task: Mapping[str, int], invalid: Mapping[str, int], num_tasks: int) -> dict[str, Any]:
+    """The discriminator's pooled best-of-N tests judged as the rewards judge them (rewards/README.md, one
+    run): valid = calls the entry point, reads no source of chance, passes on the reference solution and
+    fails on at least one stand-in (entry point returning None or a marker). Invalid ones by reason."""
+    valid = sum(valid_per_task.values())
+    written = valid + sum(invalid.values())
+    return {"written": written, "valid": valid, "validity": valid / written if written else 0.0,
+            "tasks_with_valid_test": sum(1 for n in valid_per_task.values() if n), "tasks": num_tasks,
+            "invalid": dict(sorted(invalid.items()))}
 
 
 def _record(run: str, item: _Scored, collapse: CollapseConfig) -> dict[str, Any]:

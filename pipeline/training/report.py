@@ -15,7 +15,7 @@ folder:
 * ``invalid_reasons.png`` (if logged): why discriminator tests were invalid, over steps and per chain stage;
 * ``eval_bench.png`` (if logged): the benchmark evaluations during training;
 * ``report.md``: tables of every number (first-quarter, last-quarter and overall means per role metric,
-  step time and shares, invalid reasons, evaluations) with the plots; ``summary.json``: the same numbers.
+  prompt groups by passing samples, step time and shares, invalid reasons, evaluations) with the plots; ``summary.json``: the same numbers.
 
 A metric the run never logged (e.g. ``discriminator/mutant_kill_rate`` without the mutation reward) is
 left out of tables and plots, never drawn as zeros; a metric missing at some steps is drawn at the steps
@@ -57,6 +57,7 @@ _REWARD_PART = re.compile(r"^rewards/([^/]+)/mean$")
 _REASON = re.compile(r"^invalid_reasons/([^/]+)$")
 _STAGE_REASON = re.compile(r"^invalid_reasons/stage(\d+)/([^/]+)$")
 _EVAL = re.compile(r"^eval_bench/([^/]+)/([^/]+)$")
+_SOLVED = re.compile(r"^generator/groups/solved_(\d+)$")
 _EVAL_SKIPPED = frozenset({"mean_tokens", "generation_s"})  # not rates; in summary.json only
 _EVAL_ORDER = ("pass@1", "syntax_valid", "mode_collapse_rate", "test_pass_rate")  # BenchmarkCallback's order
 
@@ -68,6 +69,7 @@ ROLE_RATES: dict[str, dict[str, str]] = {
         "generator/pass_rate_generated": "pass rate on valid discriminator tests",
         "generator/syntax_valid": "share of final code that parses",
         "generator/collapse_rate": "share of samples with a collapsed stage",
+        "generator/groups/mixed": "share of prompt groups whose own-test pass rates differ",
         "generator/format": "format reward",
     },
     "discriminator": {
@@ -279,6 +281,17 @@ def eval_keys(evals: Sequence[Mapping[str, Any]], rates_only: bool = True) -> li
     return sorted(found, key=order)
 
 
+def group_pass_counts(steps: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Prompt groups over the run by how many of their samples passed every own test (``generator/groups/
+    solved_<k>`` summed over steps), keyed by k."""
+    totals: dict[int, float] = {}
+    for entry in steps:
+        for key, value in entry.items():
+            if (m := _SOLVED.match(key)) and (number := _number(value)) is not None:
+                totals[int(m.group(1))] = totals.get(int(m.group(1)), 0.0) + number
+    return {str(k): totals[k] for k in sorted(totals)}
+
+
 def summarise(log: TrainingLog) -> dict[str, Any]:
     """Every number of the report (summary.json)."""
     roles: dict[str, Any] = {}
@@ -302,6 +315,7 @@ def summarise(log: TrainingLog) -> dict[str, Any]:
         "roles": roles,
         "timing": timing_summary(log.steps),
         "invalid_reasons": invalid_reasons(log.steps),
+        "group_pass_counts": group_pass_counts(log.role_steps("generator")),
         "eval_bench": [{"step": e["step"], **{k: e[k] for k in eval_keys([e], rates_only=False)}} for e in log.evals],
     }
 
@@ -595,6 +609,14 @@ def render_report(log: TrainingLog, summary: Mapping[str, Any], plots: Mapping[s
                   f"`{ZERO_STD}`: {ZERO_STD_DOC}; near 1, GRPO's advantages vanish and the step teaches nothing. "
                   f"`{COLLAPSE}`: share of generator samples with a degenerate stage (what the collapse guard "
                   "watches).", "", "![stability](stability.png)"]
+    if summary["group_pass_counts"]:
+        counts = summary["group_pass_counts"]
+        total = sum(counts.values())
+        lines += ["", "## Prompt groups by passing samples", "",
+                  "Generator prompt groups over the run, by how many of their samples passed every test of the "
+                  "problem: a group where none or all pass gives the pass rate no advantage.", ""]
+        lines += _table(["samples passing", "groups", "share"],
+                        [[k, fmt_count(n), _pct(n / total if total else None)] for k, n in counts.items()])
     if timing:
         lines += ["", "## Step time", "", "Mean over logged steps; `rewards` includes `sandbox`.", ""]
         lines += _table(["part", "mean seconds per step", "share of the step"],
