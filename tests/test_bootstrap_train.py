@@ -2,7 +2,8 @@
 two rounds on three easy HumanEval-mini problems with tiny budgets, then a resume of an interrupted round 2.
 
 Checked from the files the rounds saved, independently of the code that wrote them (the sandbox runs again
-here): every generator example trained on holds code that passes its problem's own tests, every test in a
+here): every generator example trained on holds code that passes its problem's own tests (a rationale, made
+for each problem no sampled chain solved, holds the model's own stages and the reference), every test in a
 discriminator example passes on the reference, names the function and fails on a stand-in; every sampled
 chain and generated test is in the round's data, kept or dropped, and the summary's counts per reason are
 those of the data; an adapter trained in a round differs from the one the round started from; a resumed run
@@ -65,7 +66,7 @@ def run(rows, tmp_path_factory) -> tuple[Path, Path, str]:
     recipe.write_text(yaml.safe_dump({
         "mode": "bootstrap", "dataset_dir": str(data), "train_splits": ["humaneval_mini_test"], "eval_splits": [],
         "allow_contamination": True, "max_train_problems": PROBLEMS,
-        "rounds": 2, "samples_per_problem": SAMPLES, "temperature": 0.5, "generation_batch_size": PROBLEMS * SAMPLES,
+        "rounds": 2, "samples_per_problem": SAMPLES, "rationalize": True, "temperature": 0.5, "generation_batch_size": PROBLEMS * SAMPLES,
         # Reasoning stages of 16 tokens: with 4 or 8 the model copies its cut-off answers into the code stage
         # (measured: no code at all); 96 tokens hold a small function. The discriminator answers stage 1 only.
         "generator_tokens": [16, 16, 16, 16, 96], "discriminator_tokens": [24, 1, 1, 1, 1],
@@ -89,17 +90,31 @@ def test_two_rounds_train_only_on_passing_chains_and_valid_tests(rows, run):
         folder = out / f"round-{k}"
 
         # Every sampled chain is in the data, kept or dropped with a known reason, and counted as it says.
-        chains = _jsonl(folder / "generator.jsonl")
+        records = _jsonl(folder / "generator.jsonl")
+        chains = [c for c in records if c["source"] == "sampled"]
+        rationales = [c for c in records if c["source"] == "rationalized"]
         assert len(chains) == summary["chains"] == PROBLEMS * SAMPLES
-        assert all(c["kept"] == (c["reason"] is None) for c in chains)
-        assert {c["reason"] for c in chains if not c["kept"]} <= set(GENERATOR_REASONS)
-        assert summary["generator"]["dropped"] == dict(Counter(c["reason"] for c in chains if not c["kept"]))
-        assert summary["generator"]["kept"] == sum(c["kept"] for c in chains)
+        assert len(records) == len(chains) + len(rationales)
+        for judged, tally in ((chains, summary["generator"]), (rationales, summary["generator"]["rationalized"])):
+            assert all(c["kept"] == (c["reason"] is None) for c in judged)
+            assert {c["reason"] for c in judged if not c["kept"]} <= set(GENERATOR_REASONS)
+            assert tally["dropped"] == dict(Counter(c["reason"] for c in judged if not c["kept"]))
+            assert tally["kept"] == sum(c["kept"] for c in judged)
+
+        # A rationale for each problem (and only those) none of whose sampled chains was kept: the model's own
+        # stages 1-4 of one of its samples, and the reference as the code.
+        solved = {c["task_id"] for c in chains if c["kept"]}
+        assert sorted(r["task_id"] for r in rationales) == sorted(set(by_task) - solved)
+        for rationale in rationales:
+            own = [c["stage_texts"][:4] for c in chains if c["task_id"] == rationale["task_id"]]
+            assert rationale["stage_texts"][:4] in own
+            assert rationale["final_code"] == by_task[rationale["task_id"]]["reference_solution"]
 
         # Only passing chains became generator examples: their stage-5 code passes the problem's own tests.
         examples = _jsonl(folder / "sft_generator.jsonl")
-        assert len(examples) == summary["generator"]["examples"] == summary["generator"]["kept"]
-        kept_code = Counter((c["task_id"], c["final_code"].strip()) for c in chains if c["kept"])
+        kept = summary["generator"]["kept"] + summary["generator"]["rationalized"]["kept"]
+        assert len(examples) == summary["generator"]["examples"] == kept
+        kept_code = Counter((c["task_id"], c["final_code"].strip()) for c in records if c["kept"])
         for example in examples:
             row = by_task[example["task_id"]]
             code = extract_code(example["completion"][-1]["content"], row["entry_point"]).code
