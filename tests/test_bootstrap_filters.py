@@ -41,6 +41,8 @@ def test_only_passing_well_formed_chains_are_kept_and_every_drop_has_its_reason(
         (chain("def add(a, b):\n    while True:\n        pass\n"), ADD, "code_timeout"),
         (chain(GOOD, [STAGES[0], "  \n", *STAGES[2:]]), ADD, "empty_stage"),
         (chain(GOOD, [STAGES[0], "return return the sum", *STAGES[2:]]), ADD, "collapsed_stage"),
+        (chain(GOOD, ["We add the two numbers a and b given to the function and then we return the sum of the "
+                      "two numbers to the caller."] * 4), ADD, "repeated_stages"),  # stage 1 copied 3 times
         (chain(""), ADD, "no_code"),
         (chain("def add(a, b):\n    return (a +\n"), ADD, "unparsable"),
         (chain("def plus(a, b):\n    return a + b\n"), ADD, "no_entry_point"),

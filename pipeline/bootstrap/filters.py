@@ -6,6 +6,7 @@ sample is judged by execution in the sandbox (never by the model), and every one
 counted under exactly one reason, the first check it fails:
 
 Generator chains (`GENERATOR_REASONS`): a blank stage, a collapsed stage (`pipeline.evaluation.collapse`),
+stages that repeat one another (the chain's text as a whole collapsed, as the evaluation measures it),
 final code that is missing, does not parse or does not define the entry point, a problem without tests,
 code that fails (or errors, or times out on) the problem's own tests, no verdict from the sandbox, the
 same chain as one already kept for the problem, more passing chains than `max_kept_per_problem`.
@@ -40,6 +41,7 @@ from pipeline.evaluation.collapse import CollapseConfig, is_collapsed
 GENERATOR_REASONS = (
     "empty_stage",      # a stage with fewer than min_stage_chars non-blank characters
     "collapsed_stage",  # a stage is degenerate repetition ("return return", one line over and over)
+    "repeated_stages",  # the stages repeat one another (stage 1's text copied into the next ones)
     "no_code",          # stage 5 holds no code
     "unparsable",       # the final code does not compile
     "no_entry_point",   # the final code does not define the entry point at top level
@@ -144,6 +146,8 @@ def stage_reason(stage_texts: Sequence[str], config: BootstrapConfig,
     for stage, text in enumerate(texts[:stages], start=1):
         if is_collapsed(text, collapse):
             return "collapsed_stage", f"stage {stage}"
+    if is_collapsed("\n".join(texts[:stages]), collapse):  # what the evaluation measures: the chain as a whole
+        return "repeated_stages", ""
     return None
 
 
