@@ -84,16 +84,18 @@ def plot(points: list[str], data: dict[str, dict[tuple[str, str], dict[str, floa
     shown = ("greedy pass@1", "pass@4", "Best-of-4")
     for at, (bench, label) in enumerate(BENCHMARKS):
         axes = figure.add_subplot(1, len(BENCHMARKS), at + 1)
+        top = 0.0
         for mode, style in zip(MODES, ("--", "-")):
             for metric, marker in zip(shown, ("o", "s", "^")):
                 values = [data[p].get((bench, mode), {}).get(metric) for p in points]
                 xs = [i for i, v in enumerate(values) if v is not None]
                 if xs:
+                    top = max(top, *(100 * values[i] for i in xs))
                     axes.plot(xs, [100 * values[i] for i in xs], style, marker=marker, label=f"{mode} {metric}")
         axes.set_xticks(range(len(points)), points)
         axes.set_title(label)
         axes.set_ylabel("% of tasks")
-        axes.set_ylim(0, 100)
+        axes.set_ylim(0, min(100, 10 * (int(top) // 10) + 20))  # small scores stay readable
         axes.grid(alpha=0.3)
         axes.legend(fontsize=7)
     figure.tight_layout()
