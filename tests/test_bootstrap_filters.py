@@ -164,6 +164,12 @@ def test_examples_over_max_length_are_dropped_and_counted_never_truncated():
     assert tally.to_dict() == {"judged": 3, "kept": 2, "dropped": {"too_long": 1}}
 
 
+COPIES = ["We add the two numbers a and b given to the function and then we return the sum of the two numbers."] * 4
+# A reference long enough that, joined with the four copies, the chain as a whole would not count as collapsed.
+LONG = {**ADD, "reference_solution": "def add(a, b):\n" + "".join(f"    step_{i} = a + b + {i} - {i}\n" for i in range(40))
+        + "    return step_0\n"}
+
+
 def test_rationalization_lends_the_reference_only_where_no_sampled_chain_passed(sandbox):
     from pipeline.bootstrap.filters import rationales
 
@@ -176,19 +182,24 @@ def test_rationalization_lends_the_reference_only_where_no_sampled_chain_passed(
         (solved, 0, chain(GOOD, task="t/solved")),                     # solved: no rationale
         (wrong_ref, 0, chain("def add(a, b):\n    return 1\n", task="t/wrong")),  # the reference itself fails
         ({**ADD, "task_id": "t/loops"}, 0, chain("", looping, task="t/loops")),     # no clean stages at all
+        ({**LONG, "task_id": "t/copies"}, 0, chain("", COPIES, task="t/copies")),   # stage 1 copied, long reference
     ]
     config = BootstrapConfig()
     records, tally = judge_chains(samples, sandbox, config)
-    assert [r.kept for r in records] == [False, False, True, False, False]
+    assert [r.kept for r in records] == [False, False, True, False, False, False]
     made = rationales(samples, records, config)
-    assert [(row["task_id"], sample) for row, sample, _ in made] == [("t/add", 1), ("t/wrong", 0), ("t/loops", 0)]
+    assert [(row["task_id"], sample) for row, sample, _ in made] == [
+        ("t/add", 1), ("t/wrong", 0), ("t/loops", 0), ("t/copies", 0)]
     assert made[0][2].stage_texts == (*STAGES, ADD["reference_solution"])
     judged, rationale_tally = judge_chains(made, sandbox, config, source="rationalized")
     assert [(r.kept, r.reason, r.source) for r in judged] == [
         (True, None, "rationalized"), (False, "code_failed", "rationalized"),
-        (False, "collapsed_stage", "rationalized")]
+        (False, "collapsed_stage", "rationalized"), (False, "repeated_stages", "rationalized")]
     assert judged[0].final_code == ADD["reference_solution"] and judged[0].stage_texts[:4] == STAGES
-    assert rationale_tally.to_dict() == {"judged": 3, "kept": 1,
-                                         "dropped": {"code_failed": 1, "collapsed_stage": 1}}
+    assert rationale_tally.to_dict() == {"judged": 4, "kept": 1,
+                                         "dropped": {"code_failed": 1, "collapsed_stage": 1, "repeated_stages": 1}}
+    # As a sampled chain the same text would pass the repetition check: the long code dilutes it.
+    sampled, _ = judge_chains([(LONG, 0, chain(LONG["reference_solution"], COPIES))], sandbox, config)
+    assert sampled[0].kept
     example = generator_example(ADD, judged[0], load_templates("default"))
     assert "return a + b" in example["completion"][-1]["content"] and STAGES[3] in str(example["completion"])

@@ -181,8 +181,11 @@ def judge_chains(samples: Sequence[tuple[Mapping[str, Any], int, Any]], sandbox:
                            str(chain.final_code), source=source) for row, sample, chain in samples]
     runnable: list[int] = []
     for index, (row, _, chain) in enumerate(samples):
-        found = degenerate_reason(records[index].stage_texts, records[index].final_code, str(row["entry_point"]),
-                                  config)
+        # A rationale's reasoning stages are judged on their own: its reference code must not dilute their
+        # repetition below the threshold.
+        found = stage_reason(records[index].stage_texts, config, NUM_STAGES - 1) if source == "rationalized" else None
+        found = found or degenerate_reason(records[index].stage_texts, records[index].final_code,
+                                           str(row["entry_point"]), config)
         if found is None and not own_tests(row):
             found = ("no_tests", "")
         if found is not None:
