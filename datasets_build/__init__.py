@@ -1,11 +1,13 @@
 """Problems for training and evaluation, in one schema, with references verified in the sandbox.
 
-Sources: HumanEval, MBPP (``full`` / ``sanitized``), the project's HumanEval-mini, or any JSONL in
-HumanEval's format. ``SCHEMA.md`` documents the columns. Build with ``python -m datasets_build``.
+Sources: HumanEval, MBPP (``full`` / ``sanitized``), the project's HumanEval-mini, HumanEval+ and
+MBPP+ (EvalPlus's release files, with their test inputs), or any JSONL in HumanEval's format.
+``SCHEMA.md`` documents the columns. Build with ``python -m datasets_build``.
 """
 
 from .build import BuildConfig, BuildReport, build, build_with_report
-from .contamination import ContaminationConfig, ContaminationError, Overlap, check_contamination, find_overlaps
+from .contamination import ContaminationConfig, ContaminationError, Overlap, check_contamination, find_overlaps, task_identity
+from .evalplus import KNOWN_VERSIONS, PlusData, PlusVersion, dataset_hash, load_plus_rows
 from .loading import DefaultSplits, load_problems
 from .schema import COLUMNS, FEATURES, DatasetFormatError, DifficultyBands, split_key
 from .sources import SOURCE_NAMES, SourceConfig, UnknownSourceError
@@ -20,6 +22,12 @@ __all__ = [
     "Overlap",
     "check_contamination",
     "find_overlaps",
+    "task_identity",
+    "KNOWN_VERSIONS",
+    "PlusData",
+    "PlusVersion",
+    "dataset_hash",
+    "load_plus_rows",
     "DefaultSplits",
     "load_problems",
     "COLUMNS",

@@ -19,7 +19,7 @@ from .verify import DroppedRow, verify_rows
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SOURCES = ("humaneval", "mbpp", "humaneval-mini")
+DEFAULT_SOURCES = ("humaneval", "mbpp", "humaneval-mini")  # "humaneval+", "mbpp+" need EvalPlus's files
 REMOVAL_STAGES = ("overlap", "filtered", "failed")
 
 
@@ -43,7 +43,8 @@ class BuildConfig:
         categories: keep only these categories (empty: all; HumanEval and MBPP have no category).
         progress: show a progress bar while verifying.
         decontaminate: remove rows of the ``splits.train`` splits that overlap rows of the
-            ``splits.evaluation`` splits (see ``contamination``).
+            evaluation splits (``splits.evaluation`` and ``splits.evaluation_if_built``, see
+            ``contamination``).
         splits: which built splits are training and which evaluation.
         contamination: what counts as an overlap.
         source: where each source is read from.
@@ -147,7 +148,7 @@ def decontaminate(
     The training side loses the row: evaluation sets stay comparable with published numbers.
     """
     train = [r for r in rows if split_key(r["source"], r["split"]) in splits.train]
-    evaluation = [r for r in rows if split_key(r["source"], r["split"]) in splits.evaluation]
+    evaluation = [r for r in rows if splits.is_evaluation(split_key(r["source"], r["split"]))]
     by_train_task: dict[str, list[Overlap]] = {}
     for overlap in find_overlaps(train, evaluation, config):
         by_train_task.setdefault(overlap.train_task, []).append(overlap)

@@ -22,7 +22,7 @@ def _names(text: str) -> tuple[str, ...]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m datasets_build",
-        description="Convert HumanEval, MBPP and HumanEval-mini (or JSONL files) to one schema, "
+        description="Convert HumanEval, MBPP, HumanEval-mini, HumanEval+ and MBPP+ (or JSONL files) to one schema, "
         "verify every reference solution in the sandbox, and save a DatasetDict.",
     )
     p.add_argument("--sources", type=_names, default=DEFAULT_SOURCES,
@@ -31,6 +31,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--push-to-hub", metavar="REPO", help="also push the DatasetDict to this Hub dataset repo")
     p.add_argument("--mbpp-file", help="MBPP in the original JSONL release format, used when the Hub is unreachable")
     p.add_argument("--mbpp-sanitized-file", help="MBPP sanitized as JSONL, used when the Hub is unreachable")
+    p.add_argument("--humanevalplus-file", help="HumanEval+ release file (HumanEvalPlus-v0.1.10.jsonl[.gz]); "
+                   "default: $HUMANEVAL_OVERRIDE_PATH, else the evalplus cache")
+    p.add_argument("--mbppplus-file", help="MBPP+ release file (MbppPlus-v0.2.0.jsonl[.gz]); "
+                   "default: $MBPP_OVERRIDE_PATH, else the evalplus cache")
     p.add_argument("--humaneval-repo", default=SourceConfig.humaneval_repo, help="Hub repo id or local folder (default: %(default)s)")
     p.add_argument("--mbpp-repo", default=SourceConfig.mbpp_repo, help="Hub repo id or local folder (default: %(default)s)")
     p.add_argument("--offline", action="store_true", help="do not contact the Hub; use local files")
@@ -66,6 +70,8 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
             mbpp_repo=args.mbpp_repo,
             mbpp_file=args.mbpp_file,
             mbpp_sanitized_file=args.mbpp_sanitized_file,
+            humanevalplus_file=args.humanevalplus_file,
+            mbppplus_file=args.mbppplus_file,
         ),
         sandbox=SandboxConfig(workers=args.workers, timeout_s=args.timeout, job_timeout_s=max(120.0, 12 * args.timeout),
                               min_isolation=args.min_isolation),

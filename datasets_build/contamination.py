@@ -1,10 +1,15 @@
 """Keep training and evaluation apart: find tasks that appear on both sides, and say why.
 
 A task counts as overlapping when its normalised problem statement or its normalised reference
-solution equals one on the other side (or the very same task is on both sides). Matching entry
-point names is available but off by default: MBPP's train and test splits share 38 names
-(``check``, ``text_match``, ...) across mostly unrelated tasks, while the problem-text rule finds
-MBPP's three real duplicates (test 216/217/248 = train 872/602/704).
+solution equals one on the other side, or the very same task is on both sides: the same source
+and task id, or the same task of one benchmark family whatever the variant (``task_identity``:
+MBPP, MBPP sanitized and MBPP+ ``Mbpp/N`` are all MBPP task N, which matters because MBPP+ takes
+tasks from MBPP's train and validation splits too; HumanEval and HumanEval+ share their ids).
+Matching entry point names is available but off by default: MBPP's train and test splits share
+38 names (``check``, ``text_match``, ...) across mostly unrelated tasks, while the problem-text
+rule finds MBPP's three real duplicates (test 216/217/248 = train 872/602/704). (MBPP's train
+task 928 is test task 427 too, with "by using regex" dropped from the statement and an unreachable
+line added to the code; neither rule sees it, but MBPP+ states 427 as 928 does.)
 """
 
 from __future__ import annotations
@@ -79,8 +84,27 @@ def task_name(row: Mapping[str, Any]) -> str:
     return f"{row['source']}:{row['task_id']}"
 
 
+# Sources that are variants of one benchmark, and the task ids they give its tasks.
+_FAMILIES = (
+    ("MBPP", ("mbpp", "mbpp-sanitized", "mbpp+"), re.compile(r"mbpp/(\d+)", re.IGNORECASE)),
+    ("HumanEval", ("humaneval", "humaneval+"), re.compile(r"humaneval/(\d+)", re.IGNORECASE)),
+)
+
+
+def task_identity(row: Mapping[str, Any]) -> str:
+    """The task a row is, across variants of one benchmark: ``MBPP/2`` for ``mbpp:MBPP/2``,
+    ``mbpp-sanitized:MBPP/2`` and ``mbpp+:Mbpp/2``; ``HumanEval/0`` for HumanEval and
+    HumanEval+. Other rows are their own task (``task_name``)."""
+    for family, sources, pattern in _FAMILIES:
+        if row["source"] in sources:
+            match = pattern.fullmatch(row["task_id"])
+            if match:
+                return f"{family}/{int(match.group(1))}"
+    return task_name(row)
+
+
 def _keys(row: Mapping[str, Any], config: ContaminationConfig) -> list[tuple[str, str]]:
-    keys = [("same task", task_name(row))]
+    keys = [("same task", task_identity(row))]
     if config.match_problem:
         keys.append(("same problem text", normalise_text(row["problem"])))
     if config.match_solution:

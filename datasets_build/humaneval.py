@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,13 @@ def humaneval_row(
     source: str,
     bands: DifficultyBands,
     default_split: str = HUMANEVAL_SPLIT,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One schema row from one HumanEval-format record.
 
     Optional fields ``category``, ``difficulty`` and ``split`` are taken when present (the
     mini benchmark and users' files use them); otherwise difficulty comes from ``bands``.
+    ``extra`` sets further columns (HumanEval+'s EvalPlus columns).
     """
     fields = {name: require(where, record, name, str) for name in HUMANEVAL_FIELDS}
     optional = {name: require(where, record, name, str) for name in ("category", "difficulty", "split") if name in record}
@@ -81,6 +84,7 @@ def humaneval_row(
         category=optional.get("category", ""),
         difficulty=difficulty,
         reference_lines=reference_lines,
+        **(extra or {}),
     )
 
 

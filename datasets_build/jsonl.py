@@ -32,8 +32,13 @@ def _records(path: Path) -> Iterator[Record]:
             lines = handle.readlines()
     except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as exc:
         raise DatasetFormatError(str(path), f"not a UTF-8 JSON Lines file ({exc})") from None
+    yield from records_from_lines(str(path), lines)
+
+
+def records_from_lines(name: str, lines: list[str]) -> Iterator[Record]:
+    """The JSON object on each non-blank line, located as ``name:line``."""
     for number, line in enumerate(lines, start=1):
-        where = f"{path}:{number}"
+        where = f"{name}:{number}"
         if not line.strip():
             continue
         try:

@@ -18,11 +18,19 @@ class DefaultSplits:
     """Split keys of a built ``DatasetDict`` that training and evaluation use by default.
 
     Train on MBPP's train and validation tasks; evaluate on HumanEval-mini, HumanEval and MBPP's
-    test tasks. The two sides share no task (``contamination.check_contamination`` verifies it).
+    test tasks (every default build has these), and on HumanEval+ and MBPP+ when they are built
+    (``evaluation_if_built``: their release files are not always at hand). The two sides share
+    no task (``contamination.check_contamination`` verifies it; building with ``mbpp+`` removes
+    the MBPP training tasks that MBPP+ evaluates on).
     """
 
     train: tuple[str, ...] = ("mbpp_train", "mbpp_validation")
     evaluation: tuple[str, ...] = ("humaneval_mini_test", "humaneval_test", "mbpp_test")
+    evaluation_if_built: tuple[str, ...] = ("humanevalplus_test", "mbppplus_test")
+
+    def is_evaluation(self, key: str) -> bool:
+        """Whether rows of the built split ``key`` are evaluation rows."""
+        return key in self.evaluation or key in self.evaluation_if_built
 
 
 def rows_to_dataset(rows: list[dict[str, Any]]) -> Dataset:
@@ -62,7 +70,9 @@ def _from_built_folder(path: Path, wanted: set[str] | None) -> Dataset:
         built = DatasetDict({"all": built})
     missing_columns = set(FEATURES) - set(next(iter(built.values())).column_names) if built else set()
     if missing_columns:
-        raise DatasetFormatError(str(path), f"is not in this project's schema (missing columns {sorted(missing_columns)})")
+        raise DatasetFormatError(
+            str(path), f"is not in this project's schema (missing columns {sorted(missing_columns)}): rebuild it with python -m datasets_build"
+        )
     parts = []
     for key, dataset in built.items():
         if wanted is None or key in wanted:

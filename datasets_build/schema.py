@@ -1,12 +1,13 @@
 """The one row schema every source is converted to, and the error bad input raises.
 
 Trainer, evaluator and sandbox all read the same columns whatever the source (HumanEval, MBPP,
-HumanEval-mini, a user's JSONL), so conversion happens once, here at the edge, and is checked
-before anything downstream sees a row. ``SCHEMA.md`` documents every column.
+HumanEval-mini, HumanEval+, MBPP+, a user's JSONL), so conversion happens once, here at the
+edge, and is checked before anything downstream sees a row. ``SCHEMA.md`` documents every column.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -30,10 +31,17 @@ FEATURES = Features(
         "category": Value("string"),
         "difficulty": Value("string"),
         "reference_lines": Value("int32"),
+        "base_inputs": Value("string"),
+        "plus_inputs": Value("string"),
+        "atol": Value("float64"),
+        "contract": Value("string"),
     }
 )
 COLUMNS: tuple[str, ...] = tuple(FEATURES)
 _LIST_COLUMNS = ("tests", "challenge_tests")
+# EvalPlus's columns (HumanEval+, MBPP+). Every other source leaves them at these values, which
+# make_row fills in when a converter does not pass them.
+EVALPLUS_DEFAULTS: dict[str, Any] = {"base_inputs": "", "plus_inputs": "", "atol": 0.0, "contract": ""}
 DIFFICULTIES = ("easy", "medium", "hard")
 
 
@@ -72,17 +80,20 @@ class DifficultyBands:
 
 
 def split_key(source: str, split: str) -> str:
-    """Name of a (source, split) in the built ``DatasetDict``, e.g. ``humaneval_mini_test``
-    (split names must be word characters, so ``-`` becomes ``_``)."""
-    return f"{source}_{split}".replace("-", "_")
+    """Name of a (source, split) in the built ``DatasetDict``, e.g. ``humaneval_mini_test``,
+    ``mbppplus_test`` (split names must be word characters, so ``-`` becomes ``_`` and ``+``
+    becomes ``plus``)."""
+    return f"{source}_{split}".replace("-", "_").replace("+", "plus")
 
 
 def make_row(where: str, **fields: Any) -> dict[str, Any]:
     """Return a complete row, checking every column is present with the right type.
 
     Converters build rows through this so a converter bug or an odd source value is reported
-    with the row's location instead of surfacing as an Arrow cast error far away.
+    with the row's location instead of surfacing as an Arrow cast error far away. The EvalPlus
+    columns (``EVALPLUS_DEFAULTS``) may be left out: they then take their "not EvalPlus" values.
     """
+    fields = {**EVALPLUS_DEFAULTS, **fields}
     missing = [c for c in COLUMNS if c not in fields]
     extra = sorted(set(fields) - set(COLUMNS))
     if missing or extra:
@@ -95,6 +106,9 @@ def make_row(where: str, **fields: Any) -> dict[str, Any]:
         elif name == "reference_lines":
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise DatasetFormatError(where, "must be a non-negative integer", name)
+        elif name == "atol":
+            if not isinstance(value, float) or not math.isfinite(value) or value < 0:
+                raise DatasetFormatError(where, f"must be a finite non-negative float, got {value!r}", name)
         elif not isinstance(value, str):
             raise DatasetFormatError(where, f"must be a string, got {type(value).__name__}", name)
     for name in ("task_id", "source", "split", "entry_point", "reference_solution"):
@@ -103,7 +117,11 @@ def make_row(where: str, **fields: Any) -> dict[str, Any]:
     if not fields["tests"]:
         raise DatasetFormatError(where, "has no tests; a row without tests would pass vacuously", "tests")
     if not re.fullmatch(r"\w+", split_key(fields["source"], fields["split"])):
-        raise DatasetFormatError(where, f"source {fields['source']!r} / split {fields['split']!r} must use only letters, digits, '_' and '-'", "split")
+        raise DatasetFormatError(where, f"source {fields['source']!r} / split {fields['split']!r} must use only letters, digits, '_', '-' and '+'", "split")
+    for name in ("base_inputs", "plus_inputs"):
+        text = fields[name]
+        if text and not (text.startswith("[") and text.endswith("]")):
+            raise DatasetFormatError(where, "must be empty or the JSON text of a list of inputs", name)
     if fields["difficulty"] not in DIFFICULTIES:
         raise DatasetFormatError(where, f"must be one of {DIFFICULTIES}, got {fields['difficulty']!r}", "difficulty")
     return {name: fields[name] for name in COLUMNS}
