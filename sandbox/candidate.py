@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import determinism, wire
+from .fingerprint import fingerprint, rough_size
 from .determinism import REAL_MONOTONIC as monotonic
 
 # Audit events that indicate an attempt to escape or game the harness, and the flag they raise.
@@ -49,6 +50,10 @@ AUDIT_FLAGS = {
 MUTABLE_ARG_TYPES = (list, dict, set, bytearray)
 BUILTIN_NAMES = frozenset(dir(builtins))
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # in default reprs: "<function f at 0x7f3a...>"
+# Containers are fingerprinted only when this many times larger than ``fingerprint_over``, and by
+# their pickle (``sandbox.fingerprint``): equal digests still prove equal values, but ``1`` against
+# ``1.0`` inside such a container fails where ``==`` would pass.
+CONTAINER_FACTOR = 64
 PART_AFTER_S = 0.002  # a fast-path test's outcomes are sent in parts once its calls take longer
 
 
@@ -167,8 +172,58 @@ class _Candidate:
         return ("raise", base.__name__, text[: self.max_detail], tuple(sorted(self.flags)))
 
     # -- serving ------------------------------------------------------------------------------
+    def apply(self, name: str, inputs: list, fingerprint_over: int) -> tuple:
+        """Differential testing: call ``name`` on each argument list, in order, until one raises.
+
+        Each outcome is ("ok", value, seconds), ("fp", digest, seconds) for a value larger than
+        ``fingerprint_over`` bytes (``sandbox.fingerprint``: huge outputs are compared by digest),
+        or ("raise", class name, text, seconds). Containers are fingerprinted only when
+        ``CONTAINER_FACTOR`` times larger than that. Outcomes go out in parts while calls take long,
+        so that the worker can time each call; a part too large for one message is split."""
+        fn = self.namespace.get(name)
+        results: list[tuple] = []
+        sent = monotonic()
+        for args in inputs:
+            began = monotonic()
+            try:
+                out = fn(*args)
+                took = monotonic() - began
+                # A huge value's digest is taken on the object itself: checking first that it is
+                # plain would cost a Python step per item. Nothing is lost by trusting this process
+                # here: to send the expected digest it would need the expected value, which never
+                # enters the sandbox.
+                text = type(out) in (str, bytes, bytearray)
+                over = fingerprint_over if text else CONTAINER_FACTOR * fingerprint_over
+                if rough_size(out, over) > over:
+                    results.append(("fp", fingerprint(out, fast=not text), took))
+                else:
+                    results.append(("ok", self.value(out), took))
+            except BaseException as exc:
+                results.append(self.error(exc)[:3] + (monotonic() - began,))
+                break
+            if monotonic() - sent > PART_AFTER_S:
+                self.send_results("part", results)
+                results, sent = [], monotonic()
+        return ("ok", results, {}, tuple(sorted(self.flags)))
+
+    def send_results(self, kind: str, results: list[tuple]) -> None:
+        """Send outcomes as one message, or as several when they do not fit in one."""
+        message = (kind, results, {}, tuple(sorted(self.flags)))
+        payload = wire.dumps(message, lambda o: int(o) if type(o) is wire.RefId else None)
+        if len(payload) <= self.max_message_bytes:
+            wire.send(self.fd, payload)
+        elif len(results) > 1:
+            half = len(results) // 2
+            self.send_results("part", results[:half])
+            self.send_results(kind, results[half:])
+        else:
+            status, _, took = results[0][0], results[0][1], results[0][-1]
+            self.send_results(kind, [("raise", "MemoryError", f"value too large to return ({status})", took)])
+
     def handle(self, request: tuple) -> tuple:
         op, rid, a, b = request
+        if op == "apply":
+            return self.apply(b[0], a, b[1])
         if op == "eval":  # the worker's fast path: only the call sides of ``assert CALL == LITERAL``
             results: list[tuple] = []
             local = {alias: self.namespace[name] for alias, name in (b or {}).items() if name in self.namespace}
@@ -246,7 +301,10 @@ class _Candidate:
                 message = self.handle(request)
             except BaseException as exc:  # the program's own exceptions go back to the test
                 message = self.error(exc)
-            self.reply(message)
+            if request[0] == "apply" and message[0] == "ok":
+                self.send_results("ok", message[1])
+            else:
+                self.reply(message)
 
 
 def rehearse() -> None:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable
 
 from .cgroup import make_pids_cgroup, remove_cgroup
 from .config import CPU_ENV, TIERS, SandboxConfig
-from .types import Job, Result
+from .types import CallsJob, CallsResult, Job, Result
 
 log = logging.getLogger(__name__)
 _ROOT = str(Path(__file__).resolve().parent.parent)
@@ -169,7 +169,7 @@ class Sandbox:
         ``on_result(index, result)`` is called as each job finishes (for progress bars).
         Raises ``JobError`` before running anything if a job is malformed.
         """
-        batch = [job if isinstance(job, Job) else Job.from_dict(job) for job in jobs]
+        batch = [job if isinstance(job, (Job, CallsJob)) else Job.from_dict(job) for job in jobs]
         results: list[Result | None] = [None] * len(batch)
         if not batch:
             return []
@@ -201,13 +201,19 @@ class Sandbox:
             self.jobs_run += len(batch)
         return [r for r in results if r is not None]
 
-    def _run_on(self, slot: int, job: Job) -> Result:
-        timeout = self.config.job_timeout_s + _GRACE_S
+    def run_calls(self, jobs: Iterable[CallsJob],
+                  on_result: Callable[[int, CallsResult], None] | None = None) -> list[CallsResult]:
+        """Run calls jobs (differential testing) in parallel on all workers, in the jobs' order."""
+        return self.run_many(list(jobs), on_result)  # type: ignore[arg-type, return-value]
+
+    def _run_on(self, slot: int, job: Job | CallsJob) -> Result | CallsResult:
+        calls = isinstance(job, CallsJob)
+        timeout = (job.total_limit if calls else self.config.job_timeout_s) + _GRACE_S
         for attempt in range(2):
             worker = self._workers[slot]
             reply = worker.submit(job, timeout)
             if reply is not None:
-                return Result.from_dict(reply)
+                return CallsResult.from_dict(reply) if calls else Result.from_dict(reply)
             tail = worker.stderr_tail()
             log.warning("sandbox worker %d failed (attempt %d); restarting. stderr: %s", slot, attempt + 1, tail)
             worker.kill()
@@ -216,6 +222,9 @@ class Sandbox:
             try:
                 self._workers[slot] = _WorkerProcess(self.config, self._scratch, self._cpu_for(slot))
             except SandboxUnavailable as exc:
-                return Result.infra_error(len(job.tests), str(exc), self.isolation)
-        return Result.infra_error(len(job.tests), f"sandbox worker failed twice on this job: {tail}", self.isolation)
+                return (CallsResult.infra_error(str(exc), self.isolation) if calls
+                        else Result.infra_error(len(job.tests), str(exc), self.isolation))
+        detail = f"sandbox worker failed twice on this job: {tail}"
+        return (CallsResult.infra_error(detail, self.isolation) if calls
+                else Result.infra_error(len(job.tests), detail, self.isolation))
 

@@ -30,9 +30,10 @@ import traceback
 from typing import Any
 
 from . import candidate, fastpath, harden, linux, spawner, tester, wire
+from .fingerprint import rough_size
 from .config import CPU_ENV, SandboxConfig
 from .reaping import kill_all_children
-from .types import Job, Result, TestVerdict
+from .types import CallOutcome, CallsJob, CallsResult, Fingerprint, Job, JobError, Result, TestVerdict
 
 # Modules most programs and tests import, loaded once so that children need not. ``random`` (and
 # ``datetime``) come with ``determinism``, which seeds and freezes them in every child; threading
@@ -323,6 +324,100 @@ class Worker:
             harden.drop_scratch(scratch, self.strong)
             self._reset_candidates()
 
+    # -- differential testing -----------------------------------------------------------------
+    def run_calls(self, job: CallsJob) -> CallsResult:
+        """Call the entry point on each input in one candidate; bring the values back.
+
+        Inputs go out in chunks; the candidate answers in parts while its calls take long. A call
+        is over its limit when the candidate says it took longer, or when no answer comes within
+        twice the largest limit among the chunk's unanswered calls and a second (a candidate that
+        lies about its times gains that slack, no more); ``total_limit`` bounds the whole job."""
+        started = time.monotonic()
+        deadline = started + job.total_limit
+        flags: set[str] = set()
+        outcomes: list[CallOutcome] = []
+        prepared = candidate.prepare(job.program, "", self.config.max_detail_chars)
+        sock = self._spawn_candidate(prepared.for_spawner(job.entry_point))
+        try:
+            link = _Candidate(sock.fileno(), self.config.max_message_bytes)
+            ready = link.receive(min(started + max(self.config.timeout_s, 1.0), deadline))
+            if isinstance(ready, str):
+                why = "did not load in time" if ready == "timeout" else "exited while loading"
+                return CallsResult([], self.tier, f"the program {why}", sorted(flags), time.monotonic() - started)
+            _collect_flags(ready, flags)
+            if ready[0] != "ready" or ready[1] is not None:
+                return CallsResult([], self.tier, f"{ready[1]}"[: self.config.max_detail_chars], sorted(flags),
+                                   time.monotonic() - started)
+            for chunk in _chunks(job.inputs, self.config.max_message_bytes // 4):
+                first = len(outcomes)
+                try:
+                    wire.send(link.fd, wire.dumps(("apply", 0, list(job.inputs[first:first + chunk]),
+                                                   (job.entry_point, job.fingerprint_over))))
+                except wire.WireError:
+                    outcomes.append(CallOutcome("error", detail="the program's process exited"))
+                    break
+                if not self._await_calls(link, job, first, first + chunk, outcomes, flags, deadline):
+                    break
+        finally:
+            sock.close()
+            self._reset_candidates()
+        return CallsResult(outcomes, self.tier, None, sorted(flags), time.monotonic() - started)
+
+    def _await_calls(self, link: _Candidate, job: CallsJob, first: int, end: int, outcomes: list[CallOutcome],
+                     flags: set, deadline: float) -> bool:
+        """Collect the outcomes of calls ``first:end``; False once one is not ``ok`` (calls stop)."""
+        limit = self.config.max_detail_chars
+        while True:
+            # Twice the limit and a second: room for sending a large value, which the call's own
+            # (reported) time does not include.
+            waiting = 2 * max(job.limits[len(outcomes):end], default=0.0) + 1.0
+            reply = link.receive(min(time.monotonic() + waiting, deadline))
+            if reply == "timeout":
+                outcomes.append(CallOutcome("timeout", detail=f"no answer within {waiting:g}s"
+                                            if time.monotonic() < deadline else
+                                            f"the calls' total time limit of {job.total_limit:g}s was reached"))
+                return False
+            if isinstance(reply, str) or reply[0] not in ("ok", "part") or type(reply[1]) is not list:
+                if reply != "closed":
+                    flags.add("protocol_violation")
+                outcomes.append(CallOutcome("error", detail="the program's process exited" if reply == "closed"
+                                            else "the program's process broke protocol"))
+                return False
+            _collect_flags(reply, flags)
+            for item in reply[1]:
+                i = len(outcomes)
+                if i >= end or type(item) is not tuple or len(item) < 3 or type(item[-1]) is not float:
+                    flags.add("protocol_violation")
+                    outcomes.append(CallOutcome("error", detail="the program's process broke protocol"))
+                    return False
+                kind, took = item[0], item[-1]
+                if took > job.limits[i]:
+                    outcomes.append(CallOutcome("timeout", seconds=took, detail=f"took {took:.3g}s, over the limit of {job.limits[i]:g}s"))
+                    return False
+                if kind == "raise" and type(item[1]) is str:
+                    text = item[2] if type(item[2]) is str else ""
+                    if item[1] in ("SystemExit", "KeyboardInterrupt", "GeneratorExit"):
+                        flags.add("exit_attempt")
+                    outcomes.append(CallOutcome("raised", seconds=took, detail=f"{item[1]}: {text}"[:limit]))
+                    return False
+                if kind == "fp" and (item[1] is None or type(item[1]) is str):
+                    outcomes.append(CallOutcome("ok", Fingerprint(item[1]), took))
+                elif kind == "ok" and wire.is_plain(item[1]):
+                    outcomes.append(CallOutcome("ok", item[1], took))
+                elif kind == "ok":  # not a stop: a caller may still ask whether it was None (EvalPlus does)
+                    outcomes.append(CallOutcome("opaque", seconds=took, detail="the call returned an object of the "
+                                                "program's own type, which no comparison can trust"))
+                else:
+                    flags.add("protocol_violation")
+                    outcomes.append(CallOutcome("error", detail="the program's process broke protocol"))
+                    return False
+            if reply[0] == "ok":
+                if len(outcomes) < end:
+                    flags.add("protocol_violation")
+                    outcomes.append(CallOutcome("error", detail="the program's process answered too few calls"))
+                    return False
+                return True
+
     # -- the job loop -------------------------------------------------------------------------
     def serve(self, stdin: int, stdout: int, why_weak: str) -> None:
         _write(stdout, {"hello": True, "tier": self.tier, "why": why_weak})
@@ -332,6 +427,15 @@ class Worker:
             if message in ("eof", "timeout"):
                 return
             try:
+                if isinstance(message, dict) and message.get("kind") == "calls":
+                    try:
+                        job = CallsJob.from_dict(message)
+                    except JobError as exc:
+                        result = CallsResult.infra_error(f"malformed job: {exc}", self.tier)
+                    else:
+                        result = self.run_calls(job)
+                    _write(stdout, result.to_dict())
+                    continue
                 result = self.run(Job.from_dict(message))
             except SpawnerGone as exc:
                 # Every later job would fail the same way: end this worker without an answer, so that
@@ -341,7 +445,9 @@ class Worker:
             except Exception:  # a bug of ours: reported as such, never as a code failure
                 tb = traceback.format_exc(limit=3)[-self.config.max_detail_chars:]
                 count = len(message.get("tests", [])) if isinstance(message, dict) else 0
-                result = Result.infra_error(count, f"sandbox worker error: {tb}", self.tier)
+                result = (CallsResult.infra_error(f"sandbox worker error: {tb}", self.tier)
+                          if isinstance(message, dict) and message.get("kind") == "calls"
+                          else Result.infra_error(count, f"sandbox worker error: {tb}", self.tier))
             _write(stdout, result.to_dict())
 
 
@@ -398,6 +504,20 @@ def _fill(verdicts: list, indices: list[int], status: str, detail: str) -> None:
     for i in indices:
         if verdicts[i] is None:
             verdicts[i] = TestVerdict(status, detail)
+
+
+def _chunks(inputs: tuple, max_bytes: int, most: int = 512):
+    """Sizes of consecutive chunks of ``inputs`` that fit in a message (a huge input goes alone)."""
+    start = 0
+    while start < len(inputs):
+        size, end = 0, start
+        while end < len(inputs) and end - start < most:
+            size += rough_size(inputs[end], max_bytes)
+            if end > start and size > max_bytes:
+                break
+            end += 1
+        yield end - start
+        start = end
 
 
 def _write(fd: int, message: dict) -> None:
