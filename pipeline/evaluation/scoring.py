@@ -9,6 +9,9 @@ tests the discriminator wrote for any of a task's first N samples are pooled (de
 of those N programs runs against the pool, and the program passing the most of them is picked; ties go
 to the higher mean token log-probability, then to the earlier sample. The pick is then judged by the
 task's official verdict.
+
+HumanEval+ and MBPP+ (``plus``): the official verdict is EvalPlus's on the base inputs, and every
+number is also given on base and plus inputs together (``plus_pass@k``, ``evalplus_judge.py``).
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
+from pipeline.evaluation.evalplus_judge import PlusVerdict
 from pipeline.evaluation.collapse import DEFAULT_COLLAPSE, CollapseConfig, collapse_score, is_collapsed
 from pipeline.evaluation.programs import CompletionFormat, assemble_program, job_with_tests, make_job
 from pipeline.evaluation.samples import Sample
@@ -30,6 +34,8 @@ from sandbox import Job, Result
 logger = logging.getLogger(__name__)
 
 DEFAULT_KS = (1, 5, 10)
+# Judges (task_id, program) pairs the EvalPlus way, in order (``evalplus_judge.judge_programs`` bound to its data).
+PlusJudge = Callable[[Sequence[tuple[str, str]]], list[PlusVerdict]]
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,15 @@ class _Scored:
     result: Result
     selection: Result | None = None  # against the pooled discriminator tests (best-of-N)
     selection_tests: int = 0
+    plus: PlusVerdict | None = None  # HumanEval+ / MBPP+: EvalPlus's verdicts, which decide "passed"
+
+    @property
+    def passed(self) -> bool:
+        return self.plus.passed_base if self.plus is not None else self.result.status == "passed"
+
+    @property
+    def passed_plus(self) -> bool:
+        return self.plus is not None and self.plus.passed_plus
 
 
 def _pooled_tests(candidates: Sequence[Sample]) -> list[str]:
@@ -62,15 +77,19 @@ def _pooled_tests(candidates: Sequence[Sample]) -> list[str]:
 
 
 def score_runs(sandbox: Any, rows_by_id: Mapping[str, Mapping[str, Any]], runs: Mapping[str, Sequence[Sample]],
-               config: ScoreConfig, pass_at_k_metric: Any) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict]]]:
+               config: ScoreConfig, pass_at_k_metric: Any, plus: PlusJudge | None = None,
+               on_result: Callable[[int, Any], None] | None = None,
+               ) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict]]]:
     """Run every sample and summarise each run; returns (summary per run, sample records per run).
 
-    `sandbox` is an open `sandbox.Sandbox`; `pass_at_k_metric` the loaded ``pass_at_k.py`` metric.
+    `sandbox` is an open `sandbox.Sandbox`; `pass_at_k_metric` the loaded ``pass_at_k.py`` metric; `plus`
+    judges HumanEval+ / MBPP+ samples; `on_result(index, result)` is called per sandbox job (progress).
     """
     jobs: list[Job] = []
     programs: dict[str, list[str]] = {}
     for name, samples in runs.items():
-        programs[name] = [assemble_program(rows_by_id[s.task_id], s.code, config.completion_format) for s in samples]
+        programs[name] = [assemble_program(rows_by_id[s.task_id], s.code,
+                                           "program" if s.is_program else config.completion_format) for s in samples]
         jobs += [make_job(rows_by_id[s.task_id], p, config.timeout_s) for s, p in zip(samples, programs[name])]
     selection_jobs: list[tuple[str, int, int]] = []  # (run, sample position, pooled test count)
     validity_jobs: list[tuple[str, str, list[str]]] = []  # (run, task, tests run on reference + stand-ins)
@@ -109,13 +128,16 @@ def score_runs(sandbox: Any, rows_by_id: Mapping[str, Mapping[str, Any]], runs: 
                         jobs.append(Job(program=program, tests=tuple(runnable), setup=row.get("test_setup") or "",
                                         entry_point=row["entry_point"], timeout=config.timeout_s))
                     validity_jobs.append((name, task_id, runnable))
-    results = sandbox.run_many(jobs) if jobs else []
+    results = sandbox.run_many(jobs, on_result) if jobs else []
 
     scored: dict[str, list[_Scored]] = {}
     cursor = 0
     for name, samples in runs.items():
         scored[name] = [_Scored(s, p, r) for s, p, r in zip(samples, programs[name], results[cursor:])]
         cursor += len(samples)
+        if plus is not None:
+            for item, verdict in zip(scored[name], plus([(s.task_id, p) for s, p in zip(samples, programs[name])])):
+                item.plus = verdict
     for (name, position, count), result in zip(selection_jobs, results[cursor:]):
         scored[name][position].selection = result
         scored[name][position].selection_tests = count
@@ -162,6 +184,8 @@ def _record(run: str, item: _Scored, collapse: CollapseConfig) -> dict[str, Any]
               "collapse_score": round(collapse_score(text, collapse), 4), "collapsed": is_collapsed(text, collapse),
               "status": item.result.status, "tests_passed": item.result.passed, "tests_total": item.result.total,
               "flags": item.result.flags}
+    if item.plus is not None:
+        record["evalplus"] = {"base": item.plus.base, "plus": item.plus.plus}
     if item.selection is not None:
         record["selection_tests_passed"] = item.selection.passed
         record["selection_tests_total"] = item.selection.total
@@ -198,7 +222,7 @@ def summarize_run(items: Sequence[_Scored], rows_by_id: Mapping[str, Mapping[str
     by_task: dict[str, list[_Scored]] = defaultdict(list)
     for item in items:
         by_task[item.sample.task_id].append(item)
-    counts = {task: (len(group), sum(i.result.status == "passed" for i in group)) for task, group in by_task.items()}
+    counts = {task: (len(group), sum(i.passed for i in group)) for task, group in by_task.items()}
     statuses = Counter(item.result.status for item in items)
     if statuses.get("infra_error"):
         logger.warning("%d sample(s) got infra_error from the sandbox: counted as not passed",
@@ -217,6 +241,8 @@ def summarize_run(items: Sequence[_Scored], rows_by_id: Mapping[str, Mapping[str
         "mean_tokens_per_stage": _stage_means([i.sample.stage_tokens for i in items]),
         "mean_seconds_per_stage": _stage_means([i.sample.stage_seconds for i in items]),
     }
+    if any(i.plus is not None for i in items):
+        summary["evalplus"] = _evalplus_summary(by_task, config.ks, metric)
     categories: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for task, count in counts.items():
         category = rows_by_id[task].get("category") or ""
@@ -242,16 +268,33 @@ def _best_of(by_task: Mapping[str, list[_Scored]], n: int, metric: Any) -> dict[
     for task, group in by_task.items():
         candidates = [item for item in group if item.sample.index < n]
         picks[task] = _pick(candidates)
-        counts.append((len(candidates), sum(item.result.status == "passed" for item in candidates)))
+        counts.append((len(candidates), sum(item.passed for item in candidates)))
     tested = [p for p in picks.values() if p.selection is not None]
+    plus = {}
+    if any(p.plus is not None for p in picks.values()):
+        plus = {"plus_pass_rate": _mean([p.passed_plus for p in picks.values()])}
     return {
         "n": n,
-        "pass_rate": _mean([p.result.status == "passed" for p in picks.values()]),
+        "pass_rate": _mean([p.passed for p in picks.values()]),
+        **plus,
         **_pass_at_k(metric, counts, sorted({1, n})),
         "tasks_with_tests": len(tested),
         "mean_selection_tests": _mean([p.selection_tests for p in tested]) if tested else 0.0,
         "picked": {task: p.sample.index for task, p in picks.items()},
     }
+
+
+def _evalplus_summary(by_task: Mapping[str, list[_Scored]], ks: Sequence[int], metric: Any) -> dict[str, Any]:
+    """pass@k on base inputs and on base + plus inputs (EvalPlus's HumanEval / HumanEval+ pair) and the gap:
+    the share of pass@k lost to the added inputs, i.e. solutions that were right only on the original tests."""
+    base = [(len(g), sum(i.passed for i in g)) for g in by_task.values()]
+    plus = [(len(g), sum(i.passed_plus for i in g)) for g in by_task.values()]
+    ks = [k for k in ks if all(n >= k for n, _ in base)]
+    base_scores, plus_scores = _pass_at_k(metric, base, ks), _pass_at_k(metric, plus, ks)
+    statuses = Counter(f"{i.plus.base}/{i.plus.plus}" for g in by_task.values() for i in g if i.plus is not None)
+    return {"base": base_scores, "plus": plus_scores,
+            "gap": {k: base_scores[k] - plus_scores[k] for k in base_scores if k in plus_scores},
+            "statuses": dict(sorted(statuses.items()))}
 
 
 def _mean(values: Sequence[float | bool]) -> float:

@@ -1,0 +1,108 @@
+"""evaluate.py on HumanEval+ / MBPP+: EvalPlus's sample format, base and plus pass@k side by side, and
+bad input (exit code 2, one line). Model-free: completions files only."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from importlib.util import module_from_spec, spec_from_file_location
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EVALPLUS_DIR = ROOT.parent / "shared" / "data" / "evalplus"
+HE_FILE = EVALPLUS_DIR / "HumanEvalPlus-v0.1.10.jsonl.gz"
+MBPP_FILE = EVALPLUS_DIR / "MbppPlus-v0.2.0.jsonl.gz"
+pytestmark = pytest.mark.skipif(not HE_FILE.is_file(), reason=f"the EvalPlus release files are not in {EVALPLUS_DIR}")
+
+
+def _load_cli():
+    spec = spec_from_file_location("duelcoder_evaluate_cli_plus", ROOT / "evaluate.py")
+    module = module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+cli = _load_cli()
+
+
+def release(path: Path, limit: int) -> list[dict]:
+    return [json.loads(line) for line in gzip.open(path).read().splitlines()[:limit]]
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def test_humaneval_plus_reports_base_and_plus_side_by_side(tmp_path: Path) -> None:
+    """HumanEval/0..3: canonical solutions (both pass), an empty body (both fail) and, for HumanEval/0, a
+    solution right on HumanEval's inputs only (threshold compared with <= instead of <)."""
+    tasks = release(HE_FILE, 4)
+    records = []
+    for task in tasks:
+        records.append({"task_id": task["task_id"], "solution": task["prompt"] + task["canonical_solution"]})
+        if task["task_id"] == "HumanEval/0":
+            subtle = ("def has_close_elements(numbers, threshold):\n    return any(abs(a - b) <= threshold\n"
+                      "               for i, a in enumerate(numbers) for b in numbers[i + 1:])\n")
+            records.append({"task_id": task["task_id"], "solution": subtle})
+        else:
+            records.append({"task_id": task["task_id"], "completion": "    pass\n"})
+    out = tmp_path / "out"
+    code = cli.main(["--benchmark", "humaneval+", "--evalplus_file", str(HE_FILE), "--limit", "4", "--completions",
+                     str(write_jsonl(tmp_path / "samples.jsonl", records)), "--ks", "1", "2",
+                     "--evalplus_cache", str(tmp_path / "cache"), "--output-dir", str(out)])
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    run = results["runs"]["completions"]
+    assert results["evalplus_data"]["version"] == "v0.1.10"
+    plus = run["evalplus"]
+    # base: HumanEval/0 has 2 of 2 right, the others 1 of 2; plus: 1 of 2 everywhere.
+    assert plus["base"]["pass@1"] == pytest.approx((1.0 + 0.5 * 3) / 4) == run["pass@1"]
+    assert plus["plus"]["pass@1"] == pytest.approx(0.5)
+    assert plus["gap"]["pass@1"] == pytest.approx(0.125)
+    assert plus["statuses"] == {"pass/pass": 4, "pass/fail": 1, "fail/fail": 3}
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert [s["evalplus"] for s in samples[:2]] == [{"base": "pass", "plus": "pass"}, {"base": "pass", "plus": "fail"}]
+    report = (out / "report.md").read_text()
+    assert "## EvalPlus: base and plus inputs" in report and "| base pass@1 | base pass@2 | plus pass@1" in report
+
+
+def test_mbpp_plus_canonical_solutions_pass(tmp_path: Path) -> None:
+    tasks = release(MBPP_FILE, 6)
+    records = [{"task_id": t["task_id"], "solution": t["prompt"] + t["canonical_solution"]} for t in tasks]
+    out = tmp_path / "out"
+    assert cli.main(["--benchmark", "mbpp+", "--evalplus_file", str(MBPP_FILE), "--limit", "6", "--completions",
+                     str(write_jsonl(tmp_path / "s.jsonl", records)), "--evalplus_cache", str(tmp_path / "c"),
+                     "--output-dir", str(out)]) == 0
+    run = json.loads((out / "results.json").read_text())["runs"]["completions"]
+    assert run["evalplus"]["base"]["pass@1"] == run["evalplus"]["plus"]["pass@1"] == 1.0
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--benchmark", "humaneval+", "--evalplus_file", str(MBPP_FILE)], "is MBPP+ v0.2.0 (md5"),
+    (["--benchmark", "humaneval+", "--evalplus_file", "/nonexistent.jsonl"], "--evalplus_file"),
+    (["--benchmark", "mbpp", "--evalplus_file", str(MBPP_FILE)], "--evalplus_file is for --benchmark humaneval+"),
+    (["--benchmark", "mbpp++"], "unknown benchmark 'mbpp++'"),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture, args, expected) -> None:
+    assert cli.main([*args, "--output-dir", str(tmp_path / "out")]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("evaluate.py: error:")]
+    assert len(errors) == 1 and expected in errors[0], errors
+
+
+def test_samples_with_unknown_task_ids_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    samples = write_jsonl(tmp_path / "s.jsonl", [{"task_id": "HumanEval/999", "solution": "def f():\n    pass\n"}])
+    assert cli.main(["--benchmark", "humaneval+", "--evalplus_file", str(HE_FILE), "--completions", str(samples),
+                     "--output-dir", str(tmp_path / "out")]) == 2
+    assert "task_id 'HumanEval/999' is not in the benchmark" in capsys.readouterr().err
+
+
+def test_a_file_of_another_version_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    lines = gzip.open(HE_FILE).read().splitlines()
+    changed = tmp_path / "HumanEvalPlus.jsonl"
+    changed.write_bytes(b"\n".join(lines[:-1]) + b"\n")  # one task short: another version
+    assert cli.main(["--benchmark", "humaneval+", "--evalplus_file", str(changed),
+                     "--output-dir", str(tmp_path / "out")]) == 2
+    assert "v0.1.10" in capsys.readouterr().err
