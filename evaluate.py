@@ -89,6 +89,9 @@ def load_rows(cfg: EvalConfig) -> list[dict[str, Any]]:
         raise UsageError(f"benchmark file {name!r} does not exist")
     if cfg.evalplus_file is not None and name not in PLUS_BENCHMARKS:
         raise UsageError(f"--evalplus_file is for --benchmark humaneval+ or mbpp+, not {name!r}")
+    if cfg.discriminator_benchmark and name not in PLUS_BENCHMARKS:
+        raise UsageError("--discriminator_benchmark runs on --benchmark humaneval+ or mbpp+ (its subtly wrong "
+                         "programs come from their plus inputs)")
     if name in PLUS_BENCHMARKS:
         return load_plus(cfg).rows
     mbpp_file = cfg.mbpp_file
@@ -177,7 +180,8 @@ def generate_runs(cfg: EvalConfig, rows: list[dict[str, Any]]) -> tuple[dict[str
     from pipeline.embedded import EmbeddedModelError
     from pipeline.evaluation.generation import HfBackend, SamplingConfig, VllmBackend
     from pipeline.evaluation.loading import load_eval_policies
-    from pipeline.evaluation.samples import direct_samples, discriminator_tests, staged_samples
+    from pipeline.evaluation.discriminator_bench import pooled_tests
+    from pipeline.evaluation.samples import direct_samples, discriminator_tests, problem_tests, staged_samples
     from pipeline.models import ModelLoadError, load_tokenizer, resolve_model_source
     from prompts.templates import load_templates
 
@@ -202,6 +206,7 @@ def generate_runs(cfg: EvalConfig, rows: list[dict[str, Any]]) -> tuple[dict[str
     facts: dict[str, Any] = {"model": source, "timing": {"load_s": time.perf_counter() - started}}
 
     runs: dict[str, list[Sample]] = {}
+    facts["discriminator_tests"] = {}
     for name in run_names(cfg):
         use_adapters = name == "adapter"
         set_seed(cfg.seed)
@@ -214,9 +219,15 @@ def generate_runs(cfg: EvalConfig, rows: list[dict[str, Any]]) -> tuple[dict[str
             if cfg.best_of:
                 discriminator_tests(run_backend, rows_by_id, [s for s in samples if s.index < cfg.best_of],
                                     templates, test_sampling)
+            if cfg.discriminator_benchmark:
+                facts["discriminator_tests"][name] = problem_tests(run_backend, rows, templates, test_sampling,
+                                                                   cfg.num_samples)
         else:
             samples = staged_samples(policies, rows, chain_config(cfg), cfg.num_samples, batch_size=cfg.batch_size,
-                                     with_tests=bool(cfg.best_of), use_adapters=use_adapters)
+                                     with_tests=bool(cfg.best_of) or cfg.discriminator_benchmark,
+                                     use_adapters=use_adapters)
+            if cfg.discriminator_benchmark:
+                facts["discriminator_tests"][name] = pooled_tests(samples)
         runs[name] = samples
         facts["timing"][f"generation_{name}_s"] = time.perf_counter() - started
     return runs, facts
@@ -315,6 +326,15 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         with progress(count_jobs(runs, score_config), "sandbox") as bar:
             summaries, records = score_runs(sandbox, {row["task_id"]: row for row in rows}, runs, score_config,
                                             metric, judge, lambda i, r: bar.update())
+        if cfg.discriminator_benchmark:
+            from datasets_build.evalplus import load_subtle
+            from pipeline.evaluation.discriminator_bench import SubtleProgram, discriminator_benchmark
+
+            subtle = [SubtleProgram(r["task_id"], r["program"], r["mutation"]) for r in load_subtle(cfg.benchmark)]
+            rows_by_id = {row["task_id"]: row for row in rows}
+            for name, tests in facts["discriminator_tests"].items():
+                summaries[name]["discriminator_benchmark"] = discriminator_benchmark(
+                    sandbox, rows_by_id, tests, subtle, cfg.timeout_s)
         facts["timing"]["sandbox_s"] = time.perf_counter() - scoring_started
         isolation = sandbox.isolation
     facts["timing"]["total_s"] = time.perf_counter() - started
@@ -330,6 +350,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         "sandbox": {"isolation": isolation, "workers": sandbox_config.workers},
         **extra,
         "timing": {key: round(value, 3) for key, value in facts["timing"].items()},
+        **({"discriminator_tests": facts["discriminator_tests"]} if cfg.discriminator_benchmark else {}),
         "runs": summaries,
     }
     out_dir = Path(cfg.output_dir)
@@ -350,6 +371,11 @@ def print_summary(results: dict[str, Any], out_dir: str) -> None:
         if plus:
             scores += "  " + "  ".join(f"plus {k} {100 * v:.1f}% (gap {100 * plus['gap'][k]:.1f})"
                                        for k, v in plus["plus"].items())
+        bench = summary.get("discriminator_benchmark")
+        if bench:
+            scores += (f"  tests: {bench['valid']}/{bench['written']} valid, {bench['tasks_with_valid_test']}/"
+                       f"{bench['tasks']} tasks with one, caught {bench['subtle_caught']}/{bench['subtle_programs']} "
+                       "subtly wrong programs")
         best = summary.get("best_of")
         if best:
             scores += f"  best-of-{best['n']} {100 * best['pass_rate']:.1f}%"

@@ -18,6 +18,7 @@ import ast
 import builtins
 import gzip
 import hashlib
+import importlib.resources
 import inspect
 import json
 import logging
@@ -434,3 +435,29 @@ def load_plus_rows(
         )
     logger.warning("%s: using %s, whose version cannot be checked (no release file to hash)", name, repo)
     return PlusData(name, plus_rows(records, name, bands), f"hub:{repo}", "hub", None, None)
+
+
+# -- the subtly wrong programs of the discriminator benchmark ----------------------------------
+SUBTLE_VERSION = 1
+
+
+def subtle_file(name: PlusName, version: int = SUBTLE_VERSION) -> Path:
+    """The packaged set of subtly wrong programs (right on the base inputs, wrong on a plus input) of
+    HumanEval+ or MBPP+, built by ``scripts/build_subtle_set.py``: fixed per version, so every model is
+    measured on the same programs."""
+    _check_name(name)
+    stem = name.replace("+", "plus")
+    return Path(str(importlib.resources.files("datasets_build") / "data" / f"evalplus-subtle-{stem}-v{version}.jsonl.gz"))
+
+
+def load_subtle(name: PlusName, version: int = SUBTLE_VERSION) -> list[dict[str, str]]:
+    """The records (``task_id``, ``program``, ``mutation``) of ``subtle_file``."""
+    path = subtle_file(name, version)
+    if not path.is_file():
+        raise DatasetFormatError(str(path), f"no subtly wrong programs of {LABELS[name]} version {version}; build them "
+                                            f"with scripts/build_subtle_set.py --dataset {name} --version {version}")
+    records = [json.loads(line) for line in gzip.decompress(path.read_bytes()).splitlines() if line.strip()]
+    for number, record in enumerate(records, 1):
+        if not all(isinstance(record.get(key), str) for key in ("task_id", "program", "mutation")):
+            raise DatasetFormatError(f"{path}:{number}", "needs string fields task_id, program and mutation")
+    return records

@@ -77,6 +77,11 @@ class EvalConfig:
     best_of: int | None = field(
         default=None, metadata={"help": "Best-of-N: pick one of N samples by the discriminator's tests "
                                         "(raises num_samples to N if it is lower)."})
+    discriminator_benchmark: bool = field(
+        default=False, metadata={"help": "HumanEval+ / MBPP+: also judge the discriminator's tests (validity on the "
+                                         "canonical solution, tasks with a valid test, catch rate on the packaged "
+                                         "subtly wrong programs); staged: the chains' tests, direct: tests written "
+                                         "from the problem alone."})
     compare_base: bool = field(default=False, metadata={"help": "Also evaluate the base model (adapters disabled) "
                                                                 "in the same invocation."})
     use_vllm: bool = field(default=False, metadata={"help": "Generate with vLLM (CUDA GPU, direct mode)."})
@@ -128,6 +133,8 @@ class EvalConfig:
             raise EvalConfigError(f"--timeout_s must be > 0, got {self.timeout_s}")
         if not 0 < self.collapse_threshold <= 1:
             raise EvalConfigError(f"--collapse_threshold must be in (0, 1], got {self.collapse_threshold}")
+        if self.discriminator_benchmark and self.completions is not None:
+            raise EvalConfigError("--discriminator_benchmark needs a model to write tests; drop --completions")
         if self.use_vllm and self.mode == "staged":
             raise EvalConfigError("--use_vllm supports --mode direct only (the chain generates with transformers)")
         if self.update_model_card and self.adapter is None:

@@ -109,6 +109,19 @@ def evalplus_table(runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return _table(header, rows)
 
 
+def discriminator_table(runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    rows = []
+    for name, s in runs.items():
+        b = s.get("discriminator_benchmark")
+        if b:
+            rows.append([name, str(b["written"]), f"{_pct(b['validity'])} ({b['valid']})",
+                         f"{b['tasks_with_valid_test']}/{b['tasks']}", str(b["valid_but_vacuous"]),
+                         f"{_pct(b['catch_rate'])} ({b['subtle_caught']}/{b['subtle_programs']})",
+                         ", ".join(f"{k} {v}" for k, v in b["invalid"].items()) or "-"])
+    return _table(["run", "tests written", "valid", "tasks with a valid test", "valid but vacuous",
+                   "subtly wrong programs caught", "invalid by reason"], rows) if rows else []
+
+
 def best_of_table(runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
     rows = []
     for name, s in runs.items():
@@ -196,6 +209,12 @@ def render_report(results: Mapping[str, Any], plots: Mapping[str, str]) -> str:
                   "added inputs (plus), and the points lost to the added inputs (gap).", ""] + plus
     if "pass_at_k" in plots:
         lines += ["", f"![pass@k]({plots['pass_at_k']})"]
+    if bench := discriminator_table(runs):
+        lines += ["", "## Discriminator benchmark", "",
+                  "The discriminator's tests per task (pooled over samples): valid = calls the function, reads no "
+                  "source of chance and passes on the canonical solution; caught = a subtly wrong program (right "
+                  "on every base input, wrong on a plus input; datasets_build/data/evalplus-subtle-*) fails one of "
+                  "its task's valid tests.", ""] + bench
     if best := best_of_table(runs):
         lines += ["", "## Best-of-N", "",
                   "One program per task chosen among N samples by the discriminator's pooled tests (ties: higher "

@@ -97,6 +97,21 @@ def discriminator_tests(backend: Backend, rows_by_id: Mapping[str, Mapping[str, 
         sample.tests_rejected = dict(parsed.rejected)
 
 
+def problem_tests(backend: Backend, rows: Sequence[Mapping[str, Any]], templates: TemplateSet,
+                  sampling: SamplingConfig, num_samples: int) -> dict[str, list[str]]:
+    """Tests the discriminator writes from the problem alone (no code to look at), `num_samples` answers
+    per task, pooled: the direct-mode discriminator benchmark. The task's prompt (signature and
+    docstring) stands where the generator's first stage would be."""
+    pairs = repeat_rows(rows, num_samples)
+    conversations = [discriminator_messages(templates, problem=row["problem"], entry_point=row["entry_point"],
+                                            signature=row["signature"], stage_outputs=[row["prompt"] or row["problem"]])
+                     for row, _ in pairs]
+    tests: dict[str, list[str]] = {row["task_id"]: [] for row in rows}
+    for (row, _), generation in zip(pairs, backend.generate(conversations, "discriminator", sampling)):
+        tests[row["task_id"]] += extract_tests(generation.text, row["entry_point"]).tests
+    return tests
+
+
 def staged_samples(policies: Any, rows: Sequence[Mapping[str, Any]], chain_config: Any, num_samples: int, *,
                    batch_size: int, with_tests: bool, use_adapters: bool = True) -> list[Sample]:
     """`num_samples` five-stage chains per task, `batch_size` chains at a time; only the final code is scored.
