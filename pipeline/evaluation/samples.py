@@ -100,11 +100,12 @@ def discriminator_tests(backend: Backend, rows_by_id: Mapping[str, Mapping[str, 
 def problem_tests(backend: Backend, rows: Sequence[Mapping[str, Any]], templates: TemplateSet,
                   sampling: SamplingConfig, num_samples: int) -> dict[str, list[str]]:
     """Tests the discriminator writes from the problem alone (no code to look at), `num_samples` answers
-    per task, pooled: the direct-mode discriminator benchmark. The task's prompt (signature and
-    docstring) stands where the generator's first stage would be."""
+    per task, pooled: the direct-mode discriminator benchmark. The problem statement stands where the
+    generator's first stage would be (shown the prompt with its signature instead, the embedded model
+    copied the code rather than writing tests)."""
     pairs = repeat_rows(rows, num_samples)
     conversations = [discriminator_messages(templates, problem=row["problem"], entry_point=row["entry_point"],
-                                            signature=row["signature"], stage_outputs=[row["prompt"] or row["problem"]])
+                                            signature=row["signature"], stage_outputs=[row["problem"]])
                      for row, _ in pairs]
     tests: dict[str, list[str]] = {row["task_id"]: [] for row in rows}
     for (row, _), generation in zip(pairs, backend.generate(conversations, "discriminator", sampling)):
