@@ -13,6 +13,7 @@ at most 30 s cached and 90 s with expected outputs computed, on 2 cores, and fas
 from __future__ import annotations
 
 import argparse
+import logging
 import gzip
 import json
 import os
@@ -51,7 +52,7 @@ def theirs(dataset: str, data: Path, samples: Path, cache: Path, parallel: int) 
     out = cache.parent / f"evalplus-{time.time_ns()}.json"
     subprocess.run([str(python), str(ROOT / "scripts" / "evalplus_reference.py"), "--dataset", dataset, "--data",
                     str(data), "--samples", str(samples), "--out", str(out), "--parallel", str(parallel),
-                    "--cache_dir", str(cache)], check=True, stdout=subprocess.DEVNULL)
+                    "--cache_dir", str(cache)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return json.loads(out.read_text())
 
 
@@ -73,6 +74,7 @@ def main() -> int:
         records = [json.loads(line) for line in gzip.open(FILES[args.dataset]).read().splitlines() if line.strip()]
         samples.write_text("".join(json.dumps({"task_id": r["task_id"], "solution": r["prompt"] + r["canonical_solution"]})
                                    + "\n" for r in records))
+        logging.disable(logging.INFO)
         cold = ours(tasks, tmp_dir / "ours", args.parallel)
         warm = ours(tasks, tmp_dir / "ours", args.parallel)
         e_cold = theirs(args.dataset, FILES[args.dataset], samples, tmp_dir / "evalplus", args.parallel)
