@@ -28,6 +28,7 @@ from typing import Any
 from datasets_build import DatasetFormatError, SourceConfig, load_problems
 from pipeline.evaluation.collapse import CollapseConfig
 from pipeline.evaluation.config import EvalConfig, EvalConfigError
+from pipeline.evaluation.evalplus_judge import ReferenceFailed
 from pipeline.evaluation.metric import load_pass_at_k
 from pipeline.evaluation.model_card import update_model_card
 from pipeline.evaluation.compare import CompareError, default_labels, merge_results, read_results
@@ -395,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = parse_config(argv)
         results = evaluate(cfg)
     except (UsageError, EvalConfigError, CompletionsFileError, DatasetFormatError, TemplateError,
-            SandboxUnavailable, CompareError) as err:
+            SandboxUnavailable, CompareError, ReferenceFailed) as err:
         print(f"evaluate.py: error: {err}".splitlines()[0], file=sys.stderr)
         return 2
     print_summary(results, cfg.output_dir)
