@@ -346,16 +346,12 @@ def check_init_adapters(model: ModelConfig) -> None:
 def validate(script: ScriptArguments, schedule_cfg: ScheduleConfig, reward: RewardConfig,
              training: GRPOConfig, model: ModelConfig) -> AdversarialSchedule:
     """Every check that needs no model or data; returns the schedule, with max_steps settled."""
-    import torch
-
     if training.beta != 0.0:
         raise ConfigError(f"beta={training.beta}: the KL penalty needs a reference model, and with two adapters on "
                           "one PeftModel TRL 1.16 would copy a 'default' adapter that does not exist; use beta: 0.0")
     if training.use_vllm:
         raise ConfigError("use_vllm: the staged rollout generates with transformers (pipeline.chain); TRL's vLLM "
                           "engine would only hold an unused copy of the model. Set use_vllm: false.")
-    if model.load_in_4bit and not torch.cuda.is_available():
-        raise ConfigError("load_in_4bit (QLoRA) needs a CUDA GPU; drop it to train in full precision on CPU")
     if model.separate_discriminator_model is not None:
         raise ConfigError("separate_discriminator_model: train.py trains both adapters on ONE PeftModel; "
                           "remove it (both roles share the base model)")
@@ -410,10 +406,6 @@ def validate(script: ScriptArguments, schedule_cfg: ScheduleConfig, reward: Rewa
 
 def validate_sft(script: SFTScriptArguments, training: SFTConfig, model: ModelConfig) -> None:
     """The warm start's checks that need no model or data."""
-    import torch
-
-    if model.load_in_4bit and not torch.cuda.is_available():
-        raise ConfigError("load_in_4bit (QLoRA) needs a CUDA GPU; drop it to train in full precision on CPU")
     check_init_adapters(model)
     if training.eval_strategy != "no":
         raise ConfigError(f"eval_strategy {training.eval_strategy!r}: the warm start has no eval dataset; "
@@ -427,10 +419,6 @@ def validate_sft(script: SFTScriptArguments, training: SFTConfig, model: ModelCo
 
 def validate_bootstrap(script: BootstrapScriptArguments, training: SFTConfig, model: ModelConfig) -> bool:
     """The bootstrap's checks that need no model or data; returns whether to resume after the finished rounds."""
-    import torch
-
-    if model.load_in_4bit and not torch.cuda.is_available():
-        raise ConfigError("load_in_4bit (QLoRA) needs a CUDA GPU; drop it to train in full precision on CPU")
     if model.separate_discriminator_model is not None:
         raise ConfigError("separate_discriminator_model: the bootstrap trains both adapters on ONE PeftModel; remove it")
     check_init_adapters(model)

@@ -3,8 +3,6 @@ answers are worked out below, in the real sandbox; and the packaged subtly wrong
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from datasets_build.evalplus import load_subtle, subtle_file

@@ -38,7 +38,6 @@ def run_main(recipe: Path, *overrides: str) -> int:
 @pytest.mark.parametrize("overrides, message", [
     (["--reward_funcs", "generator_pass_rate", "nope"], "unknown reward function"),
     (["--stages", "1", "7"], "1..5"),
-    (["--load_in_4bit", "true"], "needs a CUDA GPU"),
     (["--per_device_train_batch_size", "3"], "must be divisible by num_generations"),
     (["--beta", "0.04"], "beta=0.04"),
     (["--num_iterations", "2"], "inside a generation batch"),

@@ -138,3 +138,36 @@ def test_unified_mode_trains_one_adapter_on_both_roles_in_the_same_batch(tiny_di
     # One batch held both roles: each role's metrics were computed from its own prompt group.
     assert "generator/format" in logged and "discriminator/format" in logged
     assert "all_stages/generator/format" in logged
+
+
+@pytest.mark.slow
+def test_a_4bit_base_trains_each_adapter_in_its_own_phase(tiny_dir, tmp_path):
+    """QLoRA, the users' path, on the CPU (bitsandbytes' NF4 kernels): the base is really 4-bit, a
+    discriminator step moves only the discriminator's LoRA weights and a generator step only the generator's."""
+    import bitsandbytes as bnb
+
+    policies = load_policies(ModelConfig(model_name_or_path=str(tiny_dir), lora_r=4, lora_alpha=8, lora_dropout=0.0,
+                                         load_in_4bit=True, bnb_4bit_compute_dtype="float32"))
+    model = policies.generator
+    assert any(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())
+    rows = [dict(row, prompt=row["task_id"]) for row in list(load_problems("humaneval-mini"))[:2]]
+    schedule = AdversarialSchedule(ScheduleConfig(stages=[1], role_steps=1, alternating_steps=0))
+    rollout = ReplayRollout(ProblemIndex(rows), ChainConfig(generator_tokens=[3], discriminator_tokens=[4],
+                                                            temperature=1.0), schedule.phase_at(0),
+                            buffer=ReplayBuffer(capacity=1), seed=0)
+
+    def id_checksum(prompts, completions, completion_ids, **kwargs):  # a reward with spread: non-zero gradients
+        return [float(sum(ids) % 1000) / 1000 for ids in completion_ids]
+
+    probe = Probe(model, rollout)
+    args = GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, num_generations=2, max_steps=2,
+                      learning_rate=0.05, use_cpu=True, bf16=False, gradient_checkpointing=False,
+                      report_to="none", save_strategy="no", logging_steps=1, seed=0)
+    trainer = DuelGRPOTrainer(model=model, reward_funcs=[id_checksum], args=args, train_dataset=Dataset.from_list(rows),
+                              processing_class=policies.tokenizer, rollout_func=rollout,
+                              callbacks=[PhaseCallback(schedule, rollout, model), probe], samples_per_step=1)
+    trainer.train()
+    assert probe.records == [
+        ("discriminator", {"discriminator"}, {"discriminator"}),
+        ("generator", {"generator"}, {"generator"}),
+    ]
