@@ -350,8 +350,11 @@ def validate(script: ScriptArguments, schedule_cfg: ScheduleConfig, reward: Rewa
         raise ConfigError(f"beta={training.beta}: the KL penalty needs a reference model, and with two adapters on "
                           "one PeftModel TRL 1.16 would copy a 'default' adapter that does not exist; use beta: 0.0")
     if training.use_vllm:
-        raise ConfigError("use_vllm: the staged rollout generates with transformers (pipeline.chain); TRL's vLLM "
-                          "engine would only hold an unused copy of the model. Set use_vllm: false.")
+        raise ConfigError("use_vllm: TRL syncs a LoRA policy into vLLM by merging the adapter into the base "
+                          "(GRPOTrainer._move_model_to_vllm calls merge_adapter), so one engine holds one merged "
+                          "model and cannot serve two role adapters per request; and with a 4-bit base that sync "
+                          "fails (packed NF4 shapes, TRL issue #4973). The staged rollout generates with "
+                          "transformers (pipeline.chain). Set use_vllm: false.")
     if model.separate_discriminator_model is not None:
         raise ConfigError("separate_discriminator_model: train.py trains both adapters on ONE PeftModel; "
                           "remove it (both roles share the base model)")

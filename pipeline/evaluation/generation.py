@@ -184,8 +184,23 @@ class HfBackend:
         return generations
 
 
+def lora_request_args(adapter_dirs: dict[str, Path] | None) -> dict[str, tuple[str, int, str]]:
+    """The arguments of each role's ``vllm.lora.request.LoRARequest``: (name, id, path); ids start at 1
+    (vLLM reserves 0) and follow the roles' names, so that a role keeps its id from run to run."""
+    return {role: (role, number, str(path))
+            for number, (role, path) in enumerate(sorted((adapter_dirs or {}).items()), start=1)}
+
+
+def vllm_sampling_kwargs(sampling: SamplingConfig, with_logprobs: bool) -> dict[str, Any]:
+    """``vllm.SamplingParams`` arguments for a sampling config: greedy is temperature 0 with no nucleus
+    cut (top_p 1), as in the transformers backend; ``logprobs=0`` asks for the sampled token's only."""
+    return {"temperature": sampling.temperature, "top_p": 1.0 if sampling.greedy else sampling.top_p,
+            "max_tokens": sampling.max_new_tokens, "logprobs": 0 if with_logprobs else None}
+
+
 class VllmBackend:
-    """vLLM generation with the role adapters as LoRA requests (GPU only)."""
+    """vLLM generation with the role adapters as LoRA requests (GPU only; never run in this project's CI,
+    which has no GPU: the request and sampling arguments are tested, the engine is not)."""
 
     def __init__(self, model_source: str, tokenizer: Any, adapter_dirs: dict[str, Path] | None, *,
                  seed: int, dtype: str = "auto", max_lora_rank: int = 64) -> None:
@@ -198,8 +213,7 @@ class VllmBackend:
         self.tokenizer = tokenizer
         self.llm = LLM(model=model_source, seed=seed, dtype=dtype, enable_lora=bool(adapter_dirs),
                        max_lora_rank=max_lora_rank)
-        self.requests = {role: LoRARequest(role, number, str(path))
-                         for number, (role, path) in enumerate(sorted((adapter_dirs or {}).items()), start=1)}
+        self.requests = {role: LoRARequest(*args) for role, args in lora_request_args(adapter_dirs).items()}
         self.use_adapters = bool(adapter_dirs)
 
     def with_adapters(self, enabled: bool) -> VllmBackend:
@@ -213,8 +227,7 @@ class VllmBackend:
         """`code_for` is not used: vLLM generates whole answers fast enough."""
         from vllm import SamplingParams
 
-        params = SamplingParams(temperature=sampling.temperature, top_p=1.0 if sampling.greedy else sampling.top_p,
-                                max_tokens=sampling.max_new_tokens, logprobs=0 if with_logprobs else None)
+        params = SamplingParams(**vllm_sampling_kwargs(sampling, with_logprobs))
         started = time.perf_counter()
         outputs = self.llm.generate(render_prompts(self.tokenizer, conversations), params,
                                     lora_request=self.requests.get(role) if self.use_adapters else None)
