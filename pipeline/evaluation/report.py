@@ -205,7 +205,7 @@ def render_report(results: Mapping[str, Any], plots: Mapping[str, str]) -> str:
     if plus := evalplus_table(runs):
         lines += ["", "## EvalPlus: base and plus inputs", "",
                   "Judged as EvalPlus 0.3.1 judges (outputs compared with the canonical solution's on every "
-                  "input; docs/evaluation.md): pass@k on the original inputs (base), on the original and the "
+                  "input; docs/evalplus.md): pass@k on the original inputs (base), on the original and the "
                   "added inputs (plus), and the points lost to the added inputs (gap).", ""] + plus
     if "pass_at_k" in plots:
         lines += ["", f"![pass@k]({plots['pass_at_k']})"]
