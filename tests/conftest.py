@@ -19,3 +19,13 @@ def mbpp_file() -> Path:
     if not MBPP_FILE.is_file():
         pytest.skip(f"the MBPP release is not at {MBPP_FILE}")
     return MBPP_FILE
+
+
+def load_evaluate_cli(name: str):
+    """evaluate.py as a module, under another name: "evaluate" is the Hugging Face library's module name."""
+    from importlib.util import module_from_spec, spec_from_file_location
+
+    spec = spec_from_file_location(name, Path(__file__).resolve().parents[1] / "evaluate.py")
+    module = module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from importlib.util import module_from_spec, spec_from_file_location
 from pathlib import Path
 
 import pytest
+
+from conftest import load_evaluate_cli
 
 from datasets_build.mini import mini_file
 
@@ -17,15 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _load_cli():
-    # Imported under another name: "evaluate" is the Hugging Face library's module name.
-    spec = spec_from_file_location("duelcoder_evaluate_cli", ROOT / "evaluate.py")
-    module = module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-cli = _load_cli()
+cli = load_evaluate_cli("duelcoder_evaluate_cli")
 
 
 def mini_records() -> list[dict]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import gzip
 import json
-from importlib.util import module_from_spec, spec_from_file_location
 from pathlib import Path
 
 import pytest
+
+from conftest import load_evaluate_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 EVALPLUS_DIR = ROOT.parent / "shared" / "data" / "evalplus"
@@ -17,14 +18,7 @@ MBPP_FILE = EVALPLUS_DIR / "MbppPlus-v0.2.0.jsonl.gz"
 pytestmark = pytest.mark.skipif(not HE_FILE.is_file(), reason=f"the EvalPlus release files are not in {EVALPLUS_DIR}")
 
 
-def _load_cli():
-    spec = spec_from_file_location("duelcoder_evaluate_cli_plus", ROOT / "evaluate.py")
-    module = module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-cli = _load_cli()
+cli = load_evaluate_cli("duelcoder_evaluate_cli_plus")
 
 
 def release(path: Path, limit: int) -> list[dict]:

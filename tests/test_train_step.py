@@ -65,6 +65,20 @@ class Probe(TrainerCallback):
         self.records.append((self.rollout.phase.role, self.with_grad, changed))
 
 
+def train_two_phases(policies, rows, schedule, rollout, reward, tmp_path):
+    """Two real GRPO steps (one per role, the schedule's order) on CPU; returns the trainer and its Probe."""
+    probe = Probe(policies.generator, rollout)
+    args = GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, num_generations=2, max_steps=2,
+                      learning_rate=0.05, weight_decay=0.1, use_cpu=True, bf16=False, gradient_checkpointing=False,
+                      report_to="none", save_strategy="no", logging_steps=1, seed=0)
+    trainer = DuelGRPOTrainer(model=policies.generator, reward_funcs=[reward], args=args,
+                              train_dataset=Dataset.from_list(rows), processing_class=policies.tokenizer,
+                              rollout_func=rollout, samples_per_step=1,
+                              callbacks=[PhaseCallback(schedule, rollout, policies.generator), probe])
+    trainer.train()
+    return trainer, probe
+
+
 @pytest.mark.slow
 def test_each_phase_trains_only_its_own_adapter_and_replayed_rows_reach_the_rewards(tiny_dir, tmp_path):
     policies = load_policies(ModelConfig(model_name_or_path=str(tiny_dir), lora_r=4, lora_alpha=8, lora_dropout=0.0))
@@ -84,15 +98,7 @@ def test_each_phase_trains_only_its_own_adapter_and_replayed_rows_reach_the_rewa
         seen.append({k: kwargs[k] for k in ("task_id", "tests", "replayed", "role")})
         return [float(sum(ids) % 1000) / 1000 for ids in completion_ids]
 
-    probe = Probe(model, rollout)
-    args = GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, num_generations=2, max_steps=2,
-                      learning_rate=0.05, weight_decay=0.1, use_cpu=True, bf16=False, gradient_checkpointing=False,
-                      report_to="none", save_strategy="no", logging_steps=1, seed=0)
-    trainer = DuelGRPOTrainer(model=model, reward_funcs=[id_checksum], args=args, train_dataset=Dataset.from_list(rows),
-                              processing_class=policies.tokenizer, rollout_func=rollout,
-                              callbacks=[PhaseCallback(schedule, rollout, model), probe], samples_per_step=1)
-    trainer.train()
-
+    trainer, probe = train_two_phases(policies, rows, schedule, rollout, id_checksum, tmp_path)
     assert probe.records == [
         ("discriminator", {"discriminator"}, {"discriminator"}),
         ("generator", {"generator"}, {"generator"}),
@@ -159,14 +165,7 @@ def test_a_4bit_base_trains_each_adapter_in_its_own_phase(tiny_dir, tmp_path):
     def id_checksum(prompts, completions, completion_ids, **kwargs):  # a reward with spread: non-zero gradients
         return [float(sum(ids) % 1000) / 1000 for ids in completion_ids]
 
-    probe = Probe(model, rollout)
-    args = GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, num_generations=2, max_steps=2,
-                      learning_rate=0.05, use_cpu=True, bf16=False, gradient_checkpointing=False,
-                      report_to="none", save_strategy="no", logging_steps=1, seed=0)
-    trainer = DuelGRPOTrainer(model=model, reward_funcs=[id_checksum], args=args, train_dataset=Dataset.from_list(rows),
-                              processing_class=policies.tokenizer, rollout_func=rollout,
-                              callbacks=[PhaseCallback(schedule, rollout, model), probe], samples_per_step=1)
-    trainer.train()
+    _, probe = train_two_phases(policies, rows, schedule, rollout, id_checksum, tmp_path)
     assert probe.records == [
         ("discriminator", {"discriminator"}, {"discriminator"}),
         ("generator", {"generator"}, {"generator"}),
