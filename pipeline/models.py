@@ -177,8 +177,8 @@ def load_base_model(cfg: ModelConfig, source: str) -> PreTrainedModel:
 
     Full-precision models stay on the CPU: `Trainer` (or the caller) moves them. 4-bit models must be placed
     at load time, on this process's GPU (one per process under `accelerate launch`, as TRL does), or on the
-    CPU when there is none: bitsandbytes (>= 0.48) runs NF4 there too, slowly, which is how CI exercises
-    the QLoRA code path users run on their cards.
+    CPU when there is none: bitsandbytes (>= 0.50) runs NF4 there too, which is how CI exercises the QLoRA
+    code path users run on their cards.
     """
     kwargs: dict[str, object] = {
         "revision": cfg.model_revision,
@@ -194,8 +194,9 @@ def load_base_model(cfg: ModelConfig, source: str) -> PreTrainedModel:
         if torch.cuda.is_available():
             kwargs["device_map"] = {"": PartialState().local_process_index}
         else:
-            logger.warning("load_in_4bit without a CUDA GPU: the 4-bit base runs on bitsandbytes' CPU kernels, "
-                           "many times slower than full precision; use it to check the QLoRA path, not to train")
+            logger.warning("load_in_4bit without a CUDA GPU: the 4-bit base runs on bitsandbytes' CPU kernels; "
+                           "use it to check the QLoRA path users run on GPUs, not to train (QLoRA saves GPU "
+                           "memory, which a CPU run does not need)")
             kwargs["device_map"] = {"": "cpu"}
     try:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
