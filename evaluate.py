@@ -272,7 +272,7 @@ def completions_run(cfg: EvalConfig, all_rows: list[dict[str, Any]], rows: list[
     return [row for row in rows if row["task_id"] in attempted], samples, missing
 
 
-def count_jobs(runs: dict[str, list[Sample]], score_config: Any) -> int:
+def count_jobs(runs: dict[str, list[Sample]]) -> int:
     """Sandbox jobs of scoring, for the progress bar: one per sample, then best-of-N's (not known in advance)."""
     return sum(len(samples) for samples in runs.values())
 
@@ -324,7 +324,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         metric = load_pass_at_k()
         scoring_started = time.perf_counter()
         judge = plus_judge(cfg, rows, sandbox) if plus else None
-        with progress(count_jobs(runs, score_config), "sandbox") as bar:
+        with progress(count_jobs(runs), "sandbox") as bar:
             summaries, records = score_runs(sandbox, {row["task_id"]: row for row in rows}, runs, score_config,
                                             metric, judge, lambda i, r: bar.update())
         if cfg.discriminator_benchmark:
