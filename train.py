@@ -84,6 +84,9 @@ class DataArguments:
         default=None, metadata={"help": "Keep training problems whose reference has at most this many lines."})
     max_train_problems: int | None = field(
         default=None, metadata={"help": "Keep the first N training problems (after the filter above)."})
+    train_task_ids_file: str | None = field(
+        default=None, metadata={"help": "Then keep only the problems listed in this file (one task_id per line, '#' "
+                                        "comments), e.g. those of a measured solve rate (scripts/select_problems.py)."})
     torch_threads: int | None = field(
         default=None, metadata={"help": "CPU threads per process for PyTorch (None = its default, one per core). "
                                         "1 is much faster on a busy CPU, where spinning threads starve each other."})
@@ -520,6 +523,13 @@ def load_training_problems(script: DataArguments) -> tuple[Dataset, int]:
         train = train.filter(lambda row: row["reference_lines"] <= script.max_reference_lines)
     if script.max_train_problems is not None:
         train = train.select(range(min(script.max_train_problems, len(train))))
+    if script.train_task_ids_file is not None:
+        try:
+            wanted = datasets_build.require_tasks(datasets_build.read_task_ids(script.train_task_ids_file),
+                                                  train["task_id"], script.train_task_ids_file)
+        except datasets_build.DatasetFormatError as err:
+            raise ConfigError(f"train_task_ids_file: {err}") from err
+        train = train.filter(lambda row: row["task_id"] in wanted)
     if len(train) == 0:
         raise ConfigError("no training problem is left after the filters")
     # TRL hands the rollout prompts only: a short text that names the task identifies its row.

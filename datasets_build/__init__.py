@@ -8,7 +8,7 @@ MBPP+ (EvalPlus's release files, with their test inputs), or any JSONL in HumanE
 from .build import BuildConfig, BuildReport, build, build_with_report
 from .contamination import ContaminationConfig, ContaminationError, Overlap, check_contamination, find_overlaps, task_identity
 from .evalplus import KNOWN_VERSIONS, PlusData, PlusVersion, dataset_hash, load_plus_rows
-from .loading import DefaultSplits, load_problems
+from .loading import DefaultSplits, require_tasks, load_problems, read_task_ids
 from .schema import COLUMNS, FEATURES, DatasetFormatError, DifficultyBands, split_key
 from .sources import SOURCE_NAMES, SourceConfig, UnknownSourceError
 
@@ -30,6 +30,8 @@ __all__ = [
     "load_plus_rows",
     "DefaultSplits",
     "load_problems",
+    "require_tasks",
+    "read_task_ids",
     "COLUMNS",
     "FEATURES",
     "DatasetFormatError",

@@ -61,6 +61,38 @@ def load_problems(
     return rows_to_dataset(rows)
 
 
+def read_task_ids(path: str | Path) -> list[str]:
+    """The task ids listed in ``path``: one per line, blank lines skipped, ``#`` starts a comment (so a selection
+    file can say where its ids came from). A missing file, an empty list or a repeated id is an error."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise DatasetFormatError(str(path), f"cannot read the task id list ({exc.strerror or exc})") from None
+    ids: list[str] = []
+    for number, line in enumerate(lines, 1):
+        task_id = line.split("#", 1)[0].strip()
+        if not task_id:
+            continue
+        if task_id in ids:
+            raise DatasetFormatError(f"{path}:{number}", f"task id {task_id!r} is listed twice")
+        ids.append(task_id)
+    if not ids:
+        raise DatasetFormatError(str(path), "lists no task id")
+    return ids
+
+
+def require_tasks(listed: Sequence[str], available: Sequence[str], where: str) -> set[str]:
+    """``listed`` as a set, once every id is among ``available``: an id the problems do not hold is an error naming
+    it (a selection made on other data, or a typo), never a silent drop."""
+    present = set(available)
+    missing = [t for t in listed if t not in present]
+    if missing:
+        raise DatasetFormatError(where, f"{len(missing)} listed task id(s) are not among the {len(present)} problems "
+                                        f"(first: {missing[0]!r})")
+    return set(listed)
+
+
 def _from_built_folder(path: Path, wanted: set[str] | None) -> Dataset:
     try:
         built = load_from_disk(str(path))

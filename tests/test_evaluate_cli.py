@@ -96,6 +96,27 @@ def _bad_completions(tmp_path: Path, second_line: str) -> Path:
     return path
 
 
+def _ids_file(tmp: Path, text: str) -> Path:
+    path = tmp / "ids.txt"
+    path.write_text(text)
+    return path
+
+
+def test_task_ids_file_evaluates_the_listed_tasks_only(tmp_path: Path) -> None:
+    """The listed tasks, in the benchmark's order, whatever the file's order; comments and blank lines ignored."""
+    tasks = mini_records()
+    good = write_jsonl(tmp_path / "good.jsonl", [{"task_id": t["task_id"], "completion": t["canonical_solution"]}
+                                                 for t in tasks])
+    chosen = [tasks[7]["task_id"], tasks[2]["task_id"]]
+    ids = _ids_file(tmp_path, f"# chosen by hand\n{chosen[0]}  # a comment\n\n{chosen[1]}\n")
+    assert cli.main(["--benchmark", "humaneval-mini", "--completions", str(good), "--task_ids_file", str(ids),
+                     "--output_dir", str(tmp_path / "out")]) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["num_tasks"] == 2
+    scored = [json.loads(line)["task_id"] for line in (tmp_path / "out" / "samples.jsonl").read_text().splitlines()]
+    assert scored == [tasks[2]["task_id"], tasks[7]["task_id"]]
+
+
 @pytest.mark.parametrize(
     ("make_args", "expected"),
     [
@@ -112,6 +133,14 @@ def _bad_completions(tmp_path: Path, second_line: str) -> Path:
         (lambda tmp: ["--mode", "chained"], "--mode must be one of"),
         (lambda tmp: ["--num-samples", "3", "--temperature", "0"], "would repeat one greedy sample"),
         (lambda tmp: ["--mbpp-file", str(tmp / "mbpp.jsonl"), "--benchmark", "mbpp"], "--mbpp_file"),
+        (lambda tmp: ["--split", "train"], "--split is for --benchmark mbpp"),
+        (lambda tmp: ["--benchmark", "mbpp", "--split", "dev"], "--split takes MBPP splits"),
+        (lambda tmp: ["--task_ids_file", str(tmp / "nowhere.txt")], "cannot read the task id list"),
+        (lambda tmp: ["--task_ids_file", str(_ids_file(tmp, "HumanEvalMini/0\nHumanEval/999\n"))],
+         "1 listed task id(s) are not among the 20 problems (first: 'HumanEval/999')"),
+        (lambda tmp: ["--task_ids_file", str(_ids_file(tmp, "# nothing\n\n"))], "lists no task id"),
+        (lambda tmp: ["--task_ids_file", str(_ids_file(tmp, "HumanEvalMini/0\nHumanEvalMini/0\n"))],
+         "ids.txt:2: task id 'HumanEvalMini/0' is listed twice"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture, make_args,

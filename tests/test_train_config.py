@@ -108,9 +108,9 @@ def test_every_shipped_recipe_parses_in_its_mode(recipe_file):
     import torch
 
     recipe = yaml.safe_load(recipe_file.read_text())
-    if recipe.get("bf16") and not recipe.get("use_cpu") and not torch.cuda.is_available():
-        pytest.skip("a GPU recipe: TrainingArguments refuses bf16 without a GPU (CPU recipes say use_cpu)")
     argv = ["--config", str(recipe_file)]
+    if recipe.get("bf16") and not recipe.get("use_cpu") and not torch.cuda.is_available():
+        argv += ["--use_cpu", "true"]  # a GPU recipe: TrainingArguments refuses bf16 on a machine without a GPU
     parsers = {"sft": train.parse_sft_config, "bootstrap": train.parse_bootstrap_config}
     parsed = parsers.get(train.recipe_mode(argv), train.parse_config)(argv)
     assert parsed
@@ -168,3 +168,15 @@ def test_training_rows_get_a_unique_short_prompt(recipe):
     assert dataset[0]["prompt"].startswith("HumanEvalMini/") and len(set(dataset["prompt"])) == n
     script.max_train_problems = 3
     assert train.load_training_problems(script)[1] == 3
+
+
+def test_train_task_ids_file_keeps_the_listed_problems_and_refuses_unknown_ones(recipe, tmp_path):
+    script = train.parse_config(["--config", str(recipe)])[0]
+    ids = tmp_path / "ids.txt"
+    ids.write_text("# 2 of 20, measured\nHumanEvalMini/5\nHumanEvalMini/1  # one of 4 passed\n")
+    script.train_task_ids_file = str(ids)
+    dataset, n = train.load_training_problems(script)
+    assert n == 2 and dataset["task_id"] == ["HumanEvalMini/1", "HumanEvalMini/5"]
+    script.max_train_problems = 3  # the filters apply first: task 5 is not among the first 3
+    with pytest.raises(train.ConfigError, match=r"1 listed task id\(s\) are not among the 3 problems .*'HumanEvalMini/5'"):
+        train.load_training_problems(script)

