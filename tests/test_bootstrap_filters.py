@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.bootstrap import BootstrapConfig, BootstrapError, judge_chains, judge_tests, seed_tests
+from pipeline.bootstrap.filters import spread_over_stages
 from pipeline.bootstrap.data import discriminator_example, discriminator_groups, generator_example
 from pipeline.bootstrap.filters import TestRecord, generated_tests
 from pipeline.chain import Chain
@@ -102,6 +103,19 @@ def test_own_tests_seed_only_problems_without_a_valid_generated_test(sandbox):
         ("t/other", 1, "own_tests", "assert add(1, 2) == 3"), ("t/other", 1, "own_tests", "assert add(-1, 1) == 0")]
     tally = judge_tests(seeds, {"t/other": other}, sandbox, BootstrapConfig())
     assert tally.kept == 2 and all(s.kept for s in seeds)
+
+
+def test_seeds_spread_one_per_stage_and_only_the_valid_ones():
+    """Two valid own tests spread over five stages (1, 2, 1, 2, 1 cycling); an invalid one stays once, unspread."""
+    seeds = [TestRecord("t/a", 0, 1, "own_tests", "assert f(1) == 1", kept=True),
+             TestRecord("t/a", 0, 1, "own_tests", "assert f(2) == 2", kept=True),
+             TestRecord("t/a", 0, 1, "own_tests", "assert f(3) == 0", reason="reference_failed"),
+             TestRecord("t/b", 0, 1, "own_tests", "assert g() == 0", reason="reference_error")]
+    spread = spread_over_stages(seeds)
+    assert [(r.task_id, r.stage, r.kept) for r in spread[:2]] == [("t/a", 1, False), ("t/b", 1, False)]
+    assert [(r.stage, r.test[9]) for r in spread[2:]] == [(1, "1"), (2, "2"), (3, "1"), (4, "2"), (5, "1")]
+    assert all(r.kept and r.source == "own_tests" and r.sample == 0 for r in spread[2:])
+    assert seeds[0].stage == 1  # copies, the judged records are untouched
 
 
 def test_kept_samples_become_examples_in_the_rollouts_conversations(sandbox):

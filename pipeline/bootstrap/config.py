@@ -61,9 +61,18 @@ class BootstrapConfig:
     train_discriminator: bool = field(
         default=True, metadata={"help": "Fine-tune the discriminator adapter on its valid tests."})
     seed_with_own_tests: bool = field(
-        default=True, metadata={"help": "Round 1: a problem none of whose generated tests is valid lends its own tests "
+        default=True, metadata={"help": "Round 1 (every round with seed_every_round): a problem none of whose generated "
+                                        "tests is valid lends its own tests "
                                         "(judged by the same rules) as a stage-1 target, so the discriminator learns "
                                         "the answer format even before it writes valid tests itself."})
+    seed_every_round: bool = field(
+        default=False, metadata={"help": "Seed with own tests in every round, not only round 1: while the "
+                                         "discriminator writes few valid tests, later rounds would otherwise have "
+                                         "nothing to train it on (docs/learning.md: round 2 had 3 tests, none valid)."})
+    seed_every_stage: bool = field(
+        default=False, metadata={"help": "Spread each seeded problem's own tests one per stage (stage s gets test "
+                                         "s-1, cycling) instead of all at stage 1, so the discriminator learns to "
+                                         "write a whole assert at every stage, as RL asks it to."})
     rationalize: bool = field(
         default=False, metadata={"help": "STaR's rationalization: a problem none of whose sampled chains passed lends one "
                                          "chain of the model's own stages 1-4 (its first sample with none blank or "

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from prompts.checks import never_calls, reads_chance, stub_programs
@@ -110,7 +110,7 @@ class ChainRecord:
 class TestRecord:
     """One generated (or seeded) test and the verdict on it (a line of round-<k>/discriminator.jsonl).
     ``source`` is ``generated`` (the discriminator wrote it at ``stage`` of chain ``sample``) or ``own_tests``
-    (the problem's own test, seeding round 1)."""
+    (the problem's own test, seeding the discriminator)."""
 
     __test__ = False  # not a pytest class, whatever its name says
 
@@ -320,3 +320,18 @@ def seed_tests(rows: Sequence[Mapping[str, Any]], judged: Sequence[TestRecord]) 
     covered = {r.task_id for r in judged if r.kept}
     return [TestRecord(str(row["task_id"]), 0, 1, "own_tests", test)
             for row in rows if str(row["task_id"]) not in covered for test in own_tests(row)]
+
+
+def spread_over_stages(seeds: Sequence[TestRecord]) -> list[TestRecord]:
+    """Judged seeds of each task spread one per stage: stage s gets the task's (s-1)-th kept seed, cycling, so every
+    stage's prompt is taught one whole assert (the RL discriminator answers at every stage). A seed judged invalid
+    stays once, at stage 1, with its reason; the spread copies are not judged again (same test, same verdict)."""
+    kept: dict[str, list[TestRecord]] = {}
+    for record in seeds:
+        if record.kept:
+            kept.setdefault(record.task_id, []).append(record)
+    spread = [record for record in seeds if not record.kept]
+    for task_records in kept.values():
+        spread += [replace(task_records[(stage - 1) % len(task_records)], stage=stage)
+                   for stage in range(1, NUM_STAGES + 1)]
+    return spread

@@ -40,6 +40,7 @@ from pipeline.bootstrap.data import (
 )  # fmt: skip
 from pipeline.bootstrap.filters import (
     GENERATOR_REASONS, Tally, TestRecord, generated_tests, judge_chains, judge_tests, rationales, seed_tests,
+    spread_over_stages,
 )  # fmt: skip
 from pipeline.chain import Chain, ChainConfig, generate_chains
 from pipeline.models import ModelConfig
@@ -183,9 +184,11 @@ def run_round(k: int, model_config: ModelConfig, sft_config: SFTConfig, config: 
         test_tally = judge_tests(test_records, by_task, sandbox, config)
         seeds: list[TestRecord] = []
         seed_tally = Tally(test_tally.reasons)
-        if k == 1 and config.seed_with_own_tests:
+        if config.seed_with_own_tests and (k == 1 or config.seed_every_round):
             seeds = seed_tests(problems, test_records)
             seed_tally = judge_tests(seeds, by_task, sandbox, config)
+            if config.seed_every_stage:
+                seeds = spread_over_stages(seeds)
     judged_s = time.perf_counter() - started - sampled_s
 
     # Generator examples: the kept chains.
@@ -198,7 +201,8 @@ def run_round(k: int, model_config: ModelConfig, sft_config: SFTConfig, config: 
             gen_data, gen_examples, sft_config.max_length, [[r] for r in kept_chains],
             lambda record: rationale_tally if record.source == "rationalized" else gen_tally)
 
-    # Discriminator examples: per chain and stage, its kept tests (seeded ones at stage 1 of sample 0).
+    # Discriminator examples: per chain and stage, its kept tests (seeded ones on sample 0: at stage 1, or one per
+    # stage with seed_every_stage).
     groups = discriminator_groups([*test_records, *seeds])
     disc_examples, owners = [], []
     for (task_id, sample, stage, _), records in groups.items():
