@@ -65,7 +65,7 @@ def run(rows, tmp_path_factory) -> tuple[Path, Path, str]:
     recipe = folder / "bootstrap.yaml"
     recipe.write_text(yaml.safe_dump({
         "mode": "bootstrap", "dataset_dir": str(data), "train_splits": ["humaneval_mini_test"], "eval_splits": [],
-        "allow_contamination": True, "max_train_problems": PROBLEMS,
+        "allow_contamination": True, "max_train_problems": PROBLEMS, "seed_every_round": True, "seed_every_stage": True,
         "rounds": 2, "samples_per_problem": SAMPLES, "rationalize": True, "temperature": 0.5, "generation_batch_size": PROBLEMS * SAMPLES,
         # Reasoning stages of 16 tokens: with 4 or 8 the model copies its cut-off answers into the code stage
         # (measured: no code at all); 96 tokens hold a small function. The discriminator answers stage 1 only.
@@ -130,13 +130,22 @@ def test_two_rounds_train_only_on_passing_chains_and_valid_tests(rows, run):
         assert disc["dropped"] == dict(Counter(t["reason"] for t in tests if not t["kept"]))
         assert disc["kept"] == sum(t["kept"] for t in tests)
         assert disc["generated"]["judged"] == sum(t["source"] == "generated" for t in tests)
-        assert k == 1 or not any(t["source"] == "own_tests" for t in tests)  # seeding is round 1's only
+        # Seeding in every round: the problems without a valid generated test lend their own tests, once each in
+        # the data, and become examples at every stage (one assert per stage).
+        valid_generated = {t["task_id"] for t in tests if t["source"] == "generated" and t["kept"]}
+        seeded = {t["task_id"] for t in tests if t["source"] == "own_tests"}
+        assert seeded == set(by_task) - valid_generated
+        assert disc["own_tests"]["judged"] == sum(t["source"] == "own_tests" for t in tests)
 
         # Only valid tests became discriminator examples: each passes on the reference, names the function,
         # and fails on one of the stand-ins.
         kept_tests = {(t["task_id"], dedup_key(t["test"])) for t in tests if t["kept"]}
         disc_examples = _jsonl(folder / "sft_discriminator.jsonl")
         assert len(disc_examples) == disc["examples"]
+        seeded_valid = {t["task_id"] for t in tests if t["source"] == "own_tests" and t["kept"]}
+        assert seeded_valid  # the problems' own tests pass on their references
+        for task_id in seeded_valid:
+            assert {e["stage"] for e in disc_examples if e["task_id"] == task_id} == {1, 2, 3, 4, 5}
         for example in disc_examples:
             row = by_task[example["task_id"]]
             written = extract_tests(example["completion"][-1]["content"], row["entry_point"]).tests

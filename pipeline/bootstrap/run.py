@@ -101,9 +101,11 @@ def sample_chains(policies: Policies, problems: Sequence[Mapping[str, Any]], con
 
 
 def _drop_too_long(dataset: Dataset, examples: list[dict[str, Any]], max_length: int | None,
-                   owners: list[list[Any]], tally_of: Callable[[Any], Tally]) -> tuple[Dataset, list[dict[str, Any]]]:
+                   owners: list[list[Any]], tally_of: Callable[[Any], Tally | None]
+                   ) -> tuple[Dataset, list[dict[str, Any]]]:
     """Drop examples longer than ``max_length`` tokens (truncation would cut the answer and its end of turn);
-    their samples are marked and counted ``too_long`` in the tally ``tally_of(sample)`` they were kept in."""
+    their samples are marked and counted ``too_long`` in the tally ``tally_of(sample)`` they were kept in (None: a
+    copy of a sample that stays kept elsewhere, e.g. a seed spread over stages; logged, not counted)."""
     if max_length is None:
         return dataset, examples
     keep = []
@@ -114,6 +116,10 @@ def _drop_too_long(dataset: Dataset, examples: list[dict[str, Any]], max_length:
         for record in owners[index]:
             record.kept, record.reason, record.detail = False, "too_long", f"{len(ids)} tokens > {max_length}"
             tally = tally_of(record)
+            if tally is None:
+                logger.info("bootstrap: a spread copy of %s's test at stage %d is too long (%s)", record.task_id,
+                            record.stage, record.detail)
+                continue
             tally.kept -= 1
             tally.drop("too_long")
     return dataset.select(keep), [examples[i] for i in keep]
@@ -187,8 +193,8 @@ def run_round(k: int, model_config: ModelConfig, sft_config: SFTConfig, config: 
         if config.seed_with_own_tests and (k == 1 or config.seed_every_round):
             seeds = seed_tests(problems, test_records)
             seed_tally = judge_tests(seeds, by_task, sandbox, config)
-            if config.seed_every_stage:
-                seeds = spread_over_stages(seeds)
+    # The judged seeds are what discriminator.jsonl and the tally count; their spread copies only shape examples.
+    seed_targets = spread_over_stages(seeds) if config.seed_every_stage else seeds
     judged_s = time.perf_counter() - started - sampled_s
 
     # Generator examples: the kept chains.
@@ -203,7 +209,7 @@ def run_round(k: int, model_config: ModelConfig, sft_config: SFTConfig, config: 
 
     # Discriminator examples: per chain and stage, its kept tests (seeded ones on sample 0: at stage 1, or one per
     # stage with seed_every_stage).
-    groups = discriminator_groups([*test_records, *seeds])
+    groups = discriminator_groups([*test_records, *seed_targets])
     disc_examples, owners = [], []
     for (task_id, sample, stage, _), records in groups.items():
         chain = chain_of[(task_id, sample)]
@@ -215,7 +221,8 @@ def run_round(k: int, model_config: ModelConfig, sft_config: SFTConfig, config: 
     if disc_data is not None:
         disc_data, disc_examples = _drop_too_long(
             disc_data, disc_examples, sft_config.max_length, owners,
-            lambda record: seed_tally if record.source == "own_tests" else test_tally)
+            lambda record: (None if seed_targets is not seeds else seed_tally) if record.source == "own_tests"
+            else test_tally)
 
     folder.mkdir(parents=True, exist_ok=True)
     write_jsonl(folder / "generator.jsonl", (r.to_dict() for r in chain_records))
