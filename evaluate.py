@@ -213,7 +213,9 @@ def generate_runs(cfg: EvalConfig, rows: list[dict[str, Any]]) -> tuple[dict[str
                                        adapters, seed=cfg.seed, dtype=cfg.dtype)
         else:
             policies, source = load_eval_policies(cfg.model, cfg.adapter, dtype=cfg.dtype,
-                                                  trust_remote_code=cfg.trust_remote_code)
+                                                  trust_remote_code=cfg.trust_remote_code,
+                                                  load_in_4bit=cfg.load_in_4bit,
+                                                  bnb_4bit_compute_dtype=cfg.bnb_4bit_compute_dtype)
             backend = HfBackend(policies.generator, policies.tokenizer)
     except (ModelLoadError, EmbeddedModelError) as err:
         raise UsageError(str(err)) from None

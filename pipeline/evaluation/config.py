@@ -60,6 +60,12 @@ class EvalConfig:
         default=None, metadata={"help": "Checkpoint folder or Hub repo written by train.py, holding generator/ and "
                                         "discriminator/ adapters; None evaluates the base model."})
     dtype: str = field(default="auto", metadata={"help": "'auto', 'bfloat16', 'float16' or 'float32'."})
+    load_in_4bit: bool = field(
+        default=False, metadata={"help": "Load the base in NF4 4-bit (bitsandbytes), as a QLoRA run trained it; on a "
+                                         "CPU it runs on bitsandbytes' CPU kernels (slow: for checking)."})
+    bnb_4bit_compute_dtype: str = field(
+        default="bfloat16", metadata={"help": "With --load_in_4bit: the dtype the 4-bit layers compute in "
+                                              "('bfloat16', 'float16' or 'float32')."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Run modelling code shipped with a Hub model."})
     mode: str = field(default="direct", metadata={"help": "'direct' (one prompt, code only) or 'staged' (the "
                                                           "five-stage chain; only the final code is scored)."})
@@ -151,6 +157,11 @@ class EvalConfig:
             raise EvalConfigError(f"--collapse_threshold must be in (0, 1], got {self.collapse_threshold}")
         if self.discriminator_benchmark and self.completions is not None:
             raise EvalConfigError("--discriminator_benchmark needs a model to write tests; drop --completions")
+        if self.bnb_4bit_compute_dtype not in ("bfloat16", "float16", "float32"):
+            raise EvalConfigError(f"--bnb_4bit_compute_dtype must be bfloat16, float16 or float32, "
+                                  f"got {self.bnb_4bit_compute_dtype!r}")
+        if self.load_in_4bit and self.use_vllm:
+            raise EvalConfigError("--load_in_4bit is for the transformers backend; vLLM loads its own quantization")
         if self.use_vllm and self.mode == "staged":
             raise EvalConfigError("--use_vllm supports --mode direct only (the chain generates with transformers)")
         if self.update_model_card and self.adapter is None:

@@ -12,17 +12,20 @@ from pipeline.policies import Policies
 
 
 def load_eval_policies(model: str | None, adapter: str | None, *, dtype: str = "auto",
-                       trust_remote_code: bool = False) -> tuple[Policies, str]:
+                       trust_remote_code: bool = False, load_in_4bit: bool = False,
+                       bnb_4bit_compute_dtype: str = "bfloat16") -> tuple[Policies, str]:
     """Both roles on one base, on the GPU when there is one; returns them and the resolved model source.
+    ``load_in_4bit`` evaluates on the NF4 base the adapters were trained on (QLoRA), placed at load time.
 
     Raises `pipeline.models.ModelLoadError` (or `EmbeddedModelError`) with a message saying what to fix.
     """
-    cfg = ModelConfig(model_name_or_path=model, dtype=dtype, trust_remote_code=trust_remote_code)
+    cfg = ModelConfig(model_name_or_path=model, dtype=dtype, trust_remote_code=trust_remote_code,
+                      load_in_4bit=load_in_4bit, bnb_4bit_compute_dtype=bnb_4bit_compute_dtype)
     source = resolve_model_source(model)
     tokenizer = load_tokenizer(source, trust_remote_code=trust_remote_code)
     base = load_base_model(cfg, source)
     # Without an adapter, fresh ones (LoRA B = 0) only give the roles their names; runs disable them anyway.
     peft_model = load_adapters(base, adapter) if adapter else attach_role_adapters(base, cfg, ROLES)
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() and not load_in_4bit:  # a 4-bit model is placed when it loads and cannot move
         peft_model = peft_model.to("cuda")
     return Policies(peft_model, peft_model, tokenizer, tokenizer), source
