@@ -67,9 +67,13 @@ def test_warm_start_rl_resume_and_evaluation_on_a_4bit_base(tmp_path_factory, tm
         "output_dir": str(out), "save_steps": 1, "logging_steps": 1, "report_to": "none", "seed": 0,
     }))  # fmt: skip
     assert train.main(["--config", str(recipe)]) == 0
-    # Step 1 trained the discriminator only: the generator is the warm start's, bit for bit.
+    # Step 1 trained the discriminator only: the generator is the warm start's, bit for bit (AdamW's weight decay
+    # moves every LoRA matrix of the adapter it updates, so "changed" means "updated" even with a zero gradient).
     assert same(lora(out / "checkpoint-1", "generator"), lora(sft, "generator"))
     assert not same(lora(out / "checkpoint-1", "discriminator"), lora(sft, "discriminator"))
+    # Step 2 trained the generator only.
+    assert same(lora(out / "checkpoint-2", "discriminator"), lora(out / "checkpoint-1", "discriminator"))
+    assert not same(lora(out / "checkpoint-2", "generator"), lora(out / "checkpoint-1", "generator"))
     uninterrupted = {role: lora(out / "checkpoint-4", role) for role in ("generator", "discriminator")}
 
     # 3. Interrupted after step 2: resume from checkpoint-2 on the 4-bit base. Step 3 (discriminator) leaves the
