@@ -29,7 +29,7 @@ for bench in $benches; do
         for mode in direct staged; do run "$bench-$mode-greedy" --benchmark $bench "${limit[@]}" --mode $mode; done
     fi
     if [[ $parts != greedy ]]; then
-        for mode in direct staged; do
+        for mode in staged direct; do  # staged first: the mode the acceptance lines are about
             run "$bench-$mode-best4" --benchmark $bench "${limit[@]}" --mode $mode --num_samples 4 \
                 --temperature 0.8 --ks 1 4 --best_of 4
         done
