@@ -18,6 +18,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from pipeline.adapters import (
     ROLES,
     acting_as,
+    attach_role_adapters,
     load_adapters,
     lora_config,
     resolve_adapter_dir,
@@ -159,6 +160,32 @@ def test_4bit_on_cpu_loads_on_the_cpu_with_a_warning(tiny_dir: Path, caplog: pyt
     layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
     assert layers and all(p.device.type == "cpu" for p in model.parameters())
     assert any("without a CUDA GPU" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="bitsandbytes' CPU kernels")
+def test_4bit_cpu_gradients_are_the_same_after_an_eval_mode_forward(tiny_dir: Path) -> None:
+    """bitsandbytes repacks 4-bit weights for its CPU inference kernel on an eval-mode forward, and that kernel
+    has no backward; `load_base_model` turns the repacking off, so generation between training steps (what
+    every rollout does) leaves the next step's gradients exactly as they would have been."""
+    cfg = ModelConfig(load_in_4bit=True, bnb_4bit_compute_dtype="float32", lora_r=4, lora_alpha=8, lora_dropout=0.0)
+    model = attach_role_adapters(load_base_model(cfg, str(tiny_dir)), cfg, ROLES)
+    set_active_role(model, "generator")
+    ids = torch.randint(0, 1000, (2, 12), generator=torch.Generator().manual_seed(0))
+
+    def lora_b_grads() -> dict[str, torch.Tensor]:
+        model.train()
+        model.zero_grad()
+        model(input_ids=ids, labels=ids).loss.backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None and "lora_B" in n}
+
+    before = lora_b_grads()
+    model.eval()
+    with torch.no_grad():
+        model(input_ids=ids)  # what generation does between two training steps
+    after = lora_b_grads()
+    assert before and before.keys() == after.keys()
+    assert all(torch.equal(before[n], after[n]) for n in before)
+    assert any(before[n].abs().sum() > 0 for n in before)
 
 
 def test_qlora_quantization_settings() -> None:
