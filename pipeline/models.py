@@ -222,8 +222,8 @@ def keep_4bit_weights_differentiable(model: torch.nn.Module) -> int:
     backward: from then on no gradient flows through that layer to its input. Measured here on the tiny
     model (no dropout): after one eval-mode forward, the LoRA B gradients of the same training step differed
     by up to 0.136 from those before it, and by 0.0 with this fix (torch warns "an autograd kernel was not
-    registered" when it happens). Training
-    alternates generation and backward passes, so every 4-bit CPU run would train on wrong gradients.
+    registered" when it happens). Any eval-mode forward before or between training steps (a model loaded in
+    eval mode, the benchmark callback's evaluation) is enough: the one-step GPU-recipe test on the CPU hit it.
     """
     layers = 0
     for module in model.modules():
