@@ -21,11 +21,17 @@ def mbpp_file() -> Path:
     return MBPP_FILE
 
 
-def load_evaluate_cli(name: str):
-    """evaluate.py as a module, under another name: "evaluate" is the Hugging Face library's module name."""
+def load_module(name: str, path: Path):
+    """A script (not a package module) as a module named ``name``."""
     from importlib.util import module_from_spec, spec_from_file_location
 
-    spec = spec_from_file_location(name, Path(__file__).resolve().parents[1] / "evaluate.py")
+    spec = spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None, path
     module = module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_evaluate_cli(name: str):
+    """evaluate.py as a module, under another name: "evaluate" is the Hugging Face library's module name."""
+    return load_module(name, Path(__file__).resolve().parents[1] / "evaluate.py")

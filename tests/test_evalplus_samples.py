@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ast
 import gzip
-import importlib.util
 import json
 import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
+
+from conftest import load_module
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "evalplus_samples.py"
 EVALPLUS_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "evalplus"
@@ -19,15 +20,7 @@ RELEASES = {"humaneval": "HumanEvalPlus-v0.1.10.jsonl.gz", "mbpp": "MbppPlus-v0.
 pytestmark = pytest.mark.filterwarnings("ignore:invalid escape sequence")
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("evalplus_samples", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-es = _load_script()
+es = load_module("evalplus_samples", SCRIPT)
 
 HE_TASKS = [
     {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,18 +9,10 @@ import pytest
 
 import datasets_build
 
+from conftest import load_module
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "select_problems.py"
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("select_problems", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-sp = _load_script()
+sp = load_module("select_problems", SCRIPT)
 
 
 def _samples(path: Path, statuses: dict[str, list[str]]) -> Path:
