@@ -4,11 +4,18 @@ MBPP gives a one-sentence statement, a reference ``code`` (``\\r\\n`` line endin
 release), three assert lines and sometimes setup code; it names no entry point, so the entry
 point is the function the asserts call. Official splits are fixed by task id, which lets the
 local file reproduce the Hub's splits exactly.
+
+The original release (974 tasks, CC BY 4.0) ships with this package, gzipped
+(``data/mbpp.jsonl.gz``, attribution in ``data/README.md``), so that a machine without the Hub and
+without a copy of its own still builds MBPP: the Hub stays the first choice when it is reachable.
 """
 
 from __future__ import annotations
 
 import ast
+import gzip
+import hashlib
+import importlib.resources
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -21,6 +28,28 @@ from .pysource import code_lines, docstring_literal, normalise_newlines, parse, 
 from .schema import DatasetFormatError, DifficultyBands, make_row, reject_duplicate_ids
 
 logger = logging.getLogger(__name__)
+
+# sha256 of the uncompressed original release (as published with its README), checked on every packaged read.
+RELEASE_SHA256 = "143559fa164408d45cab058238471288b0e447507ce55db3057c56113d9dccb4"
+
+
+def packaged_release() -> Path:
+    """The original MBPP release that ships with this package (gzipped JSONL)."""
+    return Path(str(importlib.resources.files("datasets_build") / "data" / "mbpp.jsonl.gz"))
+
+
+def _checked_release() -> Path:
+    path = packaged_release()
+    try:
+        digest = hashlib.sha256(gzip.decompress(path.read_bytes())).hexdigest()
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DatasetFormatError(str(path), f"the packaged MBPP release cannot be read ({exc}); reinstall the "
+                                            "package or pass --mbpp_file") from exc
+    if digest != RELEASE_SHA256:
+        raise DatasetFormatError(str(path), f"the packaged MBPP release has sha256 {digest}, not the original "
+                                            f"release's {RELEASE_SHA256}; reinstall the package or pass --mbpp_file")
+    return path
+
 
 # (split, first task id, last task id), as documented with the release.
 MBPP_SPLITS = (("prompt", 1, 10), ("test", 11, 510), ("validation", 511, 600), ("train", 601, 974))
@@ -138,7 +167,8 @@ def load_mbpp(
     hub_timeout_s: float,
     bands: DifficultyBands,
 ) -> tuple[list[dict[str, Any]], str]:
-    """MBPP rows of one config and where they came from: the Hub when reachable, else the file."""
+    """MBPP rows of one config and where they came from: the Hub when reachable, else ``local_file``, else (for
+    ``full``) the release packaged with ``datasets_build``."""
     source = "mbpp" if config == "full" else "mbpp-sanitized"
     by_split: dict[str | None, list[Record]] | None = None
     if use_hub:
@@ -146,9 +176,12 @@ def load_mbpp(
         by_split = dict(hub) if hub is not None else None
     if by_split is not None:
         origin = f"hub:{repo}"
+    elif local_file is None and config == "full":
+        release = _checked_release()
+        by_split, origin = {None: read_records(release)}, f"package:datasets_build/data/{release.name}"
     elif local_file is None:
-        option = "--mbpp-file" if config == "full" else "--mbpp-sanitized-file"
-        raise DatasetFormatError(source, f"the Hub ({repo}) is not reachable and no local file was given ({option})")
+        raise DatasetFormatError(source, f"the Hub ({repo}) is not reachable and no local file was given "
+                                         "(--mbpp-sanitized-file)")
     else:
         by_split, origin = {None: read_records(local_file)}, f"file:{local_file}"
     logger.info("%s: using %s", source, origin)

@@ -1,4 +1,4 @@
-"""Shared fixtures: the tests never reach the Hugging Face Hub, and find MBPP beside the repository."""
+"""Shared fixtures: the tests never reach the Hugging Face Hub, and read MBPP's release packaged with datasets_build."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-MBPP_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp" / "mbpp.jsonl"
 
 
 @pytest.fixture(autouse=True)
@@ -14,11 +13,16 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
-@pytest.fixture(scope="module")
-def mbpp_file() -> Path:
-    if not MBPP_FILE.is_file():
-        pytest.skip(f"the MBPP release is not at {MBPP_FILE}")
-    return MBPP_FILE
+@pytest.fixture(scope="session")
+def mbpp_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """MBPP's original release as a plain ``mbpp.jsonl``, unpacked from the copy datasets_build ships."""
+    import gzip
+
+    from datasets_build.mbpp import packaged_release
+
+    path = tmp_path_factory.mktemp("mbpp") / "mbpp.jsonl"
+    path.write_bytes(gzip.decompress(packaged_release().read_bytes()))
+    return path
 
 
 def load_module(name: str, path: Path):

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 
 from datasets_build import ContaminationConfig, ContaminationError, SourceConfig, check_contamination, find_overlaps
 from datasets_build.sources import load_source
 
-MBPP_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp" / "mbpp.jsonl"
 
 
 @pytest.fixture(autouse=True)
@@ -62,9 +60,8 @@ def test_check_contamination_raises_listing_tasks_unless_allowed(caplog: pytest.
 
 
 def test_mbpp_official_train_and_test_share_three_tasks():
-    if not MBPP_FILE.is_file():
-        pytest.skip(f"the MBPP release is not at {MBPP_FILE}")
-    rows, _ = load_source("mbpp", SourceConfig(use_hub=False, mbpp_file=str(MBPP_FILE)))
+    rows, origin = load_source("mbpp", SourceConfig(use_hub=False))  # the release packaged with datasets_build
+    assert origin == "package:datasets_build/data/mbpp.jsonl.gz"
     train = [r for r in rows if r["split"] in ("train", "validation")]
     test = [r for r in rows if r["split"] == "test"]
     pairs = {(o.train_task, o.eval_task) for o in find_overlaps(train, test)}

@@ -23,7 +23,6 @@ from datasets_build.jsonl import read_records
 from datasets_build.mbpp import MBPP_SPLITS
 from datasets_build.sources import load_source
 
-MBPP_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp" / "mbpp.jsonl"
 
 # Column types of the Hub's parquet files.
 MBPP_FULL = Features({
@@ -44,10 +43,8 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def mbpp_records() -> list[dict]:
-    if not MBPP_FILE.is_file():
-        pytest.skip(f"the MBPP release is not at {MBPP_FILE}")
-    return [record for _, record in read_records(MBPP_FILE)]
+def mbpp_records(mbpp_file: Path) -> list[dict]:
+    return [record for _, record in read_records(mbpp_file)]
 
 
 def _card(configs: dict[str, list[str]]) -> str:
@@ -71,7 +68,8 @@ def _by_id(rows: list[dict]) -> dict[str, dict]:
     return {row["task_id"]: row for row in rows}
 
 
-def test_mbpp_from_a_hub_shaped_folder_gives_the_same_rows_as_the_release_file(tmp_path: Path, mbpp_records: list[dict]):
+def test_mbpp_from_a_hub_shaped_folder_gives_the_same_rows_as_the_release_file(tmp_path: Path, mbpp_records: list[dict],
+                                                                                mbpp_file: Path):
     splits = {split: ([r for r in mbpp_records if lo <= r["task_id"] <= hi], MBPP_FULL) for split, lo, hi in MBPP_SPLITS}
     sanitized = [
         {"source_file": "x", "task_id": r["task_id"], "prompt": r["text"], "code": r["code"], "test_imports": ["import math"], "test_list": r["test_list"]}
@@ -80,7 +78,7 @@ def test_mbpp_from_a_hub_shaped_folder_gives_the_same_rows_as_the_release_file(t
     repo = _hub_folder(tmp_path / "mbpp", {"full": splits, "sanitized": {"train": (sanitized, MBPP_SANITIZED)}})
 
     from_hub, origin = load_source("mbpp", SourceConfig(mbpp_repo=str(repo)))
-    from_file, _ = load_source("mbpp", SourceConfig(use_hub=False, mbpp_file=str(MBPP_FILE)))
+    from_file, _ = load_source("mbpp", SourceConfig(use_hub=False, mbpp_file=str(mbpp_file)))
     assert origin == f"hub:{repo}"
     assert len(from_hub) == 974 and _by_id(from_hub) == _by_id(from_file)
 

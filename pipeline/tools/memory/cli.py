@@ -1,0 +1,43 @@
+"""The command line of ``python -m pipeline.memory --config RECIPE``: the estimate's table (or JSON).
+
+Measuring a CPU run against it runs train.py's job, so it is a script: ``scripts/measure_memory.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Sequence
+
+from pipeline.memory.estimate import estimate_recipe, table
+from pipeline.memory.shape import DEFAULT_PROBLEM_TOKENS, MemoryEstimateError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.memory",
+        description="Peak memory of a training recipe, estimated from the model's shape, part by part.",
+        epilog="Any other --field value is a recipe override, as on train.py's command line.")
+    parser.add_argument("--config", required=True, help="the recipe (YAML), as train.py takes it")
+    parser.add_argument("--model_config", help="a config.json (or a model folder) to use instead of the recipe's model")
+    parser.add_argument("--problem_tokens", type=int, default=DEFAULT_PROBLEM_TOKENS,
+                        help=f"tokens of the problem statement and signature (default {DEFAULT_PROBLEM_TOKENS})")
+    parser.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    args, overrides = parser.parse_known_args(argv)
+    try:
+        est = estimate_recipe(args.config, overrides, args.model_config, args.problem_tokens)
+    except MemoryEstimateError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    result: dict[str, Any] = est.to_dict()
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print(table(est))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
