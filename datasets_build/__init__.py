@@ -9,6 +9,7 @@ from .build import BuildConfig, BuildReport, build, build_with_report
 from .contamination import ContaminationConfig, ContaminationError, Overlap, check_contamination, find_overlaps, task_identity
 from .evalplus import KNOWN_VERSIONS, PlusData, PlusVersion, dataset_hash, load_plus_rows
 from .loading import DefaultSplits, require_tasks, load_problems, read_task_ids
+from .selection import DataSelectionError, TrainingData, dataset_folder, training_problems
 from .schema import COLUMNS, FEATURES, DatasetFormatError, DifficultyBands, split_key
 from .sources import SOURCE_NAMES, SourceConfig, UnknownSourceError
 
@@ -40,4 +41,8 @@ __all__ = [
     "SOURCE_NAMES",
     "SourceConfig",
     "UnknownSourceError",
+    "DataSelectionError",
+    "TrainingData",
+    "dataset_folder",
+    "training_problems",
 ]

@@ -1,7 +1,7 @@
 """The reward functions' view of one batch: TRL's per-column kwargs turned into one record per
 completion, checked once.
 
-The columns come from our rollout and dataset, so a missing column or a wrong shape is a pipeline
+The columns come from our rollout and dataset (``prompts.record`` names them), so a missing column or a wrong shape is a pipeline
 bug and raises at once with the column's name. What the model wrote (stage texts, code, tests) is
 never trusted but always accepted: it is plain text that only the sandbox executes.
 """
@@ -13,11 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-ROLES = ("generator", "discriminator")
-REQUIRED_COLUMNS = (
-    "role", "train_stage", "stage_texts", "final_code", "tests_by_stage", "disc_rejections",
-    "task_id", "entry_point", "reference_solution", "tests", "test_setup",
-)  # fmt: skip
+from prompts.record import REWARD_COLUMNS
+from prompts.roles import ROLES
 
 
 class BatchError(ValueError):
@@ -108,18 +105,18 @@ def _row(columns: Mapping[str, Sequence[Any]], i: int, num_stages: int) -> Sampl
 
 def parse_batch(kwargs: Mapping[str, Any], num_stages: int) -> list[Sample]:
     """One ``Sample`` per completion from TRL's reward kwargs (other kwargs are ignored)."""
-    missing = [c for c in REQUIRED_COLUMNS if c not in kwargs]
+    missing = [c for c in REWARD_COLUMNS if c not in kwargs]
     if missing:
         raise BatchError(f"reward kwargs lack column(s) {missing}; the rollout must forward them")
-    lengths = {c: len(kwargs[c]) for c in REQUIRED_COLUMNS}
+    lengths = {c: len(kwargs[c]) for c in REWARD_COLUMNS}
     if len(set(lengths.values())) != 1:
         raise BatchError(f"reward columns have different lengths: {lengths}")
-    columns = {c: kwargs[c] for c in REQUIRED_COLUMNS}
+    columns = {c: kwargs[c] for c in REWARD_COLUMNS}
     return [_row(columns, i, num_stages) for i in range(lengths["role"])]
 
 
 def fingerprint(kwargs: Mapping[str, Any]) -> str:
     """A content hash of the columns the rewards read: TRL calls every reward function with the
     same batch, and this is how they recognise it (object ids may be reused after collection)."""
-    payload = json.dumps([kwargs.get(c) for c in REQUIRED_COLUMNS], sort_keys=True, default=repr)
+    payload = json.dumps([kwargs.get(c) for c in REWARD_COLUMNS], sort_keys=True, default=repr)
     return hashlib.sha256(payload.encode()).hexdigest()

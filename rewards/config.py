@@ -6,6 +6,8 @@ and so that a bad value fails at start-up with the field's name, not in the midd
 
 from __future__ import annotations
 
+import json
+
 import math
 from dataclasses import dataclass, field
 
@@ -40,9 +42,10 @@ class RewardConfig:
             meets every valid generated test of its problem in the batch, so the sandbox work of
             the variant grows as ``max_mutants x distinct valid tests`` per problem and step.
         mutation_seed: seed of the mutant sampler (mutants are a pure function of source and seed).
-        collapse_ngram: token n-gram length used by ``collapse_score``.
-        collapse_threshold: collapse scores at or below this are normal text and cost nothing.
-        collapse_penalty: multiplier of the collapse score above the threshold (reward = -penalty*score).
+        repetition_ngram: token n-gram length used by ``repetition_score``.
+        repetition_threshold: repetition scores at or below this are normal text and cost nothing.
+        repetition_cost: multiplier of the repetition score above the threshold (reward = -cost*score); not
+            GRPOConfig's ``repetition_penalty``, which changes generation.
         hack_penalty: reward given to a sample whose execution raised any sandbox flag (<= 0).
         test_timeout: seconds per test on the reference solution (None: the sandbox's default).
         verdict_runs: independent runs (separate processes) a verdict must repeat in before a reward
@@ -75,9 +78,9 @@ class RewardConfig:
     weighted_bug_catch: float = 0.6
     max_mutants: int = 8
     mutation_seed: int = 0
-    collapse_ngram: int = 4
-    collapse_threshold: float = 0.5
-    collapse_penalty: float = 1.0
+    repetition_ngram: int = 4
+    repetition_threshold: float = 0.5
+    repetition_cost: float = 1.0
     hack_penalty: float = -1.0
     test_timeout: float | None = None
     verdict_runs: int = 2
@@ -110,16 +113,16 @@ class RewardConfig:
         positive_int("num_stages", 1)
         positive_int("max_mutants", 0)
         positive_int("mutation_seed", 0)
-        positive_int("collapse_ngram", 2)
+        positive_int("repetition_ngram", 2)
         positive_int("cache_size", 0)
         need(
             self.discriminator_variant in DISCRIMINATOR_VARIANTS,
             f"discriminator_variant must be one of {DISCRIMINATOR_VARIANTS}, got {self.discriminator_variant!r}",
         )
         need(self.stage_scope in STAGE_SCOPES, f"stage_scope must be one of {STAGE_SCOPES}, got {self.stage_scope!r}")
-        for name in ("weighted_valid", "weighted_invalid", "weighted_bug_catch", "collapse_penalty"):
+        for name in ("weighted_valid", "weighted_invalid", "weighted_bug_catch", "repetition_cost"):
             need(finite(name) >= 0, f"{name} must be >= 0, got {getattr(self, name)!r}")
-        need(0 <= finite("collapse_threshold") < 1, "collapse_threshold must lie in [0, 1)")
+        need(0 <= finite("repetition_threshold") < 1, "repetition_threshold must lie in [0, 1)")
         need(finite("hack_penalty") <= 0, "hack_penalty is a penalty: it must be <= 0")
         positive_int("verdict_runs", 1)
         need(finite("time_floor") > 0, "time_floor must be positive")
@@ -146,3 +149,19 @@ class RewardConfig:
         up to 0.1 s, so that tests of similar speed share a sandbox job)."""
         limit = max(self.time_floor, self.time_factor * reference_s)
         return min(self.reference_timeout, math.ceil(limit * 10) / 10)
+
+
+@dataclass
+class RewardArguments(RewardConfig):
+    """``RewardConfig`` as a recipe reads it: ``weights`` is also JSON text on the command line
+    (``--weights '{"format": 0.5}'``), a mapping in the YAML."""
+
+    weights: str = field(default="{}", metadata={"help": "Per reward-function weights: a YAML mapping, or JSON text."})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.weights, str):
+            try:
+                self.weights = json.loads(self.weights)
+            except ValueError as err:
+                raise ValueError(f"weights must be a JSON object, got {self.weights!r}") from err
+        super().__post_init__()

@@ -32,7 +32,7 @@ from rewards.batch import Sample
 from rewards.config import RewardConfig
 from rewards.engine import ExecStats, ExecutionEngine, Program, Verdict
 from rewards.mutation import Mutant, generate_mutants
-from rewards.shaping import collapse_score, format_score
+from rewards.shaping import repetition_score, format_score
 from prompts.checks import never_calls, reads_chance, stub_programs
 
 # Why a generated test is invalid, by its verdict on the reference solution.
@@ -468,19 +468,19 @@ class RewardContext:
                 out.append(accepted / total if total else 0.0)
         return out
 
-    def collapse_scores(self, index: int) -> list[float]:
-        return [collapse_score(text, self.config.collapse_ngram) for text in self.samples[index].stage_texts]
+    def repetition_scores(self, index: int) -> list[float]:
+        return [repetition_score(text, self.config.repetition_ngram) for text in self.samples[index].stage_texts]
 
-    def collapse_rewards(self) -> list[float | None]:
+    def repetition_rewards(self) -> list[float | None]:
         """Generators only: ``-penalty * (score - threshold) / (1 - threshold)`` above the threshold
         (a ramp from 0, so crossing the threshold is not a cliff), score = worst stage."""
         cfg = self.config
 
         def reward(i: int) -> float:
-            score = max(self.collapse_scores(i))
-            if score <= cfg.collapse_threshold:
+            score = max(self.repetition_scores(i))
+            if score <= cfg.repetition_threshold:
                 return 0.0
-            return -cfg.collapse_penalty * (score - cfg.collapse_threshold) / (1 - cfg.collapse_threshold)
+            return -cfg.repetition_cost * (score - cfg.repetition_threshold) / (1 - cfg.repetition_threshold)
 
         return self._per_role("generator", reward)
 

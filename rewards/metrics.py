@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from rewards.scoring import RewardContext
+from rewards.context import RewardContext
 
 _DISC_COMPONENTS = ("validity", "invalid_pct", "bug_catch_rate", "adversarial", "weighted")
 _MUTANT_COMPONENTS = ("mutant_kill_rate", "mutation")
@@ -66,11 +66,11 @@ def batch_metrics(ctx: RewardContext) -> dict[str, float]:
         scoped = [(i, ctx.valid_tests(i, samples[i].stages_in_scope("cumulative"))) for i in gens]
         _put(out, "generator/pass_rate_generated", _mean(ctx.generator_pass_rate(i, t) for i, t in scoped if t))
         _put(out, "generator/format", _mean(formats[i] for i in gens))
-        _put(out, "generator/collapse_penalty", _mean(r for r in ctx.collapse_rewards() if r is not None))
+        _put(out, "generator/repetition_reward", _mean(r for r in ctx.repetition_rewards() if r is not None))
         _put(out, "generator/hack_rate", _mean(float(hacks[i] != 0) for i in gens))
         out.update(group_metrics([(samples[i].task_id, ctx.generator_pass_rate(i, samples[i].own_tests)) for i in gens]))
         for k in stages:
-            _put(out, f"generator/collapse/stage{k}", _mean(ctx.collapse_scores(i)[k - 1] for i in gens))
+            _put(out, f"generator/repetition/stage{k}", _mean(ctx.repetition_scores(i)[k - 1] for i in gens))
             _put(out, f"generator/nonempty/stage{k}", _mean(float(bool(samples[i].stage_texts[k - 1].strip())) for i in gens))
 
     if discs:

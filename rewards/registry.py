@@ -16,7 +16,7 @@ from rewards.engine import ExecutionEngine
 from rewards.metrics import batch_metrics
 from rewards.quality import quality_metrics
 from rewards.scorer import RewardScorer
-from rewards.scoring import RewardContext
+from rewards.context import RewardContext
 
 RewardFn = Callable[[RewardContext], list]
 
@@ -26,7 +26,7 @@ REWARD_FUNCS: dict[str, RewardFn] = {
     "discriminator_weighted": lambda ctx: ctx.discriminator_rewards("weighted"),
     "discriminator_mutation": lambda ctx: ctx.discriminator_rewards("mutation"),
     "format": RewardContext.format_rewards,
-    "mode_collapse": RewardContext.collapse_rewards,
+    "repetition": RewardContext.repetition_rewards,
     "hack_penalty": RewardContext.hack_rewards,
 }
 ALIASES = ("discriminator",)  # -> discriminator_<config.discriminator_variant>
@@ -47,7 +47,7 @@ def resolve_names(names: Sequence[str], config: RewardConfig) -> list[str]:
 def default_reward_names(config: RewardConfig) -> list[str]:
     """Every reward of both roles, with the configured discriminator variant."""
     return resolve_names(
-        ["generator_pass_rate", "discriminator", "format", "mode_collapse", "hack_penalty"], config
+        ["generator_pass_rate", "discriminator", "format", "repetition", "hack_penalty"], config
     )
 
 
@@ -56,13 +56,22 @@ def get_reward_weights(names: Sequence[str], config: RewardConfig) -> list[float
     return [float(config.weights.get(n, 1.0)) for n in resolve_names(names, config)]
 
 
+def make_scorer(names: Sequence[str], config: RewardConfig, engine: ExecutionEngine | None = None) -> RewardScorer:
+    """The ``RewardScorer`` the reward functions of ``names`` share (it builds mutants only when a name needs them)."""
+    resolved = resolve_names(names, config)
+    need_mutants = "discriminator_mutation" in resolved or config.discriminator_variant == "mutation"
+    return RewardScorer(config, engine, need_mutants)
+
+
 def get_reward_funcs(
     names: Sequence[str],
     config: RewardConfig,
     engine: ExecutionEngine | None = None,
     log_metrics: bool = True,
+    scorer: RewardScorer | None = None,
 ) -> list[Callable[..., list]]:
-    """TRL reward callables for ``names``, sharing one ``RewardScorer`` (``fn.scorer``).
+    """TRL reward callables for ``names``, sharing one ``RewardScorer`` (``fn.scorer``): ``scorer`` when given
+    (``make_scorer``), so that a caller that also reads the batch's context (failure replay) holds it explicitly.
 
     With ``log_metrics``, the first function called on a new batch also sends ``batch_metrics``
     and ``quality_metrics`` (test diversity per stage, reasoning coherence) through TRL's
@@ -70,8 +79,7 @@ def get_reward_funcs(
     Mutants are built when the ``mutation`` variant is among the names or configured.
     """
     resolved = resolve_names(names, config)
-    need_mutants = "discriminator_mutation" in resolved or config.discriminator_variant == "mutation"
-    scorer = RewardScorer(config, engine, need_mutants)
+    scorer = scorer or make_scorer(resolved, config, engine)
 
     def make(name: str) -> Callable[..., list]:
         compute = REWARD_FUNCS[name]

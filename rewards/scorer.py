@@ -12,7 +12,7 @@ from rewards.batch import fingerprint, parse_batch
 from rewards.config import RewardConfig
 from rewards.engine import ExecutionEngine
 from rewards.metrics import batch_metrics
-from rewards.scoring import RewardContext
+from rewards.context import RewardContext
 
 
 class RewardScorer:

@@ -1,8 +1,15 @@
 """Shaping signals that need no execution: output format and degenerate repetition.
 
 Small policies under RL drift into repetition loops ("return return return", one sentence pasted
-over and over) because such text is cheap and sometimes scores; a collapse score lets a penalty
+over and over) because such text is cheap and sometimes scores; a repetition score lets a penalty
 push back before the loop takes over the whole policy.
+
+Two measures of degenerate text, with two names, on purpose: this ``repetition_score`` (4-grams of words and
+punctuation, any stuttered word) is the reward's *graded* signal, so GRPO sees mild repetition cost a little
+and heavy repetition a lot; ``pipeline.evaluation.collapse`` (8-grams, stuttered keywords only, a threshold) is
+the *verdict* "this sample collapsed" that training logs as ``generator/collapse_rate``, the collapse guard
+watches and evaluation reports, tuned to flag only degenerate output. The reward's settings are
+``repetition_*``, the verdict's ``collapse_*``.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 _WORD = re.compile(r"\w+")
 
 
-def collapse_score(text: str, ngram: int = 4) -> float:
+def repetition_score(text: str, ngram: int = 4) -> float:
     """Degenerate-repetition score of ``text`` in [0, 1]; 0 for empty or short text.
 
     The maximum of two fractions:

@@ -13,7 +13,7 @@ out=outputs/heldout/$label
 mkdir -p "$out"
 py=${PYTHON:-.venv/bin/python}
 stages=(16 16 16 16 128)   # the budgets of configs/bootstrap_learn.yaml and configs/rl_learn.yaml
-common=(--dtype bfloat16 --max_new_tokens 256 --stage_tokens "${stages[@]}" --test_tokens 96 --batch_size 20)
+common=(--dtype bfloat16 --max_new_tokens 256 --generator_tokens "${stages[@]}" --discriminator_tokens 96 --batch_size 20)
 [[ -n "$adapter" ]] && common+=(--adapter "$adapter")
 run() {  # name, then evaluate.py flags
     local name=$1; shift

@@ -10,7 +10,7 @@ train on the problems the model solves sometimes, not never and not always:
     # 2. four staged samples of each, as RL samples them
     .venv/bin/python evaluate.py --benchmark mbpp --split train validation \
         --task_ids_file outputs/solve_rates/candidates.txt --mode staged --num_samples 4 --temperature 0.8 \
-        --stage_tokens 16 16 16 16 128 --adapter outputs/bootstrap_learn/final --output_dir outputs/solve_rates/eval
+        --generator_tokens 16 16 16 16 128 --adapter outputs/bootstrap_learn/final --output_dir outputs/solve_rates/eval
     # 3. the problems with 1 to 3 passing samples of 4, with their counts as comments
     .venv/bin/python scripts/select_problems.py pick outputs/solve_rates/eval/samples.jsonl \
         --min_passed 1 --max_passed 3 --out configs/rl_learn_problems.txt
@@ -34,10 +34,9 @@ def candidates(config: str, extra: list[str]) -> list[str]:
     """The task ids of the recipe's training problems, in its order, ignoring its train_task_ids_file."""
     import train
 
-    script = train.parse_config(["--config", config, *extra])[0]
-    script.train_task_ids_file = None
-    dataset, _ = train.load_training_problems(script)
-    return list(dataset["task_id"])
+    data = train.parse_config(["--config", config, *extra])[0]
+    data.train_task_ids_file = None
+    return list(train.training_problems(data)["task_id"])
 
 
 def pass_counts(samples_file: Path) -> dict[str, tuple[int, int]]:

@@ -17,17 +17,19 @@ RECIPE = Path(train.__file__).resolve().parent / "configs" / "bootstrap.yaml"
 def test_the_recipe_is_read_in_bootstrap_mode():
     argv = ["--config", str(RECIPE)]
     assert train.recipe_mode(argv) == "bootstrap"
-    script, boot, sft, model = train.parse_bootstrap_config(argv + ["--rounds", "3", "--seed", "7"])
-    assert boot.rounds == 3 and boot.seed == 7 and sft.seed == 7  # one seed flag: SFTConfig's, shared
+    data, run, boot, sft, model = train.parse_bootstrap_config(argv + ["--rounds", "3", "--seed", "7"])
+    assert boot.rounds == 3 and sft.seed == 7  # one seed flag: SFTConfig's, which the rounds sample with
     assert len(boot.generator_tokens) == 5 and boot.samples_per_problem >= 2 and boot.temperature > 0
     assert (model.lora_r, model.lora_alpha, sft.learning_rate) == (8, 16, 1e-4)  # the warm start's recipe
-    assert not sft.bf16 or __import__("torch").cuda.is_available()
+    from pipeline.models import cpu_has_native_bf16
+
+    assert sft.bf16 == cpu_has_native_bf16() or __import__("torch").cuda.is_available()  # bf16 where native
 
 
 def test_defaults_without_a_recipe():
-    script, boot, sft, model = train.parse_bootstrap_config(["--mode", "bootstrap", "--output_dir", "unused"])
+    data, run, boot, sft, model = train.parse_bootstrap_config(["--mode", "bootstrap", "--output_dir", "unused"])
     assert boot.rounds == 2 and boot.seed_with_own_tests and boot.train_generator and boot.train_discriminator
-    assert script.mode == "bootstrap" and sft.warmup_steps == 0 and sft.lr_scheduler_type == "cosine"
+    assert boot.mode == "bootstrap" and sft.warmup_steps == 0 and sft.lr_scheduler_type == "cosine"
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -37,7 +39,6 @@ def test_defaults_without_a_recipe():
     (["--train_generator", "false", "--train_discriminator", "false"], "nothing would train"),
     (["--resume_from_checkpoint", "some/checkpoint-3"], "resumes by round"),
     (["--eval_strategy", "steps", "--eval_steps", "1"], "has no eval dataset"),
-    (["--separate_discriminator_model", "embedded"], "ONE PeftModel"),
     (["--generator_init_adapter", "/no/such/folder"], "no such folder"),
 ])  # fmt: skip
 def test_configurations_that_cannot_work_end_with_a_config_error(overrides, message, tmp_path, capsys):

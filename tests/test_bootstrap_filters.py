@@ -155,11 +155,11 @@ def test_each_round_draws_its_problems_with_its_own_seed():
     from pipeline.bootstrap.run import round_problems
 
     rows = [{**ADD, "task_id": f"t/{i}"} for i in range(10)]
-    config = BootstrapConfig(max_problems_per_round=4, seed=3)
-    first, again, second = (round_problems(rows, config, k) for k in (1, 1, 2))
+    config = BootstrapConfig(max_problems_per_round=4)
+    first, again, second = (round_problems(rows, config, k, seed=3) for k in (1, 1, 2))
     assert first == again and first != second and len(first) == len(second) == 4
     assert [r["task_id"] for r in first] == sorted((r["task_id"] for r in first), key=lambda t: int(t[2:]))
-    assert round_problems(rows, BootstrapConfig(), 1) == rows
+    assert round_problems(rows, BootstrapConfig(), 1, seed=3) == rows
 
 
 def test_examples_over_max_length_are_dropped_and_counted_never_truncated():

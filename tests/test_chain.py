@@ -10,12 +10,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline.adapters import acting_as
-from pipeline.chain import Chain, ChainConfig, Turns, accumulate_tests, generate_chains
+from pipeline.models.adapters import acting_as
+from pipeline.chain import Chain, ChainConfig, PrefixUnstableError, accumulate_tests, generate_chains
 from pipeline.models import ModelConfig
-from pipeline.policies import load_policies
-from pipeline.rollout import Phase, ProblemIndex, StagedRollout, assemble, roles_for
-from pipeline.tiny_model import build_tiny_model
+from pipeline.models.policies import Policies, load_policies
+from pipeline.chain.rollout import Phase, ProblemIndex, StagedRollout, assemble, roles_for
+from pipeline.models.tiny import build_tiny_model
+from prompts.record import PROBLEM_COLUMNS, ROLLOUT_COLUMNS
+from rewards.batch import parse_batch
 
 PROBLEMS = [
     {"task_id": "a", "problem": "Add two numbers.", "entry_point": "add", "signature": "def add(a, b):"},
@@ -30,10 +32,12 @@ BUDGET = ChainConfig(generator_tokens=(12, 20, 7, 15, 9), discriminator_tokens=(
 @pytest.fixture(scope="module")
 def policies(tmp_path_factory):
     folder = build_tiny_model(tmp_path_factory.mktemp("tiny"))
-    policies = load_policies(ModelConfig(model_name_or_path=str(folder), lora_r=4))
+    # fp32 on every CPU: the cache test below compares logits to 1e-4, finer than bf16 resolves (dtype auto would
+    # pick bf16 on a CPU with native bf16)
+    policies = load_policies(ModelConfig(model_name_or_path=str(folder), lora_r=4, dtype="float32"))
     with torch.no_grad():  # distinct, non-zero adapters so that the two roles really differ
         generator = torch.Generator().manual_seed(0)
-        for name, param in policies.generator.named_parameters():
+        for name, param in policies.model.named_parameters():
             if "lora_B" in name:
                 param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
     return policies
@@ -56,7 +60,7 @@ def test_cached_batched_generation_equals_plain_generation(policies, chains):
     counts as the argmax when its logit is within ``TIE`` of the best one, and almost all must be
     exact.
     """
-    model, tokenizer = policies.generator, policies.tokenizer
+    model, tokenizer = policies.model, policies.tokenizer
     exact = total = 0
     for chain in chains:
         for role, turns, budgets in (("generator", chain.generator, BUDGET.generator_tokens),
@@ -136,9 +140,15 @@ def test_to_trl_fields(chains):
                             Phase("discriminator", 2))
     out = rollout.to_trl(chains, ["discriminator"] * len(chains))
     assert out["logprobs"] is None
-    for key in ("prompt_ids", "completion_ids", "env_mask", "role", "train_stage", "stage_texts", "final_code",
-                "tests_by_stage", "disc_rejections"):
+    # the extra fields are exactly the rollout's record (prompts.record), one entry per completion
+    assert set(out) - {"prompt_ids", "completion_ids", "logprobs", "env_mask"} == set(ROLLOUT_COLUMNS)
+    for key in ("prompt_ids", "completion_ids", "env_mask", *ROLLOUT_COLUMNS):
         assert len(out[key]) == len(chains), key
+    # with the problem's columns (the dataset's), they are what the rewards parse: no column missing
+    problems = {name: [p.get(name, "") for p in PROBLEMS] for name in PROBLEM_COLUMNS}
+    problems["tests"] = [[] for _ in PROBLEMS]
+    samples = parse_batch({**out, **problems}, num_stages=5)
+    assert [s.role for s in samples] == ["discriminator"] * 3 and samples[0].stage_texts == tuple(chains[0].stage_texts)
     assert out["train_stage"] == [2, 2, 2]
     assert all(len(c) == len(m) for c, m in zip(out["completion_ids"], out["env_mask"]))
 
@@ -152,3 +162,17 @@ def test_bad_inputs_get_clear_errors():
         Phase("judge")
     with pytest.raises(KeyError, match="none of its problems"):
         ProblemIndex([{"prompt": "p"}])["q"]
+
+
+def test_a_template_that_rewrites_earlier_turns_is_refused_with_the_reason(policies):
+    """Token-exact rollouts need a template that only appends: one that re-renders history is an error, not a
+    silent fallback that would train on token ids the model never saw."""
+    import copy
+
+    rewriting = copy.deepcopy(policies.tokenizer)
+    rewriting.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
+        "{% if m['role'] == 'assistant' and not loop.last %}[earlier answer]{% else %}{{ m['content'] }}{% endif %}"
+        "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    with pytest.raises(PrefixUnstableError, match="re-renders earlier turns"):
+        generate_chains(Policies(policies.model, rewriting), PROBLEMS[:1], BUDGET)

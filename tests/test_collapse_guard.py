@@ -13,16 +13,10 @@ from trl import SFTTrainer
 
 import datasets_build
 from pipeline.models import ModelConfig
-from pipeline.policies import load_policies
-from pipeline.tiny_model import build_tiny_model
-from pipeline.warmstart import (
-    GUARD_FILE,
-    CollapseGuard,
-    CollapseGuardConfig,
-    GenerationProbe,
-    build_sft_dataset,
-    sft_training_args,
-)
+from pipeline.models.policies import load_policies
+from pipeline.models.tiny import build_tiny_model
+from pipeline.evaluation.guard import GUARD_FILE, CollapseGuard, CollapseGuardConfig
+from pipeline.warmstart import GenerationProbe, build_sft_dataset, sft_training_args
 
 METRIC = "eval/mode_collapse_rate"
 
@@ -55,7 +49,7 @@ def test_warns_and_names_the_last_checkpoint_saved_before_the_crossing(tmp_path,
     run.log(4, 0.2)
     run.save(4)
     assert not (tmp_path / GUARD_FILE).exists()  # nothing to report yet
-    with caplog.at_level(logging.WARNING, logger="pipeline.warmstart.guard"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.evaluation.guard"):
         control = run.log(6, 0.75)
     assert "0.750 >= 0.500 at step 6" in caplog.text
     assert not control.should_training_stop  # warning only
@@ -100,7 +94,7 @@ def test_other_metrics_and_non_numbers_are_ignored(tmp_path, caplog):
     run = Run(tmp_path, CollapseGuard(CollapseGuardConfig(metric=METRIC, stop_on_collapse=True)))
     run.state.global_step = 1
     run.guard.on_log(run.args, run.state, run.control, logs={"collapse/rate": 1.0})
-    with caplog.at_level(logging.WARNING, logger="pipeline.warmstart.guard"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.evaluation.guard"):
         for bad in (float("nan"), "high", True):
             assert not run.log(2, bad).should_training_stop
     assert caplog.text.count("not a finite number") == 3

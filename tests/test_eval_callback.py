@@ -31,9 +31,9 @@ from pipeline.evaluation.callback import (
     spread,
 )
 from pipeline.models import ModelConfig
-from pipeline.policies import load_policies
-from pipeline.rollout import Phase, ProblemIndex, StagedRollout
-from pipeline.tiny_model import build_tiny_model
+from pipeline.models.policies import load_policies
+from pipeline.chain.rollout import Phase, ProblemIndex, StagedRollout
+from pipeline.models.tiny import build_tiny_model
 from prompts import direct_messages, load_templates
 
 RATES = ("pass@1", "syntax_valid", "mode_collapse_rate", "test_pass_rate")
@@ -83,7 +83,7 @@ def _evaluated(log_history: list[dict], key: str) -> dict[int, float]:
 
 def test_config_rejects_what_cannot_work():
     for bad in ({"bench_modes": ["fast"]}, {"bench_modes": ["direct", "direct"]}, {"bench_limit": 0},
-                {"bench_eval_steps": 0}, {"bench_stage_tokens": [8, 8]}, {"bench_max_new_tokens": 0},
+                {"bench_eval_steps": 0}, {"bench_generator_tokens": [8, 8]}, {"bench_max_new_tokens": 0},
                 {"bench_metric_for_best": "eval_bench/staged/pass@1"}, {"bench_collapse_threshold": 0.0}):
         with pytest.raises(ValueError):
             BenchmarkEvalConfig(**bad)
@@ -120,7 +120,7 @@ def _sft_trainer(tiny: Path, rows: list[dict], output_dir: Path, max_steps: int,
                      logging_steps=10, ddp_backend=ddp_backend)
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=policies.tokenizer)
     config = BenchmarkEvalConfig(bench_modes=["direct", "staged"], bench_eval_steps=1, bench_limit=3,
-                                 bench_max_new_tokens=16, bench_stage_tokens=[4, 4, 4, 4, 12],
+                                 bench_max_new_tokens=16, bench_generator_tokens=[4, 4, 4, 4, 12],
                                  bench_sandbox_workers=2, **config)
     return trainer, BenchmarkCallback(rows, config).attach(trainer), policies
 
@@ -188,7 +188,7 @@ def test_other_processes_only_keep_logging_in_step(sft_run):
 def test_best_tracking_over_metric_sequences(tiny, tmp_path):
     """Real callback, TrainerState and adapters: the generator's LoRA B holds the step number, so the saved
     file shows which step's adapters were kept."""
-    model = _policies(tiny).generator
+    model = _policies(tiny).model
     args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
     key = "eval_bench/direct/pass@1"
 
@@ -225,7 +225,7 @@ def test_best_tracking_over_metric_sequences(tiny, tmp_path):
 
 def test_grpo_with_the_staged_rollout_logs_the_benchmark(tiny, rows, tmp_path):
     policies = _policies(tiny)
-    model = policies.generator
+    model = policies.model
     train = [dict(row, prompt=row["task_id"]) for row in rows[:2]]
     rollout = StagedRollout(ProblemIndex(train), ChainConfig(generator_tokens=[3], discriminator_tokens=[3],
                                                              temperature=1.0), Phase("generator"))
@@ -234,7 +234,7 @@ def test_grpo_with_the_staged_rollout_logs_the_benchmark(tiny, rows, tmp_path):
         return [len(ids) / 100 for ids in completion_ids]
 
     args = GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, num_generations=2, max_steps=2,
-                      learning_rate=0.01, use_cpu=True, bf16=False, gradient_checkpointing=False, report_to="none",
+                      learning_rate=0.01, use_cpu=True, bf16=False, activation_checkpointing=False, report_to="none",
                       save_strategy="no", logging_steps=1, seed=0, eval_steps=2)
     trainer = GRPOTrainer(model=model, reward_funcs=[length_reward], args=args, train_dataset=Dataset.from_list(train),
                           processing_class=policies.tokenizer, rollout_func=rollout)

@@ -1,4 +1,4 @@
-"""Generation paths of evaluate.py and pipeline.solve on a tiny random model (its output is noise, so
+"""Generation paths of evaluate.py and pipeline.tools.solve on a tiny random model (its output is noise, so
 these tests check the machinery: runs, base vs adapter, best-of-N, stages, artefacts, model card).
 
 The embedded model is converted once into a pytest temporary folder (~20 s) for its tokenizer, as in
@@ -15,13 +15,14 @@ import pytest
 import torch
 
 from datasets_build.mini import mini_file
-from pipeline.adapters import ROLES, attach_role_adapters, save_adapters
-from pipeline.embedded import embedded_model_dir
+from prompts.roles import ROLES
+from pipeline.models.adapters import attach_role_adapters, save_adapters
+from pipeline.models.embedded import embedded_model_dir
 from pipeline.evaluation.generation import CodeBlockDone, HfBackend, SamplingConfig
 from pipeline.evaluation.loading import load_eval_policies
 from pipeline.models import ModelConfig, load_base_model, load_tokenizer
-from pipeline.solve import main as solve_main
-from pipeline.tiny_model import build_tiny_model
+from pipeline.tools.solve import main as solve_main
+from pipeline.models.tiny import build_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
 CONVERSATIONS = [[{"role": "user", "content": "Write add(a, b)."}],
@@ -56,7 +57,7 @@ def checkpoint(tiny_dir: Path, tmp_path: Path) -> Path:
 
 def test_base_run_is_the_base_model(tiny_dir: Path, checkpoint: Path) -> None:
     policies, _ = load_eval_policies(str(tiny_dir), str(checkpoint))
-    backend = HfBackend(policies.generator, policies.tokenizer)
+    backend = HfBackend(policies.model, policies.tokenizer)
     # one sequence per batch, as below: padded batches break this random model's near-ties differently
     greedy = SamplingConfig(max_new_tokens=12, temperature=0.0, batch_size=1)
     base_texts = [g.text for g in backend.with_adapters(False).generate(CONVERSATIONS, "generator", greedy)]
@@ -76,7 +77,7 @@ def test_base_run_is_the_base_model(tiny_dir: Path, checkpoint: Path) -> None:
 
 def test_logprobs_are_mean_token_log_probabilities(tiny_dir: Path, checkpoint: Path) -> None:
     policies, _ = load_eval_policies(str(tiny_dir), str(checkpoint))
-    backend = HfBackend(policies.generator, policies.tokenizer)
+    backend = HfBackend(policies.model, policies.tokenizer)
     sampling = SamplingConfig(max_new_tokens=6, temperature=1.0, batch_size=2)
     generations = backend.generate(CONVERSATIONS, "generator", sampling, with_logprobs=True)
     assert all(g.logprob is not None and g.logprob < 0 and 1 <= g.num_tokens <= 6 for g in generations)

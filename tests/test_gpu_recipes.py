@@ -38,7 +38,7 @@ def test_there_are_two_gpu_recipes_and_the_overrides_leave_their_training_settin
     assert [p.name for p in RECIPES] == ["qwen2.5-coder-1.5b-4090.yaml", "qwen2.5-coder-7b-5090.yaml"]
     for path in RECIPES:
         recipe = yaml.safe_load(path.read_text())
-        assert recipe["load_in_4bit"] and recipe["bf16"] and recipe["gradient_checkpointing"]
+        assert recipe["load_in_4bit"] and recipe["bf16"] and recipe["activation_checkpointing"]
         assert not set(recipe) & {"use_cpu", "max_steps", "torch_threads"}  # the test adds these; the rest is the recipe's
 
 
@@ -52,11 +52,11 @@ def test_gpu_recipe_runs_one_step_on_the_cpu(recipe_file: Path, humaneval_mini: 
             "--generator_tokens", "2", "--discriminator_tokens", "2", "--max_steps", "1", "--output_dir", str(out),
             "--report_to", "none", "--dataset_dir", str(humaneval_mini), "--train_splits", "humaneval_mini_test",
             "--eval_splits", "humaneval_mini_test", "--allow_contamination", "true", "--torch_threads", "1"]
-    script, schedule, chain, reward, training, model, bench = train.parse_config(argv)
+    data, run, rl, schedule, chain, reward, bench, training, model = train.parse_config(argv)
     # What the recipe says is what runs: 4-bit base, bf16, checkpointing, the batch shape and the group size.
     assert (model.load_in_4bit, model.use_bnb_nested_quant, model.bnb_4bit_compute_dtype) == (
         True, True, "bfloat16")
-    assert (training.bf16, training.gradient_checkpointing, training.use_cpu) == (True, True, True)
+    assert (training.bf16, training.activation_checkpointing, training.use_cpu) == (True, True, True)
     assert (training.per_device_train_batch_size, training.gradient_accumulation_steps,
             training.num_generations) == (recipe["per_device_train_batch_size"],
                                           recipe["gradient_accumulation_steps"], recipe["num_generations"])

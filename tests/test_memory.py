@@ -1,4 +1,4 @@
-"""pipeline.memory (issue 14): the peak-memory estimate of a recipe.
+"""pipeline.tools.memory (issue 14): the peak-memory estimate of a recipe.
 
 Known answers first (parameter counts by hand, against transformers and peft, and against the real embedded
 model), then the formulas against what PyTorch really holds on CPU: the tensors autograd saves per decoder
@@ -15,7 +15,7 @@ import tempfile
 import pytest
 import torch
 
-from pipeline import memory as M
+from pipeline.tools import memory as M
 
 ALL = list(M.ATTENTION_MLP)
 TINY = {"model_type": "llama", "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 2,
@@ -88,7 +88,7 @@ def test_lora_count_equals_peft():
 
 def test_nf4_storage_per_parameter():
     """4 bits + a one-byte absmax per 64 weights + an fp32 per 256 absmax = 4.127 bits (QLoRA's ~0.127 bit)."""
-    shape = M.ModelShape.from_config(M.json.loads((M.MODEL_CONFIG_DIR / "qwen2.5-coder-7b-instruct.json").read_text()))
+    shape = M.ModelShape.from_config(json.loads((M.MODEL_CONFIG_DIR / "qwen2.5-coder-7b-instruct.json").read_text()))
     recipe = M.Recipe(load_in_4bit=True, nested_quant=True)
     total, _ = M.weight_bytes(shape, recipe)
     linear = shape.num_layers * shape.layer_linear_weights()
@@ -227,8 +227,8 @@ def test_chain_layout_matches_a_real_chain(tmp_path):
     """The token widths the estimate renders are those of pipeline.chain's real conversations."""
     from pipeline.chain import ChainConfig, generate_chains
     from pipeline.models import ModelConfig
-    from pipeline.policies import load_policies
-    from pipeline.tiny_model import build_tiny_model
+    from pipeline.models.policies import load_policies
+    from pipeline.models.tiny import build_tiny_model
 
     problem = {"task_id": "t", "problem": "Return the sum of a list of integers.", "entry_point": "total",
                "signature": "def total(xs):"}

@@ -63,7 +63,7 @@ def test_warm_start_rl_resume_and_evaluation_on_a_4bit_base(tmp_path_factory, tm
         "generator_tokens": [3], "discriminator_tokens": [4], "temperature": 1.0,
         "stages": [1, 2], "role_steps": 1, "alternating_steps": 0, "max_steps": 4,
         "per_device_train_batch_size": 2, "num_generations": 2, "learning_rate": 0.05, "weight_decay": 0.1,
-        "use_cpu": True, "bf16": False, "gradient_checkpointing": True, "torch_threads": 1,
+        "use_cpu": True, "bf16": False, "activation_checkpointing": True, "torch_threads": 1,
         "output_dir": str(out), "save_steps": 1, "logging_steps": 1, "report_to": "none", "seed": 0,
     }))  # fmt: skip
     assert train.main(["--config", str(recipe)]) == 0

@@ -11,10 +11,10 @@ from rewards import BatchError, RewardConfig, default_reward_names, get_reward_f
     "field, value",
     [
         ("discriminator_variant", "nice"), ("stage_scope", "all"), ("num_stages", 0),
-        ("max_mutants", -1), ("collapse_threshold", 1.0), ("hack_penalty", 0.5),
+        ("max_mutants", -1), ("repetition_threshold", 1.0), ("hack_penalty", 0.5),
         ("test_timeout", 0), ("weighted_valid", float("nan")), ("time_floor", -1.0),
             ("verdict_runs", 0), ("time_factor", 0.5), ("too_slow_share", 0.0),
-        ("weights", {"format": "heavy"}), ("collapse_ngram", 1), ("cache_size", True),
+        ("weights", {"format": "heavy"}), ("repetition_ngram", 1), ("cache_size", True),
     ],
 )  # fmt: skip
 def test_bad_config_values_name_their_field(field, value):
@@ -25,7 +25,7 @@ def test_bad_config_values_name_their_field(field, value):
 def test_names_resolve_and_weights_follow_config():
     cfg = RewardConfig(discriminator_variant="weighted", weights={"format": 0.1, "discriminator_weighted": 2.0})
     names = default_reward_names(cfg)
-    assert names == ["generator_pass_rate", "discriminator_weighted", "format", "mode_collapse", "hack_penalty"]
+    assert names == ["generator_pass_rate", "discriminator_weighted", "format", "repetition", "hack_penalty"]
     assert get_reward_weights(["discriminator", "format", "hack_penalty"], cfg) == [2.0, 0.1, 1.0]
     with pytest.raises(ValueError, match="unknown reward"):
         get_reward_funcs(["pass_rate"], cfg)

@@ -16,7 +16,7 @@ import pytest
 
 from rewards import ExecutionEngine, RewardConfig, batch_metrics, get_reward_funcs
 from rewards.batch import parse_batch
-from rewards.scoring import RewardContext
+from rewards.context import RewardContext
 from sandbox import Sandbox, SandboxConfig
 
 REFERENCE = "def is_pos(x):\n    return x > 0\n"
@@ -220,10 +220,10 @@ def test_verdicts_are_cached_across_batches(sandbox):
 
 def test_reward_funcs_share_one_computation_per_batch(sandbox):
     cfg = RewardConfig(discriminator_variant="mutation")
-    funcs = get_reward_funcs(["generator_pass_rate", "discriminator", "format", "mode_collapse", "hack_penalty"],
+    funcs = get_reward_funcs(["generator_pass_rate", "discriminator", "format", "repetition", "hack_penalty"],
                              cfg, engine=ExecutionEngine(sandbox))
     assert [f.__name__ for f in funcs] == [
-        "generator_pass_rate", "discriminator_mutation", "format", "mode_collapse", "hack_penalty"
+        "generator_pass_rate", "discriminator_mutation", "format", "repetition", "hack_penalty"
     ]
     kwargs = columns(episode("generator", BUGGY, [[KILLS_TWO]]), episode("discriminator", BUGGY, [[KILLS_TWO]]))
     logged: dict[str, float] = {}

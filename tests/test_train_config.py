@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 import datasets_build
 import train
+from datasets_build import DataSelectionError
+from pipeline.models import cpu_has_native_bf16, resolve_dtype
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +51,6 @@ def run_main(recipe: Path, *overrides: str) -> int:
     (["--mode", "unified"], "needs >= 2 groups"),
     (["--eval_splits", "humaneval_mini_test", "--allow_contamination", "false"], "overlap evaluation tasks"),
     (["--allow_contamination", "false"], "contamination cannot be checked"),
-    (["--separate_discriminator_model", "embedded"], "ONE PeftModel"),
     (["--replay_ratio", "1.5"], "replay_ratio"),
     (["--generator_init_adapter", "/nonexistent/final"], "generator_init_adapter '/nonexistent/final': no such"),
     (["--discriminator_init_adapter", "outputs/no/such/run/final"], "discriminator_init_adapter"),
@@ -117,12 +119,14 @@ def test_every_shipped_recipe_parses_in_its_mode(recipe_file):
 
 
 def test_warm_start_defaults_are_the_plans_recipe_and_cpu_safe():
-    script, warm, bench, sft, model = train.parse_sft_config(["--mode", "sft", "--output_dir", "unused"])
+    data, run, warm, bench, sft, model = train.parse_sft_config(["--mode", "sft", "--output_dir", "unused"])
     assert (model.lora_r, model.lora_alpha, sft.learning_rate, sft.warmup_steps) == (8, 16, 1e-4, 0.1)
-    assert (sft.bf16, sft.use_cpu) == (False, True)  # this machine has no CUDA GPU
-    script, warm, bench, sft, model = train.parse_sft_config(["--config", str(SFT_RECIPE), "--lora_r", "4"])
+    # this machine has no CUDA GPU: bf16 autocast exactly where the CPU has native bf16, as dtype auto's weights
+    assert (sft.bf16, sft.use_cpu, sft.activation_checkpointing) == (cpu_has_native_bf16(), True, False)
+    assert resolve_dtype(model.dtype) == (torch.bfloat16 if cpu_has_native_bf16() else torch.float32)
+    data, run, warm, bench, sft, model = train.parse_sft_config(["--config", str(SFT_RECIPE), "--lora_r", "4"])
     assert (model.lora_r, model.lora_alpha, sft.learning_rate, sft.max_steps) == (4, 16, 1e-4, 4)
-    assert bench.bench_modes == ["direct"] and bench.bench_eval_steps == 4 and script.train_splits[0] == "mbpp_train"
+    assert bench.bench_modes == ["direct"] and bench.bench_eval_steps == 4 and data.train_splits[0] == "mbpp_train"
 
 
 def test_missing_data_files_are_named(recipe, capsys):
@@ -146,37 +150,37 @@ def test_existing_checkpoints_need_an_explicit_resume(recipe, tmp_path, capsys):
 
 def test_command_line_overrides_yaml_and_the_effective_recipe_records_it(recipe):
     argv = ["--config", str(recipe), "--stages", "3", "--learning_rate=2e-5", "--weights", '{"format": 0.5}',
-            "--resume_from_checkpoint", "latest", "--gradient_checkpointing", "false"]
-    script, schedule, chain, reward, training, model, bench = train.parse_config(argv)
+            "--resume_from_checkpoint", "latest", "--activation_checkpointing", "false"]
+    data, run, rl, schedule, chain, reward, bench, training, model = train.parse_config(argv)
     assert schedule.stages == [3] and schedule.role_steps == 1
     assert training.learning_rate == 2e-5 and training.per_device_train_batch_size == 2
     assert reward.weights == {"format": 0.5} and model.lora_r == 16 and bench.bench_eval_steps is None
-    recorded = train.effective_recipe(argv)
+    recorded = train.effective_recipe(argv, train.RL_TYPES)
     assert recorded["stages"] == [3] and recorded["learning_rate"] == 2e-5 and recorded["weights"] == {"format": 0.5}
-    assert recorded["gradient_checkpointing"] is False and "resume_from_checkpoint" not in recorded
+    assert recorded["activation_checkpointing"] is False and "resume_from_checkpoint" not in recorded
     assert recorded["num_generations"] == 2  # from the YAML
     rerun = recipe.parent / "rerun.yaml"
     rerun.write_text(yaml.safe_dump(recorded))
     again = train.parse_config(["--config", str(rerun)])
-    assert again[1] == schedule and again[3].weights == {"format": 0.5} and again[4].learning_rate == 2e-5
+    assert again[3] == schedule and again[5].weights == {"format": 0.5} and again[7].learning_rate == 2e-5
 
 
 def test_training_rows_get_a_unique_short_prompt(recipe):
-    script = train.parse_config(["--config", str(recipe)])[0]
-    dataset, n = train.load_training_problems(script)
-    assert n == len(dataset) == 20
-    assert dataset[0]["prompt"].startswith("HumanEvalMini/") and len(set(dataset["prompt"])) == n
-    script.max_train_problems = 3
-    assert train.load_training_problems(script)[1] == 3
+    data = train.parse_config(["--config", str(recipe)])[0]
+    dataset = train.training_problems(data)
+    assert len(dataset) == 20
+    assert dataset[0]["prompt"].startswith("HumanEvalMini/") and len(set(dataset["prompt"])) == 20
+    data.max_train_problems = 3
+    assert len(train.training_problems(data)) == 3
 
 
 def test_train_task_ids_file_keeps_the_listed_problems_and_refuses_unknown_ones(recipe, tmp_path):
-    script = train.parse_config(["--config", str(recipe)])[0]
+    data = train.parse_config(["--config", str(recipe)])[0]
     ids = tmp_path / "ids.txt"
     ids.write_text("# 2 of 20, measured\nHumanEvalMini/5\nHumanEvalMini/1  # one of 4 passed\n")
-    script.train_task_ids_file = str(ids)
-    dataset, n = train.load_training_problems(script)
-    assert n == 2 and dataset["task_id"] == ["HumanEvalMini/1", "HumanEvalMini/5"]
-    script.max_train_problems = 3  # the filters apply first: task 5 is not among the first 3
-    with pytest.raises(train.ConfigError, match=r"1 listed task id\(s\) are not among the 3 problems .*'HumanEvalMini/5'"):
-        train.load_training_problems(script)
+    data.train_task_ids_file = str(ids)
+    dataset = train.training_problems(data)
+    assert dataset["task_id"] == ["HumanEvalMini/1", "HumanEvalMini/5"]
+    data.max_train_problems = 3  # the filters apply first: task 5 is not among the first 3
+    with pytest.raises(DataSelectionError, match=r"1 listed task id\(s\) are not among the 3 problems .*'HumanEvalMini/5'"):
+        train.training_problems(data)

@@ -5,6 +5,8 @@ Checked on the checkpoints written by the two runs together:
 * each step moved exactly the adapter of its phase, the other one is bit-identical (also across the
   kill: the resumed run restored both adapters and the optimizer exactly);
 * the schedule position of every step survived the resume (logged phase per step, schedule.json);
+* the resume is exact: an uninterrupted run of the same recipe and seed ends with the same adapters (bit for
+  bit), the same optimizer and scheduler state and the same logged losses and rewards;
 * the final folder pushes exactly the adapters, the recipe and a card (HfApi intercepted).
 
 The tiny model's rewards rarely differ within a group, so most gradients are zero; AdamW's weight decay
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -55,6 +58,17 @@ def changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> 
     return any(not torch.equal(before[k], after[k]) for k in before)
 
 
+def same_state(a, b) -> bool:
+    """Nested optimizer / scheduler state dicts equal, tensors bit for bit."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_state(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same_state(x, y) for x, y in zip(a, b))
+    return a == b
+
+
 @pytest.mark.slow
 def test_two_process_training_survives_sigkill_and_resumes_exactly(tmp_path_factory, tmp_path, monkeypatch):
     tiny = shared_tiny_model(tmp_path_factory)
@@ -69,7 +83,7 @@ def test_two_process_training_survives_sigkill_and_resumes_exactly(tmp_path_fact
         "generator_tokens": [3], "discriminator_tokens": [4], "temperature": 1.0,
         "stages": [1, 2], "role_steps": 1, "alternating_steps": 0, "max_steps": 4,
         "per_device_train_batch_size": 2, "num_generations": 2, "learning_rate": 0.05, "weight_decay": 0.1,
-        "replay_ratio": 0.5, "use_cpu": True, "bf16": False, "gradient_checkpointing": False,
+        "replay_ratio": 0.5, "use_cpu": True, "bf16": False, "activation_checkpointing": False,
         "output_dir": str(out), "save_steps": 1, "logging_steps": 1, "report_to": "none", "seed": 0,
     }))  # fmt: skip
 
@@ -109,6 +123,29 @@ def test_two_process_training_survives_sigkill_and_resumes_exactly(tmp_path_fact
         other = "discriminator" if role == "generator" else "generator"
         assert changed(adapter(before, role), adapter(after, role)), f"{after.name}: {role} did not train"
         assert not changed(adapter(before, other), adapter(after, other)), f"{after.name}: {other} moved"
+
+    # Run 3: the same recipe and seed, uninterrupted. The killed-and-resumed run must have ended in the same state.
+    straight = tmp_path / "straight"
+    third = launch(recipe, tmp_path / "third.log", "--output_dir", str(straight))
+    assert third.wait(timeout=400) == 0, (tmp_path / "third.log").read_text()[-3000:]
+    for role in ("generator", "discriminator"):
+        resumed, uninterrupted = adapter(out / "final", role), adapter(straight / "final", role)
+        assert resumed.keys() == uninterrupted.keys()
+        assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed), f"{role} differs after the resume"
+    for name in ("optimizer.pt", "scheduler.pt"):
+        resumed = torch.load(out / "checkpoint-4" / name, weights_only=False)
+        uninterrupted = torch.load(straight / "checkpoint-4" / name, weights_only=False)
+        assert same_state(resumed, uninterrupted), f"{name} differs after the resume"
+    # The console: one compact line per step (pipeline.training.console), no per-step metrics dict, no
+    # deprecation warning (our calls use the current transformers/TRL names; known third-party ones are filtered).
+    console = (tmp_path / "third.log").read_text()
+    steps = [m.group(1) for m in re.finditer(r"^step (\d+/\d+) \| (discriminator|generator) stage", console, re.M)]
+    assert steps == ["1/4", "2/4", "3/4", "4/4"]  # printed by the main process only
+    assert "FutureWarning" not in console and "'loss':" not in console
+    straight_state = json.loads((straight / "final" / "trainer_state.json").read_text())
+    keys = ("loss", "reward", "grad_norm", "phase/role")
+    assert [{k: h.get(k) for k in keys} for h in state["log_history"] if "loss" in h] == \
+        [{k: h.get(k) for k in keys} for h in straight_state["log_history"] if "loss" in h]
 
     sent: list[list[str]] = []
     monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: repo_id)

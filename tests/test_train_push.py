@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import HfApi
 
-from pipeline import push
+from pipeline.tools import push
 from pipeline.training.hub import PushError, push_folder
 
 REPO = "someone/duelcoder-test"

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import pytest
 
 from pipeline.chain import ChainConfig
-from pipeline.rollout import ProblemIndex
+from pipeline.chain.rollout import ProblemIndex
 from pipeline.training.replay import ROW_FIELDS, FailureRecorder, ReplayBuffer, ReplayRollout
-from rewards import RewardConfig, get_reward_funcs
+from rewards import RewardConfig, get_reward_funcs, make_scorer
 
 REFERENCE = "def add(a, b):\n    return a + b\n"
 BUGGY = "def add(a, b):\n    return a + b if a < 5 else 0\n"
@@ -33,15 +33,17 @@ def columns(rows: list[dict]) -> dict[str, list]:
 @pytest.fixture(scope="module")
 def scored() -> tuple[list, dict, FailureRecorder]:
     """One batch through the real reward function and sandbox, with the recorder around it."""
-    funcs = get_reward_funcs(["generator_pass_rate"], RewardConfig())
-    recorder = FailureRecorder(lambda kwargs: funcs[0].scorer.context(kwargs)[0])
-    wrapped = recorder.wrap(funcs[0])
+    scorer = make_scorer(["generator_pass_rate", "format"], RewardConfig())
+    funcs = get_reward_funcs(["generator_pass_rate", "format"], RewardConfig(), scorer=scorer)
+    recorder = FailureRecorder(scorer)
+    wrapped = recorder.wrap(funcs[1])  # any of the functions: the recorder reads the shared scorer, not its reward
     batch = columns([
         row("T/1", BUGGY, [[CATCHING, INVALID], [], [], [], []]),
         row("T/2", REFERENCE, [[CATCHING], [], [], [], []]),
         row("T/3", REFERENCE, [[], [], [], [], []], replayed=True),
     ])  # fmt: skip
-    rewards = wrapped(["p1", "p2", "p3"], ["", "", ""], [[1], [1], [1]], **batch)
+    wrapped(["p1", "p2", "p3"], ["", "", ""], [[1], [1], [1]], **batch)
+    rewards = funcs[0](["p1", "p2", "p3"], ["", "", ""], [[1], [1], [1]], **batch)
     return rewards, batch, recorder
 
 

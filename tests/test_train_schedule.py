@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.rollout import Phase
+from pipeline.chain.rollout import Phase
 from pipeline.training.schedule import (
     AdversarialSchedule,
     ScheduleConfig,

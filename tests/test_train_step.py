@@ -18,11 +18,11 @@ from trl import GRPOConfig
 
 from datasets_build import load_problems
 from pipeline.chain import ChainConfig
-from pipeline.embedded import embedded_model_dir
+from pipeline.models.embedded import embedded_model_dir
 from pipeline.models import ModelConfig
-from pipeline.policies import load_policies
-from pipeline.rollout import ProblemIndex
-from pipeline.tiny_model import build_tiny_model
+from pipeline.models.policies import load_policies
+from pipeline.chain.rollout import ProblemIndex
+from pipeline.models.tiny import build_tiny_model
 from pipeline.training.callbacks import PhaseCallback
 from pipeline.training.replay import ROW_FIELDS, ReplayBuffer, ReplayRollout
 from pipeline.training.schedule import AdversarialSchedule, ScheduleConfig
@@ -67,14 +67,14 @@ class Probe(TrainerCallback):
 
 def train_two_phases(policies, rows, schedule, rollout, reward, tmp_path):
     """Two real GRPO steps (one per role, the schedule's order) on CPU; returns the trainer and its Probe."""
-    probe = Probe(policies.generator, rollout)
+    probe = Probe(policies.model, rollout)
     args = GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, num_generations=2, max_steps=2,
-                      learning_rate=0.05, weight_decay=0.1, use_cpu=True, bf16=False, gradient_checkpointing=False,
+                      learning_rate=0.05, weight_decay=0.1, use_cpu=True, bf16=False, activation_checkpointing=False,
                       report_to="none", save_strategy="no", logging_steps=1, seed=0)
-    trainer = DuelGRPOTrainer(model=policies.generator, reward_funcs=[reward], args=args,
+    trainer = DuelGRPOTrainer(model=policies.model, reward_funcs=[reward], args=args,
                               train_dataset=Dataset.from_list(rows), processing_class=policies.tokenizer,
                               rollout_func=rollout, samples_per_step=1,
-                              callbacks=[PhaseCallback(schedule, rollout, policies.generator), probe])
+                              callbacks=[PhaseCallback(schedule, rollout, policies.model), probe])
     trainer.train()
     return trainer, probe
 
@@ -82,7 +82,7 @@ def train_two_phases(policies, rows, schedule, rollout, reward, tmp_path):
 @pytest.mark.slow
 def test_each_phase_trains_only_its_own_adapter_and_replayed_rows_reach_the_rewards(tiny_dir, tmp_path):
     policies = load_policies(ModelConfig(model_name_or_path=str(tiny_dir), lora_r=4, lora_alpha=8, lora_dropout=0.0))
-    model = policies.generator
+    model = policies.model
     problems = list(load_problems("humaneval-mini"))[:3]
     rows = [dict(row, prompt=row["task_id"]) for row in problems[:2]]
     replayed = dict(problems[2], tests=[*problems[2]["tests"], "assert True or 'a caught bug'"])
@@ -133,7 +133,7 @@ def test_unified_mode_trains_one_adapter_on_both_roles_in_the_same_batch(tiny_di
         "max_train_problems": 4, "generator_tokens": [3], "discriminator_tokens": [4],
         "mode": "unified", "curriculum": "all", "role_steps": 1, "alternating_steps": 0, "max_steps": 1,
         "per_device_train_batch_size": 4, "num_generations": 2, "use_cpu": True, "bf16": False,
-        "gradient_checkpointing": False, "output_dir": str(tmp_path / "out"), "save_strategy": "no",
+        "activation_checkpointing": False, "output_dir": str(tmp_path / "out"), "save_strategy": "no",
         "logging_steps": 1, "report_to": "none",
     }))  # fmt: skip
     assert train.main(["--config", str(recipe)]) == 0
@@ -154,7 +154,7 @@ def test_a_4bit_base_trains_each_adapter_in_its_own_phase(tiny_dir, tmp_path):
 
     policies = load_policies(ModelConfig(model_name_or_path=str(tiny_dir), lora_r=4, lora_alpha=8, lora_dropout=0.0,
                                          load_in_4bit=True, bnb_4bit_compute_dtype="float32"))
-    model = policies.generator
+    model = policies.model
     assert any(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())
     rows = [dict(row, prompt=row["task_id"]) for row in list(load_problems("humaneval-mini"))[:2]]
     schedule = AdversarialSchedule(ScheduleConfig(stages=[1], role_steps=1, alternating_steps=0))

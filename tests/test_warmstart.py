@@ -16,8 +16,8 @@ import datasets_build
 from pipeline.chain import Chain
 from pipeline.evaluation.callback import BenchmarkEvalConfig
 from pipeline.models import ModelConfig, load_tokenizer
-from pipeline.policies import load_policies
-from pipeline.tiny_model import build_tiny_model
+from pipeline.models.policies import load_policies
+from pipeline.models.tiny import build_tiny_model
 from pipeline.warmstart import (
     FINAL_DIR,
     RECORD_FILE,
@@ -50,7 +50,7 @@ def tiny(tmp_path_factory):
 
 def test_config_rejects_what_cannot_work():
     for bad in ({"stage_format": True}, {"final_code": "mine"}, {"teacher_max_new_tokens": [8, 8]},
-                {"max_examples": 0}, {"collapse_threshold": 0.0}, {"teacher": " "}):
+                {"max_examples": 0}, {"collapse_guard_threshold": 0.0}, {"teacher": " "}):
         with pytest.raises(WarmStartError):
             WarmStartConfig(**bad)
 
@@ -222,7 +222,7 @@ def test_run_warm_start_writes_both_adapters_and_rl_starts_from_them(rows, tiny,
 
     start = load_policies(ModelConfig(model_name_or_path=str(tiny), generator_init_adapter=str(final),
                                       discriminator_init_adapter=str(final)))
-    weights = dict(start.generator.named_parameters())
+    weights = dict(start.model.named_parameters())
     trained_b = [p for n, p in weights.items() if ".generator." in n and "lora_B" in n]
     fresh_b = [p for n, p in weights.items() if ".discriminator." in n and "lora_B" in n]
     assert trained_b and any(p.abs().sum() > 0 for p in trained_b)  # learned
@@ -236,7 +236,7 @@ def test_run_warm_start_falls_back_to_the_last_checkpoint_before_a_collapse(rows
     model_config = ModelConfig(model_name_or_path=str(tiny), lora_r=4, lora_alpha=8)
     args = sft_training_args(str(tmp_path / "sft"), max_steps=4, per_device_train_batch_size=2, warmup_steps=0,
                              save_steps=1, logging_steps=2, learning_rate=1e-2)
-    warm = WarmStartConfig(keep_only_passing=False, collapse_metric="entropy", collapse_threshold=0.5)
+    warm = WarmStartConfig(keep_only_passing=False, collapse_guard_metric="entropy", collapse_guard_threshold=0.5)
     final = run_warm_start(model_config, args, warm, rows)
     record = json.loads((final / RECORD_FILE).read_text())
     assert record["steps"] == 2 and record["collapse_guard"]["stopped"]
@@ -251,7 +251,7 @@ def test_run_warm_start_falls_back_to_the_last_checkpoint_before_a_collapse(rows
 def test_a_collapse_before_any_checkpoint_is_an_error_that_keeps_the_adapters(rows, tiny, tmp_path):
     model_config = ModelConfig(model_name_or_path=str(tiny), lora_r=4, lora_alpha=8)
     args = sft_training_args(str(tmp_path / "sft"), max_steps=4, per_device_train_batch_size=2, save_strategy="no")
-    warm = WarmStartConfig(keep_only_passing=False, collapse_metric="entropy", collapse_threshold=0.5)
+    warm = WarmStartConfig(keep_only_passing=False, collapse_guard_metric="entropy", collapse_guard_threshold=0.5)
     with pytest.raises(WarmStartError, match="collapsed .* before any checkpoint was saved"):
         run_warm_start(model_config, args, warm, rows)
     assert (tmp_path / "sft" / "collapsed" / "generator" / "adapter_config.json").is_file()

@@ -101,7 +101,7 @@ def test_rl_starts_from_the_warm_start_adapters_and_trains_them(sft_run, mbpp_fi
         "max_train_problems": 2, "generator_tokens": [4], "discriminator_tokens": [8], "temperature": 1.0,
         "stages": [1], "role_steps": 1, "alternating_steps": 0, "max_steps": 2,
         "per_device_train_batch_size": 2, "num_generations": 2, "learning_rate": 1e-3, "weight_decay": 0.1,
-        "torch_threads": 1, "use_cpu": True, "bf16": False, "gradient_checkpointing": False,
+        "torch_threads": 1, "use_cpu": True, "bf16": False, "activation_checkpointing": False,
         "output_dir": str(out), "save_steps": 1, "logging_steps": 1, "report_to": "none", "seed": 0,
         "bench_eval_steps": 2, "bench_limit": 1, "bench_max_new_tokens": 48,
     }))  # fmt: skip

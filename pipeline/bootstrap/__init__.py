@@ -12,10 +12,12 @@ from pipeline.bootstrap.filters import (
     GENERATOR_REASONS, TEST_REASONS, ChainRecord, Tally, TestRecord, degenerate_reason, judge_chains, judge_tests,
     seed_tests,
 )  # fmt: skip
-from pipeline.bootstrap.run import FINAL_DIR, RECORD_FILE, SUMMARY_FILE, finished_rounds, round_dir, run_bootstrap
+from pipeline.bootstrap.run import (
+    FINAL_DIR, RECORD_FILE, SUMMARY_FILE, check_bootstrap_run, finished_rounds, round_dir, run_bootstrap,
+)  # fmt: skip
 
 __all__ = [
     "FINAL_DIR", "GENERATOR_REASONS", "RECORD_FILE", "SUMMARY_FILE", "TEST_REASONS", "BootstrapConfig",
-    "BootstrapError", "ChainRecord", "Tally", "TestRecord", "degenerate_reason", "finished_rounds", "judge_chains",
+    "BootstrapError", "ChainRecord", "check_bootstrap_run", "Tally", "TestRecord", "degenerate_reason", "finished_rounds", "judge_chains",
     "judge_tests", "round_dir", "run_bootstrap", "seed_tests",
 ]

@@ -28,6 +28,10 @@ class BootstrapConfig:
     """Expert iteration (STaR / ReST): sample chains with the current adapters, keep what the sandbox verifies,
     fine-tune each adapter on its own kept samples, repeat."""
 
+    mode: str = field(
+        default="bootstrap", metadata={"help": "'bootstrap': expert iteration on the model's own verified samples "
+                                               "(train.py reads a recipe's mode first)."})
+
     rounds: int = field(
         default=2, metadata={"help": "Sample-filter-train rounds; each starts from the adapters the previous one saved."})
     samples_per_problem: int = field(
@@ -81,10 +85,10 @@ class BootstrapConfig:
                                          "as source 'rationalized': where the model rarely solves a problem, the round "
                                          "still teaches the stage format with code that works."})
     templates: str = field(default="default", metadata={"help": "Prompt template set name or folder."})
-    seed: int = field(default=0, metadata={"help": "Seed of the sampling and of each round's problem draw (round k "
-                                                 "uses seed + k, so a resumed run samples what an uninterrupted one would)."})
 
     def __post_init__(self) -> None:
+        if self.mode != "bootstrap":
+            raise BootstrapError(f"mode {self.mode!r}: this is the bootstrap's config (mode: bootstrap)")
         for name in ("rounds", "samples_per_problem", "generation_batch_size", "min_stage_chars", "collapse_ngram"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

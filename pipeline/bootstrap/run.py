@@ -33,7 +33,7 @@ from trl import SFTConfig, SFTTrainer
 
 from prompts.templates import load_templates
 
-from pipeline.adapters import ROLES
+from prompts.roles import ROLES
 from pipeline.bootstrap.config import BootstrapConfig, BootstrapError
 from pipeline.bootstrap.data import (
     discriminator_example, discriminator_groups, generator_example, write_jsonl,
@@ -44,7 +44,7 @@ from pipeline.bootstrap.filters import (
 )  # fmt: skip
 from pipeline.chain import Chain, ChainConfig, generate_chains
 from pipeline.models import ModelConfig
-from pipeline.policies import Policies, load_policies
+from pipeline.models.policies import Policies, load_policies
 from pipeline.warmstart import adapter_digest, assistant_only_dataset
 
 logger = logging.getLogger(__name__)
@@ -70,12 +70,41 @@ def finished_rounds(output_dir: Path) -> list[int]:
     return sorted(found)
 
 
-def round_problems(rows: Sequence[Mapping[str, Any]], config: BootstrapConfig, k: int) -> list[Mapping[str, Any]]:
-    """Round ``k``'s problems: all of them, or ``max_problems_per_round`` drawn with seed + k (in dataset order)."""
+def check_bootstrap_run(sft_config: SFTConfig) -> bool:
+    """The bootstrap's checks of TRL's settings, before anything loads; returns whether to resume after the
+    finished rounds of ``output_dir`` (rounds are the unit of resume, never a Trainer checkpoint)."""
+    from accelerate import PartialState
+
+    if sft_config.eval_strategy != "no":
+        raise BootstrapError(f"eval_strategy {sft_config.eval_strategy!r}: the bootstrap has no eval dataset "
+                             "(eval_strategy: 'no'); evaluate its final/ adapters with evaluate.py")
+    if sft_config.push_to_hub:
+        raise BootstrapError("push_to_hub: push the bootstrap's final/ folder with `python -m pipeline.tools.push`")
+    if PartialState().num_processes > 1:
+        raise BootstrapError("the bootstrap samples and judges in one process: launch it with --num_processes 1")
+    value = sft_config.resume_from_checkpoint
+    resume = value is not None and str(value).lower() not in ("", "no", "none", "false")
+    if resume and str(value).lower() not in ("latest", "true"):
+        raise BootstrapError(f"resume_from_checkpoint {value!r}: the bootstrap resumes by round; pass 'latest' to "
+                             "continue after the last finished round of output_dir")
+    done = finished_rounds(Path(sft_config.output_dir))
+    if done and not resume:
+        raise BootstrapError(f"{sft_config.output_dir} already holds finished bootstrap rounds {done}: pass "
+                             "--resume_from_checkpoint latest to continue that run, or choose another output_dir")
+    sft_config.resume_from_checkpoint = None
+    return resume
+
+
+def round_problems(rows: Sequence[Mapping[str, Any]], config: BootstrapConfig, k: int,
+                   seed: int) -> list[Mapping[str, Any]]:
+    """Round ``k``'s problems: all of them, or ``max_problems_per_round`` drawn with seed + k (in dataset order).
+
+    ``seed`` is the run's (SFTConfig's ``seed``): round k samples with seed + k too, so a resumed run samples what
+    an uninterrupted one would."""
     limit = config.max_problems_per_round
     if limit is None or limit >= len(rows):
         return list(rows)
-    chosen = sorted(random.Random(config.seed + k).sample(range(len(rows)), limit))
+    chosen = sorted(random.Random(seed + k).sample(range(len(rows)), limit))
     return [rows[i] for i in chosen]
 
 
@@ -89,7 +118,7 @@ def sample_chains(policies: Policies, problems: Sequence[Mapping[str, Any]], con
                                top_p=config.top_p, top_k=0, templates=config.templates)
     wanted = [(row, sample) for row in problems for sample in range(config.samples_per_problem)]
     set_seed(seed)
-    policies.generator.eval()
+    policies.model.eval()
     started = time.perf_counter()
     out: list[tuple[Mapping[str, Any], int, Chain]] = []
     for start in range(0, len(wanted), config.generation_batch_size):
@@ -131,15 +160,15 @@ def train_adapter(policies: Policies, role: str, dataset: Dataset, sft_config: S
     SFTTrainer; the other role's adapter is checked untouched. No checkpoints: the round is the unit of resume."""
     other = next(r for r in ROLES if r != role)
     model = policies.activate(role)
-    tokenizer = policies.tokenizer_for(role)
-    untouched, before = adapter_digest(policies.model_for(other), other), adapter_digest(model, role)
+    tokenizer = policies.tokenizer
+    untouched, before = adapter_digest(model, other), adapter_digest(model, role)
     args = copy.deepcopy(sft_config)
     args.output_dir = str(folder / f"sft-{role}")
     args.save_strategy = SaveStrategy.NO  # the enum, as TrainingArguments' own __post_init__ leaves it
     args.resume_from_checkpoint = None
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
     result = trainer.train()
-    if adapter_digest(policies.model_for(other), other) != untouched:
+    if adapter_digest(model, other) != untouched:
         raise RuntimeError(f"training the {role} adapter changed the {other} adapter")
     trainer.state.save_to_json(str(folder / f"trainer_state_{role}.json"))
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
@@ -170,12 +199,12 @@ def run_round(k: int, model_config: ModelConfig, sft_config: SFTConfig, config: 
 
     started = time.perf_counter()
     templates = load_templates(config.templates)
-    problems = round_problems(rows, config, k)
+    problems = round_problems(rows, config, k, sft_config.seed)
     by_task = {str(row["task_id"]): row for row in problems}
-    policies = load_policies(model_config)
+    policies = load_policies(model_config, trust_remote_code=sft_config.trust_remote_code)
     if not model_config.load_in_4bit:
-        policies.generator.to(PartialState().device)
-    samples = sample_chains(policies, problems, config, seed=config.seed + k)
+        policies.model.to(PartialState().device)
+    samples = sample_chains(policies, problems, config, seed=sft_config.seed + k)
     sampled_s = time.perf_counter() - started
 
     chain_of = {(str(row["task_id"]), sample): chain for row, sample, chain in samples}
@@ -200,7 +229,7 @@ def run_round(k: int, model_config: ModelConfig, sft_config: SFTConfig, config: 
     # Generator examples: the kept chains.
     kept_chains = [r for r in chain_records if r.kept]
     gen_examples = [generator_example(by_task[r.task_id], r, templates) for r in kept_chains]
-    gen_tokens = policies.tokenizer_for("generator")
+    gen_tokens = policies.tokenizer
     gen_data = assistant_only_dataset(Dataset.from_list(gen_examples), gen_tokens) if gen_examples else None
     if gen_data is not None:
         gen_data, gen_examples = _drop_too_long(
@@ -216,7 +245,7 @@ def run_round(k: int, model_config: ModelConfig, sft_config: SFTConfig, config: 
         disc_examples.append(discriminator_example(by_task[task_id], chain.stage_texts, chain.test_texts, stage,
                                                    [r.test for r in records], templates))
         owners.append(records)
-    disc_tokens = policies.tokenizer_for("discriminator")
+    disc_tokens = policies.tokenizer
     disc_data = assistant_only_dataset(Dataset.from_list(disc_examples), disc_tokens) if disc_examples else None
     if disc_data is not None:
         disc_data, disc_examples = _drop_too_long(

@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from pipeline.models import decoding_attention
+
 
 @dataclass
 class Sampling:
@@ -76,22 +78,16 @@ class ConversationBatch:
         self.mask = torch.cat([self.mask, mask], dim=1)
         self.prefill_tokens += sum(len(s) for s in suffixes)
 
-    def restart(self, rows: list[list[int]]) -> None:
-        """Replace every conversation by full token lists and drop the cache (for chat templates
-        that re-render earlier turns, where appending is not possible)."""
-        self.ids, self.mask = self._left_padded(rows)
-        self.cache = None
-        self.prefill_tokens += sum(len(r) for r in rows)
-
     @torch.no_grad()
     def generate(self, max_new_tokens: int, sampling: Sampling) -> list[list[int]]:
         """Generate one turn for every row; return each row's new ids up to and including its EOS."""
         start = self.ids.shape[1]
-        out = self.model.generate(
-            input_ids=self.ids, attention_mask=self.mask, past_key_values=self.cache,
-            max_new_tokens=max_new_tokens, pad_token_id=self.pad_id, eos_token_id=sorted(self.eos_ids),
-            return_dict_in_generate=True, use_cache=True, **sampling.generate_kwargs(),
-        )
+        with decoding_attention(self.model):
+            out = self.model.generate(
+                input_ids=self.ids, attention_mask=self.mask, cache=self.cache,
+                max_new_tokens=max_new_tokens, pad_token_id=self.pad_id, eos_token_id=sorted(self.eos_ids),
+                return_dict_in_generate=True, use_cache=True, **sampling.generate_kwargs(),
+            )
         new = out.sequences[:, start:]
         new_mask = torch.zeros_like(new)
         rows: list[list[int]] = []
@@ -101,5 +97,5 @@ class ConversationBatch:
             new_mask[i, :end] = 1
         self.ids = out.sequences
         self.mask = torch.cat([self.mask, new_mask], dim=1)
-        self.cache = out.past_key_values
+        self.cache = out.cache
         return rows

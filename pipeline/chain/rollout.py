@@ -21,10 +21,12 @@ import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from prompts.record import RolloutRecord, columns
 from prompts.stages import NUM_STAGES
 
 from pipeline.chain import Chain, ChainConfig, generate_chains
-from pipeline.adapters import ROLES
+from prompts.roles import ROLES
+from pipeline.models.policies import Policies
 
 
 @dataclass(frozen=True)
@@ -91,20 +93,6 @@ def roles_for(phase: Phase, n: int, num_generations: int, offset: int = 0) -> li
     return [ROLES[((offset + i) // num_generations) % 2] for i in range(n)]
 
 
-@dataclass
-class _SharedPolicies:
-    """Both roles on one peft model (as the trainer holds it): the shape ``generate_chains`` wants."""
-
-    model: Any
-    tokenizer: Any
-
-    def model_for(self, role: str) -> Any:
-        return self.model
-
-    def tokenizer_for(self, role: str) -> Any:
-        return self.tokenizer
-
-
 class StagedRollout:
     """``rollout_func`` for ``GRPOTrainer``. The training loop sets ``phase`` before each step.
 
@@ -117,7 +105,6 @@ class StagedRollout:
         self.chain = chain
         self.phase = phase
         self.adapters = adapters or {role: role for role in ROLES}
-        self.last_chains: list[Chain] = []
 
     def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, Any]:
         from trl.models import unwrap_model_for_generation
@@ -125,9 +112,8 @@ class StagedRollout:
         rows = self.problems_for(prompts, trainer)
         with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator,
                                          gradient_checkpointing_kwargs=trainer.args.gradient_checkpointing_kwargs) as model:
-            policies = _SharedPolicies(model, trainer.processing_class)
+            policies = Policies(model, trainer.processing_class)
             chains = generate_chains(policies, rows, self.chain, adapters=self.adapters)
-        self.last_chains = chains
         offset = trainer.accelerator.process_index * len(chains)  # TRL gives each process one slice
         return self.to_trl(chains, roles_for(self.phase, len(chains), trainer.num_generations, offset))
 
@@ -136,19 +122,17 @@ class StagedRollout:
         return [self.problems[p] for p in prompts]
 
     def to_trl(self, chains: list[Chain], roles: list[str]) -> dict[str, Any]:
-        """The dict TRL expects, plus the fields the reward functions read."""
+        """The dict TRL expects, plus the ``RolloutRecord`` of each completion as extra fields (``prompts.record``)."""
         out: dict[str, Any] = {"prompt_ids": [], "completion_ids": [], "logprobs": None, "env_mask": []}
         for chain, role in zip(chains, roles):
             prompt, completion, mask = assemble(chain, role, self.phase.train_stage)
             out["prompt_ids"].append(prompt)
             out["completion_ids"].append(completion)
             out["env_mask"].append(mask)
-        out["role"] = roles
-        out["train_stage"] = [self.phase.train_stage] * len(chains)
-        out["stage_texts"] = [c.stage_texts for c in chains]
-        out["test_texts"] = [c.test_texts for c in chains]
-        out["final_code"] = [c.final_code for c in chains]
-        out["tests_by_stage"] = [c.tests_by_stage for c in chains]
-        out["disc_rejections"] = [dict(c.rejections) for c in chains]
-        out["stage_tokens"] = [c.stage_tokens for c in chains]
+        out.update(columns([
+            RolloutRecord(role=role, train_stage=self.phase.train_stage, stage_texts=c.stage_texts,
+                          test_texts=c.test_texts, final_code=c.final_code, tests_by_stage=c.tests_by_stage,
+                          disc_rejections=dict(c.rejections), stage_tokens=c.stage_tokens)
+            for c, role in zip(chains, roles)
+        ]))
         return out

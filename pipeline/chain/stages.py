@@ -22,8 +22,9 @@ from prompts.stages import NUM_STAGES
 from prompts.templates import TemplateSet, load_templates
 from prompts.testcases import extract_tests
 
-from pipeline.adapters import acting_as
-from pipeline.conversation import ConversationBatch, Sampling
+from pipeline.models.adapters import acting_as
+from pipeline.chain.conversation import ConversationBatch, Sampling
+from pipeline.models.policies import Policies
 
 
 @dataclass
@@ -98,6 +99,10 @@ def _problem_fields(problem: dict[str, Any]) -> dict[str, str]:
             "entry_point": entry_point, "signature": str(problem.get("signature") or "")}
 
 
+class PrefixUnstableError(RuntimeError):
+    """The chat template re-renders earlier turns; token-exact rollouts are not possible with it."""
+
+
 class _Role:
     """A role's conversations for the batch: messages (for rendering) and the cached token batch."""
 
@@ -115,19 +120,19 @@ class _Role:
 
     def add_turn(self, answers: list[str], new_turns: list[dict[str, str]]) -> list[list[int]]:
         """Close the last answers, append the next user turns; return what was inserted per row."""
-        inserted, restart = [], False
+        inserted = []
         for i, (answer, turn) in enumerate(zip(answers, new_turns)):
             closing = chat.close_turn_ids(self.tokenizer, self.last[i])
             history = self.histories[i] + [{"role": "assistant", "content": answer}]
             nxt = chat.next_turn_ids(self.tokenizer, history, [turn])
-            restart |= not nxt.incremental
+            if not nxt.incremental:
+                raise PrefixUnstableError(
+                    "this model's chat template re-renders earlier turns when a turn is added, so token-exact "
+                    "multi-stage rollouts are impossible with it; use a template that only appends (ChatML, "
+                    "Llama 3, Qwen 2.5 do)")
             inserted.append(closing + nxt.ids)
             self.histories[i] = history + [turn]
         assert self.batch is not None
-        if restart:  # template not prefix-stable: re-encode whole conversations (slow but correct)
-            rows = [chat.render_ids(self.tokenizer, h) for h in self.histories]
-            self.batch.restart(rows)
-            raise _PrefixUnstable(rows)
         self.batch.append(inserted)
         return inserted
 
@@ -138,16 +143,12 @@ class _Role:
         return self.tokenizer.batch_decode(self.last, skip_special_tokens=True)
 
 
-class _PrefixUnstable(RuntimeError):
-    """The chat template re-renders earlier turns; token-exact rollouts are not possible with it."""
-
-
-def generate_chains(policies: Any, problems: Sequence[dict[str, Any]], config: ChainConfig, *,
+def generate_chains(policies: Policies, problems: Sequence[dict[str, Any]], config: ChainConfig, *,
                     with_tests: bool = True, templates: TemplateSet | None = None,
                     adapters: dict[str, str] | None = None) -> list[Chain]:
     """Run the five stages for every problem in one batch; with_tests adds the discriminator.
 
-    ``policies`` gives each role's model and tokenizer (``model_for(role)``, ``tokenizer_for(role)``);
+    ``policies`` holds the model with both role adapters and its tokenizer (``pipeline.models.policies.Policies``);
     ``adapters`` names the adapter that plays each role (default: the role's own name).
     """
     chains: list[Chain] = []
@@ -157,7 +158,7 @@ def generate_chains(policies: Any, problems: Sequence[dict[str, Any]], config: C
     return chains
 
 
-def iter_chain_stages(policies: Any, problems: Sequence[dict[str, Any]], config: ChainConfig, *,
+def iter_chain_stages(policies: Policies, problems: Sequence[dict[str, Any]], config: ChainConfig, *,
                       with_tests: bool = True, templates: TemplateSet | None = None,
                       adapters: dict[str, str] | None = None) -> Iterator[list[Chain]]:
     """Like ``generate_chains`` but yields the chains after every stage (for progress reporting)."""
@@ -166,32 +167,26 @@ def iter_chain_stages(policies: Any, problems: Sequence[dict[str, Any]], config:
     fields = [_problem_fields(p) for p in problems]
     chains = [Chain(task_id=str(p.get("task_id", i)), entry_point=f["entry_point"]) for i, (p, f) in
               enumerate(zip(problems, fields))]
-    gen = _Role(policies.model_for("generator"), policies.tokenizer_for("generator"), adapters["generator"])
-    disc = _Role(policies.model_for("discriminator"), policies.tokenizer_for("discriminator"),
-                 adapters["discriminator"])
+    gen = _Role(policies.model, policies.tokenizer, adapters["generator"])
+    disc = _Role(policies.model, policies.tokenizer, adapters["discriminator"])
     prompts = gen.start([chat.generator_messages(templates, **f) for f in fields])
     for chain, prompt in zip(chains, prompts):
         chain.generator.prompt = prompt
-    try:
-        for stage in range(1, NUM_STAGES + 1):
-            started = time.perf_counter()
-            if stage > 1:
-                turns = [chat.generator_turn(templates, stage, **f) for f in fields]
-                for chain, ids in zip(chains, gen.add_turn([c.stage_texts[-1] for c in chains], turns)):
-                    chain.generator.inserted.append(ids)
-            texts = gen.generate(config.generator_tokens[stage - 1], config.sampling)
-            seconds = time.perf_counter() - started
-            for chain, text, ids in zip(chains, texts, gen.last):
-                chain.stage_texts.append(text)
-                chain.generator.generated.append(ids)
-                chain.stage_seconds.append(seconds)
-            if with_tests:
-                _discriminator_stage(disc, chains, fields, templates, stage, texts, config)
-            yield chains
-    except _PrefixUnstable as exc:
-        raise RuntimeError("this model's chat template re-renders earlier turns when a turn is added, so "
-                           "token-exact multi-stage rollouts are impossible with it; use a template that only "
-                           "appends (ChatML, Llama 3, Qwen 2.5 do)") from exc
+    for stage in range(1, NUM_STAGES + 1):
+        started = time.perf_counter()
+        if stage > 1:
+            turns = [chat.generator_turn(templates, stage, **f) for f in fields]
+            for chain, ids in zip(chains, gen.add_turn([c.stage_texts[-1] for c in chains], turns)):
+                chain.generator.inserted.append(ids)
+        texts = gen.generate(config.generator_tokens[stage - 1], config.sampling)
+        seconds = time.perf_counter() - started
+        for chain, text, ids in zip(chains, texts, gen.last):
+            chain.stage_texts.append(text)
+            chain.generator.generated.append(ids)
+            chain.stage_seconds.append(seconds)
+        if with_tests:
+            _discriminator_stage(disc, chains, fields, templates, stage, texts, config)
+        yield chains
     for chain, f in zip(chains, fields):
         chain.final_code = extract_code(chain.stage_texts[-1], f["entry_point"]).code
 

@@ -67,7 +67,7 @@ class BenchmarkEvalConfig:
         default=8, metadata={"help": "Benchmark rows evaluated, evenly spread over the rows given (so every "
                                      "category of HumanEval-mini is covered); None = all."})
     bench_max_new_tokens: int = field(default=256, metadata={"help": "Token budget of a direct-mode answer."})
-    bench_stage_tokens: list[int] = field(
+    bench_generator_tokens: list[int] = field(
         default_factory=lambda: [32, 32, 32, 32, 160],
         metadata={"help": "Staged mode: token budget of each generator stage (1 or 5 values); small, because "
                           "only the final code is scored and CPU generation is slow."})
@@ -99,8 +99,8 @@ class BenchmarkEvalConfig:
         for name in ("bench_eval_steps", "bench_limit"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (or None), got {getattr(self, name)}")
-        if len(self.bench_stage_tokens) not in (1, 5) or min(self.bench_stage_tokens) < 1:
-            raise ValueError(f"bench_stage_tokens takes 1 or 5 positive budgets, got {self.bench_stage_tokens}")
+        if len(self.bench_generator_tokens) not in (1, 5) or min(self.bench_generator_tokens) < 1:
+            raise ValueError(f"bench_generator_tokens takes 1 or 5 positive budgets, got {self.bench_generator_tokens}")
         if not self.bench_timeout_s > 0:
             raise ValueError(f"bench_timeout_s must be > 0, got {self.bench_timeout_s}")
         if not 0 < self.bench_collapse_threshold <= 1:
@@ -209,7 +209,7 @@ class BenchmarkCallback(TrainerCallback):
         self.rows = spread(check_rows(rows), self.config.bench_limit)
         self.rows_by_id = {row["task_id"]: row for row in self.rows}
         self.templates = load_templates(templates)
-        self.chain = ChainConfig(generator_tokens=tuple(self.config.bench_stage_tokens), discriminator_tokens=(1,),
+        self.chain = ChainConfig(generator_tokens=tuple(self.config.bench_generator_tokens), discriminator_tokens=(1,),
                                  temperature=0.0, top_p=1.0, top_k=0, templates=templates)
         self.tokenizer = tokenizer
         self.sandbox = sandbox
@@ -232,7 +232,7 @@ class BenchmarkCallback(TrainerCallback):
                              "work with FSDP or DeepSpeed ZeRO-3 (use DDP or ZeRO-1/2, or run evaluate.py on "
                              "saved checkpoints)")
         if "generator" not in getattr(trainer.model, "peft_config", {}):
-            raise ValueError("the trained model has no 'generator' adapter (pipeline.adapters); the benchmark "
+            raise ValueError("the trained model has no 'generator' adapter (pipeline.models.adapters); the benchmark "
                              "evaluates that adapter")
         if self.every is None and trainer.args.eval_steps is None:
             raise ValueError("set bench_eval_steps or the trainer's eval_steps: when to evaluate on the benchmark")
@@ -260,12 +260,12 @@ class BenchmarkCallback(TrainerCallback):
         """Greedy answers of `model`'s generator adapter to the rows, scored in the sandbox; the logged metrics.
 
         The model's active adapter, `requires_grad` flags and train/eval mode are as before afterwards
-        (`pipeline.adapters.acting_as` does the switching).
+        (`pipeline.models.adapters.acting_as` does the switching).
         """
         from pipeline.evaluation.generation import HfBackend, SamplingConfig
         from pipeline.evaluation.metric import load_pass_at_k
         from pipeline.evaluation.samples import direct_samples, staged_samples
-        from pipeline.policies import Policies
+        from pipeline.models.policies import Policies
 
         self._open_sandbox()
         if self._metric is None:
@@ -282,7 +282,7 @@ class BenchmarkCallback(TrainerCallback):
                     sampling = SamplingConfig(cfg.bench_max_new_tokens, 0.0, 1.0, cfg.bench_batch_size)
                     runs[mode] = direct_samples(HfBackend(model, tokenizer), self.rows, self.templates, sampling, 1)
                 else:
-                    policies = Policies(model, model, tokenizer, tokenizer)
+                    policies = Policies(model, tokenizer)
                     runs[mode] = staged_samples(policies, self.rows, self.chain, 1, batch_size=cfg.bench_batch_size,
                                                 with_tests=False)
                 seconds[mode] = time.perf_counter() - started
@@ -325,7 +325,7 @@ class BenchmarkCallback(TrainerCallback):
             return False
         if not self.is_better(float(value)):
             return False
-        from pipeline.adapters import save_adapters
+        from pipeline.models.adapters import save_adapters
 
         out = Path(args.output_dir)
         target, staging, old = out / BEST_EVAL_DIR, out / f".{BEST_EVAL_DIR}.partial", out / f".{BEST_EVAL_DIR}.old"

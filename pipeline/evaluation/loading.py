@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.adapters import ROLES, attach_role_adapters, load_adapters
+from prompts.roles import ROLES
+from pipeline.models.adapters import attach_role_adapters, load_adapters
 from pipeline.models import ModelConfig, load_base_model, load_tokenizer, resolve_model_source
-from pipeline.policies import Policies
+from pipeline.models.policies import Policies
 
 
 def load_eval_policies(model: str | None, adapter: str | None, *, dtype: str = "auto",
@@ -19,13 +20,12 @@ def load_eval_policies(model: str | None, adapter: str | None, *, dtype: str = "
 
     Raises `pipeline.models.ModelLoadError` (or `EmbeddedModelError`) with a message saying what to fix.
     """
-    cfg = ModelConfig(model_name_or_path=model, dtype=dtype, trust_remote_code=trust_remote_code,
-                      load_in_4bit=load_in_4bit, bnb_4bit_compute_dtype=bnb_4bit_compute_dtype)
+    cfg = ModelConfig(model_name_or_path=model, dtype=dtype, load_in_4bit=load_in_4bit, bnb_4bit_compute_dtype=bnb_4bit_compute_dtype)
     source = resolve_model_source(model)
     tokenizer = load_tokenizer(source, trust_remote_code=trust_remote_code)
-    base = load_base_model(cfg, source)
+    base = load_base_model(cfg, source, trust_remote_code=trust_remote_code)
     # Without an adapter, fresh ones (LoRA B = 0) only give the roles their names; runs disable them anyway.
     peft_model = load_adapters(base, adapter) if adapter else attach_role_adapters(base, cfg, ROLES)
     if torch.cuda.is_available() and not load_in_4bit:  # a 4-bit model is placed when it loads and cannot move
         peft_model = peft_model.to("cuda")
-    return Policies(peft_model, peft_model, tokenizer, tokenizer), source
+    return Policies(peft_model, tokenizer), source

@@ -129,7 +129,7 @@ def staged_samples(policies: Any, rows: Sequence[Mapping[str, Any]], chain_confi
     bar = tqdm(total=len(pairs), desc="staged chains", unit="chain", leave=False)
     for start in range(0, len(pairs), batch_size):
         batch = pairs[start:start + batch_size]
-        disabled = contextlib.nullcontext() if use_adapters else policies.generator.disable_adapter()
+        disabled = contextlib.nullcontext() if use_adapters else policies.model.disable_adapter()
         with disabled:
             chains = generate_chains(policies, [dict(row) for row, _ in batch], chain_config, with_tests=with_tests)
         for (row, index), chain in zip(batch, chains):

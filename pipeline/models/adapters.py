@@ -12,16 +12,14 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
-
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import PreTrainedModel
 
+from prompts.roles import ROLES, Role
+
 from pipeline.models import ModelConfig, ModelLoadError
 
-Role = Literal["generator", "discriminator"]
-ROLES: tuple[Role, Role] = ("generator", "discriminator")
 ADAPTER_CONFIG = "adapter_config.json"
 
 _ATTENTION_MLP = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -131,6 +129,25 @@ def resolve_adapter_dir(source: str | os.PathLike[str], role: Role | None = None
         return root
     wanted = f"{ADAPTER_CONFIG} in it" + (f" or in its {role}/ subfolder" if role else "")
     raise ModelLoadError(f"{str(source)!r} is not a peft adapter folder: expected {wanted}")
+
+
+def check_init_adapters(cfg: ModelConfig) -> None:
+    """``<role>_init_adapter`` of ``cfg``, before anything loads: a local folder must hold that role's adapter, and
+    a path that does not exist is an error (only ``user/name`` is tried on the Hub, at model load)."""
+    for role in ROLES:
+        name = f"{role}_init_adapter"
+        source = getattr(cfg, name)
+        if source is None:
+            continue
+        path = Path(source).expanduser()
+        if path.exists():
+            try:
+                resolve_adapter_dir(path, role)
+            except ModelLoadError as err:
+                raise ModelLoadError(f"{name}: {err}") from err
+        elif path.is_absolute() or source.startswith((".", "~")) or source.count("/") != 1:
+            raise ModelLoadError(f"{name} {source!r}: no such folder (a warm start writes its adapters to "
+                                 "<output_dir>/final; a Hub repo is given as user/name)")
 
 
 def attach_role_adapters(

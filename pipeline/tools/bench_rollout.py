@@ -1,6 +1,6 @@
 """Benchmark: the five-stage chain's generation speed against one plain batched ``generate``.
 
-    python -m pipeline.bench_rollout [--model PATH] [--batch-size 8] [--stage-tokens 64]
+    python -m pipeline.tools.bench_rollout [--model PATH] [--batch-size 8] [--stage-tokens 64]
 
 Runs the chain (five generator and five discriminator stages, each a batched ``generate`` call that
 appends only the new turn to each conversation's KV cache) on a batch of HumanEval problems,
@@ -22,7 +22,7 @@ import torch
 
 from pipeline.chain import ChainConfig, generate_chains
 from pipeline.models import ModelConfig
-from pipeline.policies import load_policies
+from pipeline.models.policies import load_policies
 from prompts import chat
 from prompts.templates import load_templates
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # The same number of new tokens per sequence, in one call, from the same first prompts.
     per_row = max(1, round(generated / len(chains)))
-    tokenizer, model = policies.tokenizer, policies.generator
+    tokenizer, model = policies.tokenizer, policies.model
     templates = load_templates(config.templates)
     prompts = [chat.render_text(tokenizer, chat.generator_messages(templates, problem=p["problem"],
                                                                    entry_point=p["entry_point"]),

@@ -1,4 +1,4 @@
-"""``python -m pipeline.push CHECKPOINT REPO``: push a train.py folder's adapters, recipe and card to the Hub.
+"""``python -m pipeline.tools.push CHECKPOINT REPO``: push a train.py folder's adapters, recipe and card to the Hub.
 
 CHECKPOINT is a ``checkpoint-<step>`` folder, ``best/`` or ``final/`` of a run's output_dir. The
 token comes from ``HF_TOKEN`` or ``hf auth login``.
@@ -13,7 +13,7 @@ from pipeline.training.hub import PushError, push_folder
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.push", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pipeline.tools.push", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="folder written by train.py (checkpoint-N, best or final)")
     parser.add_argument("repo", help="Hub model repo id, e.g. user/duelcoder-qwen2.5-coder-1.5b")
     parser.add_argument("--private", action="store_true", help="create the repo as private")

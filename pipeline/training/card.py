@@ -11,11 +11,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pipeline.adapters import ADAPTER_CONFIG, ROLES
+from prompts.roles import ROLES
+from pipeline.models.adapters import ADAPTER_CONFIG
 
 EMBEDDED_BASE = "HuggingFaceTB/SmolLM2-135M-Instruct"
 CARD_METRICS = (
-    "generator/pass_rate", "generator/pass_rate_own", "generator/format", "generator/collapse_penalty",
+    "generator/pass_rate", "generator/pass_rate_own", "generator/format", "generator/repetition_reward",
     "discriminator/validity", "discriminator/bug_catch_rate", "discriminator/invalid_pct", "discriminator/format",
     "reward", "replay/size",
 )  # fmt: skip
@@ -157,7 +158,7 @@ def render_model_card(folder: str | Path, repo_id: str) -> str:
         'model.set_adapter("generator")  # or "discriminator"',
         "```",
         "",
-        f'With this project: `pipeline.adapters.load_adapters(base, "{repo_id}")`.',
+        f'With this project: `pipeline.models.adapters.load_adapters(base, "{repo_id}")`.',
         "",
         "The recipe that trained them is `recipe.yaml` (`accelerate launch train.py --config recipe.yaml`).",
         "",

@@ -20,7 +20,8 @@ from typing import Any, Callable
 
 from transformers import TrainerCallback
 
-from pipeline.adapters import ADAPTER_CONFIG, ROLES
+from prompts.roles import ROLES
+from pipeline.models.adapters import ADAPTER_CONFIG
 from pipeline.training.replay import ReplayBuffer
 from pipeline.training.schedule import AdversarialSchedule
 
@@ -91,6 +92,22 @@ def discard_after(output_dir: str | os.PathLike[str], step: int) -> list[Path]:
             shutil.rmtree(path)
             removed.append(path)
     return removed
+
+
+def prepare_resume(resume: Path, output_dir: Path, schedule: Any, replay: Any) -> None:
+    """Before resuming from ``resume``: its schedule position must be the schedule's (``ScheduleError`` if not),
+    the replay buffer comes back, and (main process) checkpoints after it are discarded, leftovers of the run
+    that was interrupted. Every process calls it; they wait for each other at the end."""
+    from accelerate import PartialState
+
+    state = PartialState()
+    saved = read_schedule_state(resume)
+    schedule.check_state(saved)
+    replay.load(resume)
+    if state.is_main_process:
+        discard_after(output_dir, int(saved["position"]["global_step"]))
+    state.wait_for_everyone()
+    logger.info("resuming from %s", resume)
 
 
 def read_schedule_state(checkpoint: str | os.PathLike[str]) -> dict[str, Any]:

@@ -12,7 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pipeline.adapters import ADAPTER_CONFIG, ROLES
+from prompts.roles import ROLES
+from pipeline.models.adapters import ADAPTER_CONFIG
 from pipeline.training.card import render_model_card
 from pipeline.training.checkpoints import RECIPE_FILE
 

@@ -25,14 +25,15 @@ import json
 import os
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Protocol
 
+from prompts.record import PROBLEM_COLUMNS
 from transformers import TrainerCallback
 
-from pipeline.rollout import StagedRollout, prompt_key
+from pipeline.chain.rollout import StagedRollout, prompt_key
 
 # The problem columns a replayed row replaces (what the chain prompts and the rewards read).
-ROW_FIELDS = ("task_id", "problem", "signature", "entry_point", "reference_solution", "test_setup", "tests")
+ROW_FIELDS = PROBLEM_COLUMNS  # the problem's columns (prompts.record.ProblemRecord), stored and replayed as they are
 REPLAY_FILE = "replay.json"
 
 
@@ -152,11 +153,18 @@ def failure_records(context: Any, columns: Mapping[str, list]) -> list[dict[str,
     return records
 
 
-class FailureRecorder:
-    """Queues ``failure_records`` of every scored batch; ``context_of(kwargs)`` returns the batch's context."""
+class BatchScorer(Protocol):
+    """What replay needs of the rewards' scorer (``rewards.RewardScorer``): the scored batch's context."""
 
-    def __init__(self, context_of: Callable[[Mapping[str, Any]], Any]):
-        self.context_of = context_of
+    def context(self, kwargs: Mapping[str, Any]) -> tuple[Any, bool]: ...
+
+
+class FailureRecorder:
+    """Queues ``failure_records`` of every scored batch, read from the ``scorer`` the reward functions share
+    (``rewards.make_scorer``), so the recorder does not depend on which reward function it wraps."""
+
+    def __init__(self, scorer: BatchScorer):
+        self.scorer = scorer
         self.pending: list[dict[str, Any]] = []
 
     def wrap(self, reward_fn: Callable[..., list]) -> Callable[..., list]:
@@ -164,7 +172,7 @@ class FailureRecorder:
 
         def recorded(prompts: list, completions: list, completion_ids: list | None = None, **kwargs: Any) -> list:
             rewards = reward_fn(prompts, completions, completion_ids, **kwargs)
-            self.pending.extend(failure_records(self.context_of(kwargs), kwargs))
+            self.pending.extend(failure_records(self.scorer.context(kwargs)[0], kwargs))
             return rewards
 
         recorded.__name__ = recorded.__qualname__ = reward_fn.__name__

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 from prompts.stages import NUM_STAGES
 
-from pipeline.rollout import Phase
+from pipeline.chain.rollout import Phase
 
 MODES = ("adversarial", "unified")
 CURRICULA = ("staged", "all")

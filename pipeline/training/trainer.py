@@ -32,14 +32,30 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 from trl import GRPOTrainer
 
-from pipeline.adapters import ROLES
+from prompts.roles import ROLE_CODES, ROLES
+
 from pipeline.evaluation.collapse import is_collapsed
 from pipeline.training.checkpoints import COMPLETE
+from pipeline.training.console import use_compact_progress
 
 SAMPLES_FILE = "samples.jsonl"
+# The private API of TRL 1.16's GRPOTrainer (and transformers 5's Trainer) this class overrides or reads, in one
+# place: TRL offers no public hook for these (checkpoint folders per adapter, a phase guard on buffered batches,
+# timing of generation and rewards, metrics logged from inside the reward step). Each entry is the method and its
+# parameters after ``self``, as those versions define them; tests/test_trl_contract.py fails when a new TRL or
+# transformers renames one or changes its parameters, before a run trains wrongly.
+PRIVATE_HOOKS: dict[str, tuple[str, ...]] = {
+    "_load_from_checkpoint": ("resume_from_checkpoint", "model"),  # restore each role's adapter
+    "_save_checkpoint": ("model", "trial"),  # unmark a stale complete checkpoint before rewriting it
+    "_prepare_inputs": ("generation_batch",),  # refuse a buffered batch of another phase
+    "_generate": ("prompts",),  # time generation
+    "_calculate_rewards": ("inputs", "prompts", "completions", "completion_ids_list"),  # time rewards, log rates
+    "_log_metric": ("name", "value"),  # log a metric averaged over processes with TRL's own
+    "_get_output_dir": ("trial",),  # where the checkpoint being saved goes
+}
+PRIVATE_ATTRIBUTES = ("_metrics", "_step", "_buffered_inputs")  # set in GRPOTrainer.__init__, read here
 # Logged metrics that are copied under `stage<k>/` so that each curriculum stage has its own curves.
 STAGE_METRIC_PREFIXES = ("reward", "rewards/", "generator/", "discriminator/", "invalid_reasons/", "quality/")
-ROLE_CODES = {"discriminator": 0, "generator": 1, "unified": 2}
 
 
 def role_adapter_parameters(model: torch.nn.Module) -> dict[str, list[tuple[str, torch.nn.Parameter]]]:
@@ -112,6 +128,7 @@ class DuelGRPOTrainer(GRPOTrainer):
         self.samples_per_step = samples_per_step
         self.clock = StepClock()
         self.add_callback(self.clock)
+        use_compact_progress(self)  # one line per step on the console; every metric still goes to the loggers
         self._buffered_phase = None
 
     # ------------------------------------------------------------ both adapters in one optimizer

@@ -25,6 +25,10 @@ class WarmStartError(ValueError):
 class WarmStartConfig:
     """Data and safeguards of the supervised warm start (flat, so `TrlParser` reads it from YAML or flags)."""
 
+    mode: str = field(
+        default="sft", metadata={"help": "'sft': this supervised warm start (train.py reads a recipe's mode first; "
+                                         "RL recipes give the schedule's mode, 'adversarial' or 'unified')."})
+
     stage_format: bool = field(
         default=False,
         metadata={"help": "Train on whole five-stage chains (stages 1-4 written by `teacher`, stage 5 the code) "
@@ -56,16 +60,18 @@ class WarmStartConfig:
                           "collapse/rate and probe/code_parses (a falling loss says nothing about them). 0 = off."})
     probe_prompts: int = field(default=4, metadata={"help": "Prompts the probe generates for."})
     probe_max_new_tokens: int = field(default=96, metadata={"help": "Token budget of each probe generation."})
-    collapse_metric: str = field(
+    collapse_guard_metric: str = field(
         default="collapse/rate", metadata={"help": "Logged metric the collapse guard watches (higher = worse)."})
-    collapse_threshold: float = field(
-        default=0.5, metadata={"help": "Value of collapse_metric at or above which training has collapsed."})
+    collapse_guard_threshold: float = field(
+        default=0.5, metadata={"help": "Value of collapse_guard_metric at or above which training has collapsed."})
     stop_on_collapse: bool = field(
         default=True,
         metadata={"help": "Stop training when the guard fires; the final adapters then come from the last "
                           "checkpoint saved before the collapse."})
 
     def __post_init__(self) -> None:
+        if self.mode != "sft":
+            raise WarmStartError(f"mode {self.mode!r}: this is the warm start's config (mode: sft)")
         if self.teacher is not None and (not isinstance(self.teacher, str) or not self.teacher.strip()):
             raise WarmStartError(f"teacher must be a Hub id or a folder, got {self.teacher!r}")
         if self.stage_format and self.teacher is None:
@@ -84,8 +90,8 @@ class WarmStartConfig:
             raise WarmStartError(f"max_examples must be >= 1 or None, got {self.max_examples}")
         if self.probe_every_steps < 0:
             raise WarmStartError(f"probe_every_steps must be >= 0, got {self.probe_every_steps}")
-        if not 0.0 < self.collapse_threshold <= 1.0:
-            raise WarmStartError(f"collapse_threshold must lie in (0, 1], got {self.collapse_threshold}")
+        if not 0.0 < self.collapse_guard_threshold <= 1.0:
+            raise WarmStartError(f"collapse_guard_threshold must lie in (0, 1], got {self.collapse_guard_threshold}")
 
 
 # The plan's optimiser recipe, and CPU-safe choices where TRL's defaults assume a GPU
@@ -111,3 +117,35 @@ def sft_training_args(output_dir: str, **overrides: Any) -> SFTConfig:
         values.update(bf16=False, activation_checkpointing=False, use_cpu=True)
     values.update(overrides)
     return SFTConfig(output_dir=output_dir, **values)
+
+
+def check_sft_run(training: SFTConfig) -> None:
+    """The warm start's checks of TRL's settings, before anything loads; settles ``resume_from_checkpoint``."""
+    if training.eval_strategy != "no":
+        raise WarmStartError(f"eval_strategy {training.eval_strategy!r}: the warm start has no eval dataset; "
+                             "evaluate on the benchmark with bench_eval_steps instead (eval_strategy: 'no')")
+    if training.push_to_hub:
+        raise WarmStartError("push_to_hub: push the warm start's final/ folder with `python -m pipeline.tools.push`, "
+                             "or push the RL run that starts from it")
+    training.resume_from_checkpoint = sft_resume(training.output_dir, training.resume_from_checkpoint)
+
+
+def sft_resume(output_dir: str, value: str | None) -> str | None:
+    """The warm start's checkpoint to resume from: ``latest`` (or ``true``) is the newest ``checkpoint-N``
+    of ``output_dir`` (None, so a fresh start, when there is none yet, as in RL); a path must be a folder."""
+    import logging
+    from pathlib import Path
+
+    if value is None or str(value).lower() in ("", "no", "none", "false"):
+        return None
+    if str(value).lower() in ("latest", "true"):
+        from transformers.trainer_utils import get_last_checkpoint
+
+        found = get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+        if found is None:
+            logging.getLogger(__name__).warning("resume_from_checkpoint=latest: no checkpoint in %s, starting fresh",
+                                                output_dir)
+        return found
+    if not Path(value).is_dir():
+        raise WarmStartError(f"resume_from_checkpoint {value!r} is not a folder")
+    return value

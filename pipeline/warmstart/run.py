@@ -23,12 +23,12 @@ from datasets import Dataset
 from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
-from pipeline.adapters import ROLES
+from prompts.roles import ROLES
 from pipeline.models import ModelConfig
-from pipeline.policies import load_policies
+from pipeline.models.policies import load_policies
 from pipeline.warmstart.config import WarmStartConfig, WarmStartError
 from pipeline.warmstart.data import assistant_only_dataset, sft_examples
-from pipeline.warmstart.guard import CollapseGuard, CollapseGuardConfig
+from pipeline.evaluation.guard import CollapseGuard, CollapseGuardConfig
 from pipeline.warmstart.probe import GenerationProbe
 from pipeline.warmstart.teacher import teacher_chains
 
@@ -68,7 +68,7 @@ def _probe(warm_config: WarmStartConfig, examples: list[dict[str, Any]], rows: S
         [e["prompt"] for e in chosen],
         [None if warm_config.stage_format else entry_point[e["task_id"]] for e in chosen],  # stage 1 is prose
         tokenizer, every_steps=warm_config.probe_every_steps, max_new_tokens=warm_config.probe_max_new_tokens,
-        is_collapsed=is_collapsed, metric=warm_config.collapse_metric)
+        is_collapsed=is_collapsed, metric=warm_config.collapse_guard_metric)
 
 
 def _final_loss(log_history: list[dict[str, Any]]) -> float | None:
@@ -94,10 +94,10 @@ def run_warm_start(model_config: ModelConfig, sft_config: SFTConfig, warm_config
         raise WarmStartError("no training rows given")
     chains = teacher_chains(rows, warm_config) if warm_config.stage_format else None
 
-    policies = load_policies(model_config)
+    policies = load_policies(model_config, trust_remote_code=sft_config.trust_remote_code)
     model = policies.activate("generator")  # the only trainable adapter from here on
-    tokenizer = policies.tokenizer_for("generator")
-    discriminator = policies.model_for("discriminator")
+    tokenizer = policies.tokenizer
+    discriminator = policies.model
     resume = sft_config.resume_from_checkpoint
     if isinstance(resume, str) and (Path(resume) / "discriminator").is_dir():
         # Resuming: the Trainer reloads every adapter the checkpoint holds, the discriminator too (as the
@@ -117,8 +117,8 @@ def run_warm_start(model_config: ModelConfig, sft_config: SFTConfig, warm_config
     if warm_config.stage_format:
         dataset = assistant_only_dataset(dataset, tokenizer)
 
-    guard = CollapseGuard(CollapseGuardConfig(metric=warm_config.collapse_metric,
-                                              threshold=warm_config.collapse_threshold,
+    guard = CollapseGuard(CollapseGuardConfig(metric=warm_config.collapse_guard_metric,
+                                              threshold=warm_config.collapse_guard_threshold,
                                               stop_on_collapse=warm_config.stop_on_collapse))
     trainer = SFTTrainer(model=model, args=sft_config, train_dataset=dataset, processing_class=tokenizer,
                          callbacks=[guard])
@@ -141,8 +141,8 @@ def run_warm_start(model_config: ModelConfig, sft_config: SFTConfig, warm_config
             policies.save(out / COLLAPSED_DIR)  # kept for inspection, never used
         adapters_from = guard.last_good_checkpoint()
         if adapters_from is None:
-            raise WarmStartError(f"training collapsed ({warm_config.collapse_metric} >= "
-                                 f"{warm_config.collapse_threshold} from step {guard.streak_start}) before any "
+            raise WarmStartError(f"training collapsed ({warm_config.collapse_guard_metric} >= "
+                                 f"{warm_config.collapse_guard_threshold} from step {guard.streak_start}) before any "
                                  f"checkpoint was saved; the collapsed adapters are in {out / COLLAPSED_DIR}. "
                                  "Lower the learning rate or save more often.")
     trainer.accelerator.wait_for_everyone()

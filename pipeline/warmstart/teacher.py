@@ -14,7 +14,7 @@ import torch
 
 from pipeline.chain import Chain, ChainConfig, generate_chains
 from pipeline.models import ModelConfig
-from pipeline.policies import load_policies
+from pipeline.models.policies import load_policies
 from pipeline.warmstart.config import WarmStartConfig, WarmStartError
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def teacher_chains(rows: Sequence[Mapping[str, Any]], config: WarmStartConfig,
                                temperature=config.teacher_temperature, templates=config.templates)
     policies = load_policies(model_config)
     if not model_config.load_in_4bit:  # 4-bit models are placed at load time
-        policies.generator.to(PartialState().device)
+        policies.model.to(PartialState().device)
     started = time.perf_counter()
     chains: list[Chain] = []
     try:

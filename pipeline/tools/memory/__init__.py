@@ -1,13 +1,13 @@
 """Peak memory of a training recipe, estimated from the model's shape, part by part.
 
-    python -m pipeline.memory --config configs/qwen2.5-coder-1.5b-4090.yaml
-    python -m pipeline.memory --config configs/smoke.yaml --model_config path/to/config.json
+    python -m pipeline.tools.memory --config configs/qwen2.5-coder-1.5b-4090.yaml
+    python -m pipeline.tools.memory --config configs/smoke.yaml --model_config path/to/config.json
     python scripts/measure_memory.py --config configs/smoke.yaml --tensors --max_steps 2   # CPU: run it, compare
 
 The recipe is read with ``train.py``'s dataclasses (``pipeline.training.config``; any further ``--field value``
 overrides it), the model's shape from a ``config.json``: ``--model_config``, else the recipe's model (a local folder's
 own ``config.json``, the embedded model's, or for a Hub id one of the public configs kept in
-``pipeline/model_configs/``). docs/training.md ("Memory") explains every part, the formulas and their sources,
+``pipeline/models/model_configs/``). docs/training.md ("Memory") explains every part, the formulas and their sources,
 and the validation on CPU.
 
 What is counted, in the order the run uses it:
@@ -24,17 +24,17 @@ What is counted, in the order the run uses it:
 The peak is persistent + max(generation, training): the chain's caches are freed before the loss is computed.
 """
 
-from pipeline.memory.estimate import (
+from pipeline.tools.memory.estimate import (
     Estimate, Part, estimate, estimate_recipe, layer_activation_bytes, layer_backward_bytes, lm_head_bytes,
     prefill_bytes, recipe_tokens, table, weight_bytes, with_observed_widths,
 )  # fmt: skip
-from pipeline.memory.live import LiveTensorBytes
-from pipeline.memory.recipe import Layout, Precision, Recipe, chain_layout, load_tokenizer_for
-from pipeline.memory.shape import (
+from pipeline.tools.memory.live import LiveTensorBytes
+from pipeline.tools.memory.recipe import Layout, Precision, Recipe, chain_layout, load_tokenizer_for
+from pipeline.tools.memory.shape import (
     ATTENTION_MLP, CUDA_CONTEXT_GIB, DEFAULT_PROBLEM_TOKENS, GIB, LIMITS_GIB, MODEL_CONFIG_DIR, MemoryEstimateError,
     ModelShape, find_model_config,
 )  # fmt: skip
-from pipeline.memory.cli import main
+from pipeline.tools.memory.cli import main
 
 __all__ = [
     "ATTENTION_MLP", "CUDA_CONTEXT_GIB", "DEFAULT_PROBLEM_TOKENS", "GIB", "LIMITS_GIB", "MODEL_CONFIG_DIR", "Estimate",

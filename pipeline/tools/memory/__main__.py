@@ -1,7 +1,7 @@
-"""``python -m pipeline.memory``: see ``pipeline.memory.cli``."""
+"""``python -m pipeline.tools.memory``: see ``pipeline.tools.memory.cli``."""
 
 import sys
 
-from pipeline.memory.cli import main
+from pipeline.tools.memory.cli import main
 
 sys.exit(main())

@@ -1,4 +1,4 @@
-"""The command line of ``python -m pipeline.memory --config RECIPE``: the estimate's table (or JSON).
+"""The command line of ``python -m pipeline.tools.memory --config RECIPE``: the estimate's table (or JSON).
 
 Measuring a CPU run against it runs train.py's job, so it is a script: ``scripts/measure_memory.py``.
 """
@@ -10,20 +10,27 @@ import json
 import sys
 from typing import Any, Sequence
 
-from pipeline.memory.estimate import estimate_recipe, table
-from pipeline.memory.shape import DEFAULT_PROBLEM_TOKENS, MemoryEstimateError
+from pipeline.tools.memory.estimate import estimate_recipe, table
+from pipeline.tools.memory.shape import DEFAULT_PROBLEM_TOKENS, MemoryEstimateError
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def estimate_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The options of an estimate (the measuring script adds its own); any other ``--field value`` overrides the
+    recipe."""
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.memory",
-        description="Peak memory of a training recipe, estimated from the model's shape, part by part.",
+        prog=prog, description=description,
         epilog="Any other --field value is a recipe override, as on train.py's command line.")
     parser.add_argument("--config", required=True, help="the recipe (YAML), as train.py takes it")
     parser.add_argument("--model_config", help="a config.json (or a model folder) to use instead of the recipe's model")
     parser.add_argument("--problem_tokens", type=int, default=DEFAULT_PROBLEM_TOKENS,
                         help=f"tokens of the problem statement and signature (default {DEFAULT_PROBLEM_TOKENS})")
     parser.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = estimate_parser("python -m pipeline.tools.memory",
+                             "Peak memory of a training recipe, estimated from the model's shape, part by part.")
     args, overrides = parser.parse_known_args(argv)
     try:
         est = estimate_recipe(args.config, overrides, args.model_config, args.problem_tokens)

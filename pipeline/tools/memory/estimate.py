@@ -6,8 +6,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
-from pipeline.memory.recipe import Layout, Precision, Recipe, chain_layout, load_tokenizer_for
-from pipeline.memory.shape import (
+from pipeline.tools.memory.recipe import Layout, Precision, Recipe, chain_layout, load_tokenizer_for
+from pipeline.tools.memory.shape import (
     CUDA_CONTEXT_GIB, DEFAULT_PROBLEM_TOKENS, GIB, LIMITS_GIB, LM_HEAD_TOKEN_TILE, LM_HEAD_VOCAB_TILE, NESTED_BLOCK,
     NF4_BLOCK, ModelShape, find_model_config,
 )  # fmt: skip

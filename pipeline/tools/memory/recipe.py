@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from pipeline.memory.shape import (
+from pipeline.tools.memory.shape import (
     ATTENTION_MLP, DEFAULT_PROBLEM_TOKENS, MemoryEstimateError, ModelShape, find_model_config,
 )  # fmt: skip
 
@@ -57,7 +57,7 @@ class Recipe:
 
         from trl import GRPOConfig
 
-        from pipeline.adapters import DEFAULT_TARGET_MODULES
+        from pipeline.models.adapters import DEFAULT_TARGET_MODULES
         from pipeline.models import ModelConfig
         from pipeline.training.config import ChainArguments, ConfigError, device_defaults, parse_recipe
         from pipeline.training.schedule import ScheduleConfig
@@ -67,12 +67,12 @@ class Recipe:
         except (OSError, yaml.YAMLError) as err:
             raise MemoryEstimateError(f"--config {path}: {err}") from err
         argv = ["--config", str(path), *overrides]
-        cpu = _flag(raw.get("use_cpu"), False) or _override(overrides, "use_cpu") in ("true", "True", "1")
+        cpu = _flag(raw.get("use_cpu"), False) or override_value(overrides, "use_cpu") in ("true", "True", "1")
         # transformers refuses bf16 recipes on a machine without a GPU unless use_cpu is set; the estimate is for
         # the recipe's own device (its use_cpu), so parse with use_cpu forced on where there is no GPU.
         import torch
 
-        if not torch.cuda.is_available() and _override(overrides, "use_cpu") is None:
+        if not torch.cuda.is_available() and override_value(overrides, "use_cpu") is None:
             argv += ["--use_cpu", "true"]
         try:
             schedule, chain, training, model = parse_recipe((ScheduleConfig, ChainArguments, GRPOConfig, ModelConfig),
@@ -112,7 +112,8 @@ def _flag(value: Any, default: bool) -> bool:
     return bool(value)
 
 
-def _override(overrides: Sequence[str], name: str) -> str | None:
+def override_value(overrides: Sequence[str], name: str) -> str | None:
+    """The value of ``--name`` among command-line ``overrides`` (``--name v`` or ``--name=v``), or None."""
     args = list(overrides)
     for at, token in enumerate(args):
         if token == f"--{name}" and at + 1 < len(args):
@@ -268,7 +269,7 @@ def load_tokenizer_for(recipe: Recipe) -> Any:
     """The recipe's own tokenizer when its model is local (or embedded); for a Hub id, which cannot be read here,
     the embedded model's (SmolLM2, ChatML like Qwen2.5; a 49k vocabulary splits text into somewhat more tokens
     than Qwen's 152k one, so the widths err long)."""
-    from pipeline.embedded import embedded_model_dir
+    from pipeline.models.embedded import embedded_model_dir
     from pipeline.models import load_tokenizer
 
     folder = Path(recipe.model).expanduser() if recipe.model not in (None, "embedded") else None

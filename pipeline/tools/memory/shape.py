@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 GIB = 2**30
-MODEL_CONFIG_DIR = Path(__file__).resolve().parents[1] / "model_configs"
+MODEL_CONFIG_DIR = Path(__file__).resolve().parents[2] / "models" / "model_configs"
 LIMITS_GIB = (24, 32)  # RTX 4090, RTX 5090
 CUDA_CONTEXT_GIB = 0.5  # assumption: CUDA context + cuBLAS workspaces, not seen by torch's allocator
 # TRL 1.16's fused LM head (trl/kernels/chunked_logprob.py): tiles of TOKEN_CHUNK_SIZE tokens x
@@ -161,7 +161,7 @@ class ModelShape:
 def find_model_config(name_or_path: str | None) -> Path:
     """The ``config.json`` of a recipe's model: the embedded model's, a local folder's, or a stored public one."""
     if name_or_path is None or name_or_path == "embedded":
-        from pipeline.embedded import embedded_model_dir
+        from pipeline.models.embedded import embedded_model_dir
 
         return embedded_model_dir() / "config.json"
     path = Path(name_or_path).expanduser()

@@ -1,0 +1,13 @@
+"""The five-stage chain and the rollout: the generator writes each stage, the discriminator tests it, and the
+``StagedRollout`` hands TRL the completions, masks and the plain-data record the rewards read.
+
+Imports ``prompts`` and ``pipeline.models``. ``conversation`` (a batch of chats that keep their KV cache),
+``stages`` (``generate_chains``: both roles through the five stages), ``rollout`` (TRL's ``rollout_func``).
+"""
+
+from pipeline.chain.stages import (
+    Chain, ChainConfig, PrefixUnstableError, Turns, accumulate_tests, generate_chains, iter_chain_stages,
+)  # fmt: skip
+
+__all__ = ["Chain", "ChainConfig", "PrefixUnstableError", "Turns", "accumulate_tests", "generate_chains",
+           "iter_chain_stages"]

@@ -1,0 +1,80 @@
+"""What a run writes beside its adapters so that a person (or a rerun) knows what was trained, and how.
+
+``recipe.yaml`` is the effective recipe (the YAML with the command line applied); ``run_info.json`` says
+what was trained on and from where each adapter started (with the hash of an init adapter's weights and,
+for a warm start's folder, what its ``warmstart.json`` says). Both go into the output folder, every
+checkpoint and ``final/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from prompts.roles import ROLES
+from pipeline.models.adapters import ADAPTER_CONFIG, resolve_adapter_dir
+from pipeline.models import ModelConfig
+from pipeline.training.checkpoints import RECIPE_FILE, RUN_INFO_FILE
+from pipeline.warmstart import RECORD_FILE
+
+logger = logging.getLogger(__name__)
+
+
+def run_info(*, model: ModelConfig, schedule: Any, reward_names: list[str], reward_weights: Any,
+             data: Any, train_problems: int, replay: dict[str, Any]) -> dict[str, Any]:
+    """``run_info.json`` of an RL run."""
+    import peft
+    import transformers
+    import trl
+
+    return {
+        "base_model": model.model_name_or_path or "embedded",
+        "mode": schedule.mode, "curriculum": schedule.curriculum, "stages": schedule.train_stages,
+        "schedule": asdict(schedule), "reward_funcs": reward_names, "reward_weights": reward_weights,
+        "train_splits": data.train_splits, "eval_splits": data.eval_splits, "train_problems": train_problems,
+        "replay": replay,
+        "start": start_points(model, ("generator",) if schedule.mode == "unified" else ROLES),
+        "versions": {"trl": trl.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
+    }
+
+
+def start_points(model: ModelConfig, roles: tuple[str, ...] = ROLES) -> dict[str, Any]:
+    """Where each role adapter started: a fresh LoRA (B = 0, the base model), or an init adapter with the hash
+    of its weights file, its LoRA shape and, from a warm start's folder, what its warmstart.json says."""
+    points: dict[str, Any] = {}
+    for role in roles:
+        source = getattr(model, f"{role}_init_adapter")
+        if source is None:
+            points[role] = {"from": "fresh"}
+            continue
+        folder = resolve_adapter_dir(source, role)
+        lora = json.loads((folder / ADAPTER_CONFIG).read_text())
+        weights = folder / "adapter_model.safetensors"
+        points[role] = {
+            "from": source, "folder": str(folder),
+            "sha256": hashlib.sha256(weights.read_bytes()).hexdigest() if weights.is_file() else None,
+            "lora": {"r": lora.get("r"), "alpha": lora.get("lora_alpha"), "target_modules": lora.get("target_modules")},
+        }
+        record = folder.parent / RECORD_FILE
+        if record.is_file():
+            warm = json.loads(record.read_text())
+            points[role]["warmstart"] = {k: warm.get(k) for k in ("base_model", "steps", "final_loss", "stage_format",
+                                                                   "data", "adapters_from")}
+            if warm.get("base_model") != (model.model_name_or_path or "embedded"):
+                logger.warning("%s_init_adapter was warm-started on %s, this run's base is %s", role,
+                               warm.get("base_model"), model.model_name_or_path or "embedded")
+    return points
+
+
+def write_run_files(folder: Path, recipe: dict[str, Any], info: dict[str, Any] | None = None) -> None:
+    """``recipe.yaml`` (and ``run_info.json`` when given) into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / RECIPE_FILE).write_text(yaml.safe_dump(recipe, sort_keys=False))
+    if info is not None:
+        (folder / RUN_INFO_FILE).write_text(json.dumps(info, indent=2))
