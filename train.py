@@ -126,7 +126,7 @@ def warm_start(argv: list[str]) -> int:
         check_sft_run(training)
         benchmark = benchmark_callback(bench, training.eval_steps, warm.templates, data)
         dataset = training_problems(data)
-    run.apply()
+    run.apply(seed=training.seed)
     logger.info("warm start on %d training problems", len(dataset))
     final = run_warm_start(model_cfg, training, warm, list(dataset), callbacks=[benchmark] if benchmark else [])
     if PartialState().is_main_process:
@@ -144,7 +144,7 @@ def bootstrap(argv: list[str]) -> int:
         check_init_adapters(model_cfg)
         resume = check_bootstrap_run(training)
         dataset = training_problems(data)
-    run.apply()
+    run.apply(seed=training.seed)
     logger.info("bootstrap: %d rounds on %d training problems", boot.rounds, len(dataset))
     final = run_bootstrap(model_cfg, training, boot, list(dataset), resume=resume)
     write_run_files(final, effective_recipe(argv, BOOTSTRAP_TYPES))
@@ -168,7 +168,7 @@ def train_rl(argv: list[str]) -> int:
             raise ConfigError(str(err)) from err
         benchmark = benchmark_callback(bench, training.eval_steps, chain_args.templates, data)
         dataset = training_problems(data)
-    run.apply()
+    run.apply(seed=training.seed)
     for start, end, phase in schedule.segments(training.max_steps):
         logger.info("steps %d-%d: %s, stage %s", start, end, phase.role, phase.train_stage or "all")
 

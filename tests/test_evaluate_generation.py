@@ -104,7 +104,7 @@ def test_direct_compare_base_best_of_and_model_card(tiny_dir: Path, checkpoint: 
     out = tmp_path / "direct"
     code = _load_cli().main([
         "--model", str(tiny_dir), "--adapter", str(checkpoint), "--benchmark", "humaneval-mini", "--limit", "2",
-        "--best-of", "2", "--compare-base", "--max-new-tokens", "8", "--test-tokens", "8",
+        "--best-of", "2", "--compare-base", "--max-new-tokens", "8", "--discriminator-tokens", "8",
         "--update-model-card", "--output-dir", str(out)])
     assert code == 0
     results = json.loads((out / "results.json").read_text())
@@ -127,7 +127,7 @@ def test_staged_mode_scores_the_final_code(tiny_dir: Path, checkpoint: Path, tmp
     out = tmp_path / "staged"
     code = _load_cli().main([
         "--model", str(tiny_dir), "--adapter", str(checkpoint), "--mode", "staged", "--limit", "2",
-        "--stage-tokens", "4", "--test-tokens", "6", "--best-of", "2", "--output-dir", str(out)])
+        "--generator-tokens", "4", "--discriminator-tokens", "6", "--best-of", "2", "--output-dir", str(out)])
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     assert results["stage_names"][0] == "Informal reasoning" and len(results["stage_names"]) == 5
@@ -139,7 +139,7 @@ def test_staged_mode_scores_the_final_code(tiny_dir: Path, checkpoint: Path, tmp
 
 def test_solve_prints_the_whole_chain(tiny_dir: Path, checkpoint: Path, capsys: pytest.CaptureFixture) -> None:
     code = solve_main(["--model", str(tiny_dir), "--adapter", str(checkpoint), "--task-file", str(mini_file()),
-                       "--task-id", "HumanEvalMini/0", "--stage-tokens", "4", "--test-tokens", "4"])
+                       "--task-id", "HumanEvalMini/0", "--generator-tokens", "4", "--discriminator-tokens", "4"])
     printed = capsys.readouterr().out
     assert code == 0
     for k in range(1, 6):

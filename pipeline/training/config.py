@@ -46,11 +46,17 @@ class RunArguments:
         if self.torch_threads is not None and self.torch_threads < 1:
             raise ValueError("torch_threads must be >= 1 (or null for PyTorch's default)")
 
-    def apply(self) -> None:
+    def apply(self, seed: int) -> None:
+        """Set the threads, and seed every RNG before the model loads: the LoRA A matrices are drawn at random
+        when the adapters are created, before the Trainer seeds anything, so without this two runs of one
+        recipe and seed start from different adapters (found by the exact-resume test, tests/test_train_e2e.py)."""
+        from transformers import set_seed
+
         if self.torch_threads is not None:
             import torch
 
             torch.set_num_threads(self.torch_threads)
+        set_seed(seed)
 
 
 @dataclass
