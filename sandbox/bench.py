@@ -42,7 +42,7 @@ def completion(task: dict, variant: str) -> str:
     if variant == "empty":
         return "    pass\n"
     # Wrong: the canonical body, but every return value is replaced by None when it is truthy.
-    return (f"    def __inner():\n"
+    return ("    def __inner():\n"
             + "".join("    " + line + "\n" for line in task["canonical_solution"].splitlines())
             + "    __r = __inner()\n    return None if __r else __r\n")
 

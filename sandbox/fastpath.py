@@ -24,6 +24,8 @@ A test made of several such asserts, or of for-loops over constants (``range`` o
 literal list) whose bodies are such asserts, is a list of checks judged in order; the first that
 does not pass ends it, as in Python. Loops are unrolled with the loop variables written in as
 constants. HumanEval's ``def check(candidate): ...`` blocks are judged the same way.
+
+What counts as a constant, and how it is evaluated, is in ``literals``.
 """
 
 from __future__ import annotations
@@ -31,16 +33,12 @@ from __future__ import annotations
 import ast
 import builtins
 import copy
-import math
-import operator
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .literals import WRAPPERS, constant, expected_value, is_number, literal
+
 BUILTIN_NAMES = frozenset(dir(builtins))
-WRAPPERS: dict[str, Callable[..., Any]] = {
-    "set": set, "frozenset": frozenset, "sorted": sorted, "list": list, "tuple": tuple, "len": len,
-    "abs": abs, "round": round, "str": str, "int": int, "float": float, "bool": bool, "dict": dict,
-}
 
 
 @dataclass(frozen=True)
@@ -70,83 +68,6 @@ class FastTest:
         return not value
 
 
-# Node types that are never literals: rejected before ``literal_eval`` raises on them (which cost
-# more than the rest of classifying a HumanEval check).
-_NEVER_LITERAL = (ast.Name, ast.Attribute, ast.Subscript, ast.Compare, ast.BoolOp, ast.BinOp, ast.Lambda,
-                  ast.IfExp, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.JoinedStr)
-
-
-def _literal(node: ast.AST) -> tuple[bool, Any]:
-    if isinstance(node, _NEVER_LITERAL) and not _complex_literal(node):
-        return False, None
-    try:
-        value = ast.literal_eval(node)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return False, None
-    if isinstance(value, float) and math.isnan(value):
-        return False, None
-    return True, value
-
-
-ARITHMETIC: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-    ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
-}
-NUMBER_BOUND = 2 ** 256  # no power, and bounded operands: folding can never be slow or huge
-
-
-def _number(value: Any) -> bool:
-    return type(value) is float or (type(value) is int and abs(value) < NUMBER_BOUND)
-
-
-def _constant(node: ast.AST) -> tuple[bool, Any]:
-    """A literal, arithmetic on number literals (``3 * 5 * 7``, ``2.0 / 3.0``), or a tuple or list
-    of those, folded here exactly as Python computes it."""
-    ok, value = _literal(node)
-    if ok:
-        return ok, value
-    if isinstance(node, ast.BinOp) and type(node.op) in ARITHMETIC:
-        (left_ok, left), (right_ok, right) = _constant(node.left), _constant(node.right)
-        if left_ok and right_ok and _number(left) and _number(right):
-            try:
-                value = ARITHMETIC[type(node.op)](left, right)
-            except ArithmeticError:
-                return False, None
-            if _number(value) and not (type(value) is float and math.isnan(value)):
-                return True, value
-        return False, None
-    if isinstance(node, (ast.Tuple, ast.List)) and not any(isinstance(e, ast.Starred) for e in node.elts):
-        parts = [_constant(e) for e in node.elts]
-        if all(ok for ok, _ in parts):
-            values = [v for _, v in parts]
-            return True, tuple(values) if isinstance(node, ast.Tuple) else values
-    return False, None
-
-
-def _complex_literal(node: ast.AST) -> bool:
-    """``1 + 2j`` and ``-1 - 2j``: the only operators ``literal_eval`` accepts."""
-    return (isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub))
-            and isinstance(node.right, ast.Constant) and isinstance(node.right.value, complex))
-
-
-def _expected(node: ast.AST) -> tuple[bool, Any]:
-    """A constant, or a wrapper applied to constants (``set([1, 2])``, ``sorted([3, 1])``)."""
-    try:
-        ok, value = _constant(node)
-        if ok:
-            return ok, value
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in WRAPPERS
-                and not node.keywords and node.args):
-            parts = [_constant(a) for a in node.args]
-            if all(ok for ok, _ in parts):
-                return True, WRAPPERS[node.func.id](*(v for _, v in parts))
-    except (RecursionError, MemoryError):
-        pass
-    except Exception:  # a wrapper that raises on these arguments: the test process will show it
-        pass
-    return False, None
-
-
 class _Source:
     """A test's text with its line offsets computed once: ``ast.get_source_segment`` re-splits the
     whole source on every call, which made classifying a HumanEval check cost more than parsing it."""
@@ -174,7 +95,7 @@ def _call(node: ast.AST, program_names: frozenset[str], text: Text) -> str | Non
         if node.func.id in WRAPPERS and not node.keywords and node.args:
             inner = node.args[0]
             if (isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name) and inner.func.id in program_names
-                    and all(_literal(a)[0] for a in node.args[1:])):
+                    and all(literal(a)[0] for a in node.args[1:])):
                 return text(node)
     return None
 
@@ -231,7 +152,7 @@ def _skippable(param: str | None, bound: frozenset[str]) -> Callable[[ast.stmt],
         if (isinstance(s, ast.Expr) and isinstance(s.value, ast.Name) and s.value.id != param
                 and s.value.id in BUILTIN_NAMES and s.value.id not in bound):
             return True
-        return isinstance(s, ast.Assert) and _literal(s.test)[0] and bool(_literal(s.test)[1])
+        return isinstance(s, ast.Assert) and literal(s.test)[0] and bool(literal(s.test)[1])
 
     return skip
 
@@ -271,7 +192,7 @@ def _iterations(loop: ast.For) -> list[dict[str, Any]] | None:
     node = loop.iter
     if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range"
             and not node.keywords and 1 <= len(node.args) <= 3):
-        bounds = [_constant(a) for a in node.args]
+        bounds = [constant(a) for a in node.args]
         if not all(ok and type(v) is int for ok, v in bounds):
             return None
         try:
@@ -279,7 +200,7 @@ def _iterations(loop: ast.For) -> list[dict[str, Any]] | None:
         except ValueError:  # range(0, 5, 0)
             return None
     else:
-        ok, value = _expected(node)
+        ok, value = expected_value(node)
         if not ok or type(value) not in (list, tuple):
             return None
         values = value
@@ -326,7 +247,7 @@ def _classify_assert(node: ast.Assert, program_names: frozenset[str], text: Text
     # that is not a literal (HumanEval's ``"error: " + str(candidate(x))``) is simply not shown.
     message = ""
     if node.msg is not None:
-        ok, value = _literal(node.msg)
+        ok, value = literal(node.msg)
         message = str(value) if ok else ""
     check = node.test
     if isinstance(check, ast.UnaryOp) and isinstance(check.op, ast.Not):
@@ -344,13 +265,13 @@ def _classify_assert(node: ast.Assert, program_names: frozenset[str], text: Text
     if isinstance(op, (ast.Eq, ast.NotEq)):
         for call_side, other in ((left, right), (right, left)):
             call = _call(call_side, program_names, text)
-            ok, expected = _expected(other)
+            ok, expected = expected_value(other)
             if call and ok:
                 return FastTest(call, "==" if isinstance(op, ast.Eq) else "!=", expected, message)
         return None
     if isinstance(op, (ast.Is, ast.IsNot)):
         call = _call(left, program_names, text)
-        ok, expected = _literal(right)
+        ok, expected = literal(right)
         if call and ok and expected in (None, True, False) and type(expected) in (type(None), bool):
             return FastTest(call, "is" if isinstance(op, ast.Is) else "is not", expected, message)
     return None
@@ -364,14 +285,14 @@ def _close(left: ast.expr, right: ast.expr, op: str, program_names: frozenset[st
             and isinstance(left.args[0].op, ast.Sub)):
         return None
     difference = left.args[0]
-    ok, tolerance = _expected(right)
-    if not ok or not _number(tolerance):
+    ok, tolerance = expected_value(right)
+    if not ok or not is_number(tolerance):
         return None
     for call_side, other, call_first in ((difference.left, difference.right, True),
                                          (difference.right, difference.left, False)):
         call = _call(call_side, program_names, text)
-        ok, value = _expected(other)
-        if call and ok and _number(value):
+        ok, value = expected_value(other)
+        if call and ok and is_number(value):
             return FastTest(call, op, (value, tolerance, call_first), message)
     return None
 
@@ -396,7 +317,7 @@ def _check_block(tree: ast.Module, program_names: frozenset[str],
     for node in body[:-1]:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             continue
-        if isinstance(node, ast.Assign) and _literal(node.value)[0]:
+        if isinstance(node, ast.Assign) and literal(node.value)[0]:
             continue
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
             continue

@@ -3,7 +3,7 @@
 Kept to the minimum on purpose: this runs twice per job, and each Python-level step in a freshly
 forked child touches (and so copies) shared pages. Settings that are inherited across ``fork`` -
 the environment, non-dumpability, no-new-privileges, the capability bounding set - are made once
-in the worker instead (see ``worker.Worker.prepare_environment``).
+in the worker instead (see ``worker.main`` and ``runner.Worker.__init__``).
 """
 
 from __future__ import annotations

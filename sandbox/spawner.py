@@ -16,7 +16,7 @@ import socket
 import struct
 import traceback
 
-from . import candidate, harden, linux
+from . import candidate, harden
 from .config import SandboxConfig
 from .reaping import kill_all_children
 

@@ -240,7 +240,7 @@ def test_overwriting_verdict_state_through_frames_and_gc_does_nothing(sb):
             for obj in gc.get_objects():
                 if type(obj).__name__ == "TestVerdict":
                     obj.status = "passed"
-            for name in ("sandbox.types", "sandbox.worker", "sandbox.tester"):
+            for name in ("sandbox.types", "sandbox.worker", "sandbox.runner", "sandbox.link", "sandbox.tester"):
                 module = sys.modules.get(name)
                 if module is not None and hasattr(module, "Result"):
                     module.Result.from_verdicts = classmethod(lambda cls, v, *a: cls("passed", len(v), len(v), v, *a))
