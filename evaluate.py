@@ -38,11 +38,12 @@ from pipeline.evaluation.model_card import update_model_card
 from pipeline.evaluation.compare import CompareError, default_labels, merge_results, read_results
 from pipeline.evaluation.report import (
     evaluation_section,
-    pass_keys,
     write_report,
     write_results,
     write_samples,
+    summary_lines,
 )
+from pipeline.evaluation.runs import generate_runs, stage_names
 from pipeline.evaluation.samples import CompletionsFileError, Sample, read_completions
 from pipeline.evaluation.scoring import ScoreConfig, score_runs
 from prompts.templates import TemplateError
@@ -175,93 +176,15 @@ def check_adapter(cfg: EvalConfig) -> None:
         raise UsageError("--update_model_card needs --adapter to be a local checkpoint folder")
 
 
-def run_names(cfg: EvalConfig) -> list[str]:
-    """'adapter' (adapters on) and/or 'base' (adapters disabled), in that order."""
-    if cfg.adapter is None:
-        return ["base"]
-    return ["adapter", "base"] if cfg.compare_base else ["adapter"]
-
-
-def generate_runs(cfg: EvalConfig, rows: list[dict[str, Any]]) -> tuple[dict[str, list[Sample]], dict[str, Any]]:
-    """Sample every run; returns the samples per run and facts for results.json (model, timings)."""
-    from transformers import set_seed
-
-    from prompts.roles import ROLES
-    from pipeline.models.adapters import resolve_adapter_dir
+def sample_runs(cfg: EvalConfig, rows: list[dict[str, Any]]) -> tuple[dict[str, list[Sample]], dict[str, Any]]:
+    """``pipeline.evaluation.runs.generate_runs``, a model that cannot be loaded being a usage error."""
+    from pipeline.models import ModelLoadError
     from pipeline.models.embedded import EmbeddedModelError
-    from pipeline.evaluation.generation import HfBackend, SamplingConfig, VllmBackend
-    from pipeline.evaluation.loading import load_eval_policies
-    from pipeline.evaluation.discriminator_bench import pooled_tests
-    from pipeline.evaluation.samples import direct_samples, discriminator_tests, problem_tests, staged_samples
-    from pipeline.models import ModelLoadError, load_tokenizer, resolve_model_source
-    from prompts.templates import load_templates
 
-    templates = load_templates(cfg.templates)
-    sampling = SamplingConfig(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.batch_size)
-    test_sampling = SamplingConfig(max(cfg.discriminator_tokens), cfg.temperature, cfg.top_p, cfg.batch_size)
-    rows_by_id = {row["task_id"]: row for row in rows}
-    started = time.perf_counter()
-    policies = None
     try:
-        if cfg.use_vllm:
-            source = resolve_model_source(cfg.model)
-            adapters = {role: resolve_adapter_dir(cfg.adapter, role) for role in ROLES} if cfg.adapter else None
-            backend: Any = VllmBackend(source, load_tokenizer(source, trust_remote_code=cfg.trust_remote_code),
-                                       adapters, seed=cfg.seed, dtype=cfg.dtype)
-        else:
-            policies, source = load_eval_policies(cfg.model, cfg.adapter, dtype=cfg.dtype,
-                                                  trust_remote_code=cfg.trust_remote_code,
-                                                  load_in_4bit=cfg.load_in_4bit,
-                                                  bnb_4bit_compute_dtype=cfg.bnb_4bit_compute_dtype)
-            backend = HfBackend(policies.model, policies.tokenizer)
+        return generate_runs(cfg, rows)
     except (ModelLoadError, EmbeddedModelError) as err:
         raise UsageError(str(err)) from None
-    facts: dict[str, Any] = {"model": source, "timing": {"load_s": time.perf_counter() - started}}
-
-    runs: dict[str, list[Sample]] = {}
-    facts["discriminator_tests"] = {}
-    for name in run_names(cfg):
-        use_adapters = name == "adapter"
-        set_seed(cfg.seed)
-        started = time.perf_counter()
-        logger.info("generating %s run: %d tasks x %d samples (%s mode)", name, len(rows), cfg.num_samples, cfg.mode)
-        if cfg.mode == "direct":
-            run_backend = backend.with_adapters(use_adapters)
-            samples = direct_samples(run_backend, rows, templates, sampling, cfg.num_samples,
-                                     with_logprobs=bool(cfg.best_of))
-            if cfg.best_of:
-                discriminator_tests(run_backend, rows_by_id, [s for s in samples if s.index < cfg.best_of],
-                                    templates, test_sampling)
-            if cfg.discriminator_benchmark:
-                facts["discriminator_tests"][name] = problem_tests(run_backend, rows, templates, test_sampling,
-                                                                   cfg.num_samples)
-        else:
-            samples = staged_samples(policies, rows, chain_config(cfg), cfg.num_samples, batch_size=cfg.batch_size,
-                                     with_tests=bool(cfg.best_of) or cfg.discriminator_benchmark,
-                                     use_adapters=use_adapters)
-            if cfg.discriminator_benchmark:
-                facts["discriminator_tests"][name] = pooled_tests(samples)
-        runs[name] = samples
-        facts["timing"][f"generation_{name}_s"] = time.perf_counter() - started
-    return runs, facts
-
-
-def chain_config(cfg: EvalConfig) -> Any:
-    from pipeline.chain import ChainConfig
-
-    budgets = {"generator_tokens": tuple(cfg.generator_tokens)} if cfg.generator_tokens else {}
-    return ChainConfig(**budgets, discriminator_tokens=tuple(cfg.discriminator_tokens), temperature=cfg.temperature,
-                       top_p=cfg.top_p, top_k=0, templates=cfg.templates)
-
-
-def stage_names(cfg: EvalConfig) -> list[str]:
-    if cfg.completions:
-        return []
-    if cfg.mode == "direct":
-        return ["direct"]
-    from prompts.stages import STAGES
-
-    return [stage.name for stage in STAGES]
 
 
 def completions_run(cfg: EvalConfig, all_rows: list[dict[str, Any]], rows: list[dict[str, Any]]
@@ -329,7 +252,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
             ks = tuple(cfg.ks)
         else:
             check_adapter(cfg)
-            runs, facts = generate_runs(cfg, rows)
+            runs, facts = sample_runs(cfg, rows)
             ks = cfg.reported_ks
         score_config = ScoreConfig(completion_format=cfg.completion_format, ks=ks, best_of=cfg.best_of,
                                    timeout_s=cfg.timeout_s,
@@ -378,31 +301,6 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     return results
 
 
-def print_summary(results: dict[str, Any], out_dir: str) -> None:
-    for name, summary in results["runs"].items():
-        scores = "  ".join(f"{key} {100 * summary[key]:.1f}%" for key in pass_keys(summary))
-        plus = summary.get("evalplus")
-        if plus:
-            scores += "  " + "  ".join(f"plus {k} {100 * v:.1f}% (gap {100 * plus['gap'][k]:.1f})"
-                                       for k, v in plus["plus"].items())
-        bench = summary.get("discriminator_benchmark")
-        if bench:
-            scores += (f"  tests: {bench['valid']}/{bench['written']} valid, {bench['tasks_with_valid_test']}/"
-                       f"{bench['tasks']} tasks with one, caught {bench['subtle_caught']}/{bench['subtle_programs']} "
-                       "subtly wrong programs")
-        best = summary.get("best_of")
-        if best:
-            scores += f"  best-of-{best['n']} {100 * best['pass_rate']:.1f}%"
-        print(f"{name}: {scores}  syntax-valid {100 * summary['syntax_valid_rate']:.1f}%  "
-              f"collapse {100 * summary['collapse_rate']:.1f}%  ({summary['num_tasks']} tasks, "
-              f"{summary['num_samples']} samples)")
-    timing = results["timing"]
-    if "total_s" in timing:
-        print(f"sandbox scoring {timing['sandbox_s']:.2f} s, total {timing['total_s']:.1f} s; wrote {out_dir}/")
-    else:
-        print(f"wrote {out_dir}/")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -412,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             SandboxUnavailable, CompareError, ReferenceFailed) as err:
         print(f"evaluate.py: error: {err}".splitlines()[0], file=sys.stderr)
         return 2
-    print_summary(results, cfg.output_dir)
+    print("\n".join(summary_lines(results, cfg.output_dir)))
     return 0
 
 

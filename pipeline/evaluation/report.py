@@ -260,3 +260,32 @@ def write_report(out_dir: Path, results: Mapping[str, Any]) -> Path:
     path = out_dir / REPORT_FILE
     path.write_text(render_report(results, plots), encoding="utf-8")
     return path
+
+
+def summary_lines(results: Mapping[str, Any], out_dir: str) -> list[str]:
+    """What evaluate.py prints at the end: one line per run (pass@k, EvalPlus, discriminator, best-of-N,
+    quality), then timings and where the artefacts are."""
+    lines = []
+    for name, summary in results["runs"].items():
+        scores = "  ".join(f"{key} {100 * summary[key]:.1f}%" for key in pass_keys(summary))
+        plus = summary.get("evalplus")
+        if plus:
+            scores += "  " + "  ".join(f"plus {k} {100 * v:.1f}% (gap {100 * plus['gap'][k]:.1f})"
+                                       for k, v in plus["plus"].items())
+        bench = summary.get("discriminator_benchmark")
+        if bench:
+            scores += (f"  tests: {bench['valid']}/{bench['written']} valid, {bench['tasks_with_valid_test']}/"
+                       f"{bench['tasks']} tasks with one, caught {bench['subtle_caught']}/{bench['subtle_programs']} "
+                       "subtly wrong programs")
+        best = summary.get("best_of")
+        if best:
+            scores += f"  best-of-{best['n']} {100 * best['pass_rate']:.1f}%"
+        lines.append(f"{name}: {scores}  syntax-valid {100 * summary['syntax_valid_rate']:.1f}%  "
+                     f"collapse {100 * summary['collapse_rate']:.1f}%  ({summary['num_tasks']} tasks, "
+                     f"{summary['num_samples']} samples)")
+    timing = results["timing"]
+    if "total_s" in timing:
+        lines.append(f"sandbox scoring {timing['sandbox_s']:.2f} s, total {timing['total_s']:.1f} s; wrote {out_dir}/")
+    else:
+        lines.append(f"wrote {out_dir}/")
+    return lines
