@@ -1,10 +1,10 @@
 """Train the generator and discriminator adapters with TRL's GRPOTrainer on execution rewards, or
-warm-start the generator adapter with TRL's SFTTrainer first (a recipe with ``mode: sft``), or bootstrap
-both adapters on their own verified samples (``mode: bootstrap``, expert iteration).
+warm-start the generator adapter with TRL's SFTTrainer first (a recipe with ``job: sft``), or bootstrap
+both adapters on their own verified samples (``job: bootstrap``, expert iteration).
 
     accelerate launch train.py --config configs/smoke.yaml [--any_field value ...]
-    accelerate launch train.py --config configs/sft_warmstart.yaml          # mode: sft
-    accelerate launch train.py --config configs/bootstrap.yaml              # mode: bootstrap
+    accelerate launch train.py --config configs/sft_warmstart.yaml          # job: sft
+    accelerate launch train.py --config configs/bootstrap.yaml              # job: bootstrap
     accelerate launch train.py --config configs/smoke.yaml --generator_init_adapter outputs/sft_warmstart/final
 
 Each job reads top to bottom: parse, check (before anything heavy loads), build, train, save; the parts live in
@@ -42,7 +42,7 @@ from pipeline.training.checkpoints import BestTracker, CheckpointCallback, Check
 from pipeline.training.checks import check_rl_run
 from pipeline.training.config import (
     BenchmarkArguments, ChainArguments, ConfigError, RLArguments, RunArguments, device_defaults, effective_recipe,
-    parse_recipe, recipe_mode,
+    parse_recipe, recipe_job,
 )  # fmt: skip
 from pipeline.training.finish import finish_run
 from pipeline.training.records import run_info, write_run_files
@@ -172,13 +172,13 @@ def train_rl(argv: list[str]) -> int:
     for start, end, phase in schedule.segments(training.max_steps):
         logger.info("steps %d-%d: %s, stage %s", start, end, phase.role, phase.train_stage or "all")
 
-    # Model: one frozen base, one LoRA adapter per role (unified mode keeps only the generator's).
+    # Model: one frozen base, one LoRA adapter per role (the unified schedule keeps only the generator's).
     policies = load_policies(model_cfg, trust_remote_code=training.trust_remote_code)
     model = policies.model
-    if schedule_cfg.mode == "unified":
+    if schedule_cfg.schedule == "unified":
         model.delete_adapter("discriminator")
     adapters = {"generator": "generator",
-                "discriminator": "generator" if schedule_cfg.mode == "unified" else "discriminator"}
+                "discriminator": "generator" if schedule_cfg.schedule == "unified" else "discriminator"}
 
     # Rollout and rewards: the rollout swaps in replayed failures, the rewards' context feeds the replay buffer.
     replay = ReplayBuffer(rl.replay_capacity)
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        job = {"sft": warm_start, "bootstrap": bootstrap}.get(recipe_mode(argv), train_rl)
+        job = {"sft": warm_start, "bootstrap": bootstrap}.get(recipe_job(argv), train_rl)
         return job(argv)
     except tuple(ERRORS) as err:
         print(f"{next(name for kind, name in ERRORS.items() if isinstance(err, kind))}: {err}", file=sys.stderr)

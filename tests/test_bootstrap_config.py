@@ -1,4 +1,4 @@
-"""train.py's `mode: bootstrap`: the recipe and flags (TRL style), its defaults, and clear errors before anything
+"""train.py's `job: bootstrap`: the recipe and flags (TRL style), its defaults, and clear errors before anything
 loads (no model, no data)."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pipeline.bootstrap import SUMMARY_FILE, finished_rounds
 RECIPE = Path(train.__file__).resolve().parent / "configs" / "bootstrap.yaml"
 
 
-def test_the_recipe_is_read_in_bootstrap_mode():
+def test_the_recipe_is_read_as_the_bootstrap_job():
     argv = ["--config", str(RECIPE)]
-    assert train.recipe_mode(argv) == "bootstrap"
+    assert train.recipe_job(argv) == "bootstrap"
     data, run, boot, sft, model = train.parse_bootstrap_config(argv + ["--rounds", "3", "--seed", "7"])
     assert boot.rounds == 3 and sft.seed == 7  # one seed flag: SFTConfig's, which the rounds sample with
     assert len(boot.generator_tokens) == 5 and boot.samples_per_problem >= 2 and boot.temperature > 0
@@ -27,9 +27,9 @@ def test_the_recipe_is_read_in_bootstrap_mode():
 
 
 def test_defaults_without_a_recipe():
-    data, run, boot, sft, model = train.parse_bootstrap_config(["--mode", "bootstrap", "--output_dir", "unused"])
+    data, run, boot, sft, model = train.parse_bootstrap_config(["--job", "bootstrap", "--output_dir", "unused"])
     assert boot.rounds == 2 and boot.seed_with_own_tests and boot.train_generator and boot.train_discriminator
-    assert boot.mode == "bootstrap" and sft.warmup_steps == 0 and sft.lr_scheduler_type == "cosine"
+    assert run.job == "bootstrap" and sft.warmup_steps == 0 and sft.lr_scheduler_type == "cosine"
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -1,4 +1,4 @@
-"""End to end: `train.py` in `mode: bootstrap` through `accelerate launch` on CPU, the embedded SmolLM2-135M-Instruct,
+"""End to end: `train.py` in `job: bootstrap` through `accelerate launch` on CPU, the embedded SmolLM2-135M-Instruct,
 two rounds on three easy HumanEval-mini problems with tiny budgets, then a resume of an interrupted round 2.
 
 Checked from the files the rounds saved, independently of the code that wrote them (the sandbox runs again
@@ -64,7 +64,7 @@ def run(rows, tmp_path_factory) -> tuple[Path, Path, str]:
     out = folder / "run"
     recipe = folder / "bootstrap.yaml"
     recipe.write_text(yaml.safe_dump({
-        "mode": "bootstrap", "dataset_dir": str(data), "train_splits": ["humaneval_mini_test"], "eval_splits": [],
+        "job": "bootstrap", "dataset_dir": str(data), "train_splits": ["humaneval_mini_test"], "eval_splits": [],
         "allow_contamination": True, "max_train_problems": PROBLEMS, "seed_every_round": True, "seed_every_stage": True,
         "rounds": 2, "samples_per_problem": SAMPLES, "rationalize": True, "temperature": 0.5, "generation_batch_size": PROBLEMS * SAMPLES,
         # Reasoning stages of 16 tokens: with 4 or 8 the model copies its cut-off answers into the code stage

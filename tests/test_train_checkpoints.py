@@ -1,4 +1,4 @@
-"""Checkpoints count only when complete; `latest` and explicit resumes; the `best` adapters."""
+"""Checkpoints count only when complete; `latest` and explicit resumes; the `best_reward` adapters."""
 
 from __future__ import annotations
 
@@ -69,12 +69,12 @@ def test_best_keeps_the_adapters_of_the_highest_weighted_score(tmp_path):
     best.observe({"discriminator/validity": 1.0})
     assert best.score() == pytest.approx(0.7 * 0.5 + 0.3 * 1.0)
     assert best.consider(make_checkpoint(tmp_path, 2, True), 2)
-    kept = tmp_path / "best"
+    kept = tmp_path / "best_reward"
     assert sorted(p.relative_to(kept).as_posix() for p in kept.rglob("*") if p.is_file()) == [
-        "best.json", "discriminator/adapter_config.json", "discriminator/adapter_model.safetensors",
+        "best_reward.json", "discriminator/adapter_config.json", "discriminator/adapter_model.safetensors",
         "generator/adapter_config.json", "generator/adapter_model.safetensors", "recipe.yaml",
     ]  # fmt: skip
-    assert json.loads((kept / "best.json").read_text())["global_step"] == 2
+    assert json.loads((kept / "best_reward.json").read_text())["global_step"] == 2
     best.observe({"generator/pass_rate": 0.1})
     assert not best.consider(make_checkpoint(tmp_path, 3, True), 3)
     assert BestTracker(tmp_path).best == pytest.approx(0.65)  # a resumed run keeps the bar

@@ -48,13 +48,13 @@ def run_main(recipe: Path, *overrides: str) -> int:
     (["--train_splits", "mbpp_train"], "mbpp_train"),
     (["--save_total_limit", "1"], "save_total_limit"),
     (["--use_vllm", "true"], "use_vllm"),
-    (["--mode", "unified"], "needs >= 2 groups"),
+    (["--schedule", "unified"], "needs >= 2 groups"),
     (["--eval_splits", "humaneval_mini_test", "--allow_contamination", "false"], "overlap evaluation tasks"),
     (["--allow_contamination", "false"], "contamination cannot be checked"),
     (["--replay_ratio", "1.5"], "replay_ratio"),
     (["--generator_init_adapter", "/nonexistent/final"], "generator_init_adapter '/nonexistent/final': no such"),
     (["--discriminator_init_adapter", "outputs/no/such/run/final"], "discriminator_init_adapter"),
-    (["--mode", "unified", "--discriminator_init_adapter", "/x"], "unified mode trains the generator adapter alone"),
+    (["--schedule", "unified", "--discriminator_init_adapter", "/x"], "the unified schedule trains the generator adapter alone"),
     (["--bench_modes", "direct", "nope"], "bench_modes must be distinct values"),
     (["--bench_benchmark", "apps"], "bench_benchmark must be one of"),
     (["--bench_metric_for_best", "eval_bench/staged/pass@1"], "is not logged by the evaluation"),
@@ -93,12 +93,20 @@ def test_warm_start_configs_that_cannot_work_fail_before_loading_anything(capsys
     assert err.startswith("config error:") and message in err
 
 
-def test_the_mode_is_read_before_parsing(recipe, tmp_path, capsys):
-    assert train.recipe_mode(["--config", str(SFT_RECIPE)]) == "sft"
-    assert train.recipe_mode(["--config", str(recipe)]) == "adversarial"
-    assert train.recipe_mode(["--config", str(recipe), "--mode=sft"]) == "sft"
-    assert train.main(["--config", str(recipe), "--mode", "sft"]) == 2  # an RL recipe read as a warm start
+def test_the_job_is_read_before_parsing(recipe, tmp_path, capsys):
+    assert train.recipe_job(["--config", str(SFT_RECIPE)]) == "sft"
+    assert train.recipe_job(["--config", str(recipe)]) == "rl"
+    assert train.recipe_job(["--config", str(recipe), "--job=sft"]) == "sft"
+    assert train.main(["--config", str(recipe), "--job", "sft"]) == 2  # an RL recipe read as a warm start
     assert "Unknown arguments from config file" in capsys.readouterr().err
+    assert train.main(["--config", str(recipe), "--job", "ppo"]) == 2
+    assert "job must be one of ('rl', 'sft', 'bootstrap'), got 'ppo'" in capsys.readouterr().err
+    old = tmp_path / "old.yaml"  # a recipe from before the redesign names its replacement, not "unknown field"
+    old.write_text("mode: sft\n")
+    assert train.main(["--config", str(old)]) == 2
+    assert "`mode:` was renamed: `job: rl|sft|bootstrap`" in capsys.readouterr().err
+    assert train.main(["--config", str(recipe), "--mode", "unified"]) == 2
+    assert "--mode was renamed" in capsys.readouterr().err
     broken = tmp_path / "broken.yaml"
     broken.write_text("- a list, not a mapping\n")
     assert train.main(["--config", str(broken)]) == 2
@@ -106,7 +114,7 @@ def test_the_mode_is_read_before_parsing(recipe, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("recipe_file", sorted((SFT_RECIPE.parent).glob("*.yaml")), ids=lambda p: p.name)
-def test_every_shipped_recipe_parses_in_its_mode(recipe_file):
+def test_every_shipped_recipe_parses_as_its_job(recipe_file):
     import torch
 
     recipe = yaml.safe_load(recipe_file.read_text())
@@ -114,12 +122,12 @@ def test_every_shipped_recipe_parses_in_its_mode(recipe_file):
     if recipe.get("bf16") and not recipe.get("use_cpu") and not torch.cuda.is_available():
         argv += ["--use_cpu", "true"]  # a GPU recipe: TrainingArguments refuses bf16 on a machine without a GPU
     parsers = {"sft": train.parse_sft_config, "bootstrap": train.parse_bootstrap_config}
-    parsed = parsers.get(train.recipe_mode(argv), train.parse_config)(argv)
+    parsed = parsers.get(train.recipe_job(argv), train.parse_config)(argv)
     assert parsed
 
 
 def test_warm_start_defaults_are_the_plans_recipe_and_cpu_safe():
-    data, run, warm, bench, sft, model = train.parse_sft_config(["--mode", "sft", "--output_dir", "unused"])
+    data, run, warm, bench, sft, model = train.parse_sft_config(["--job", "sft", "--output_dir", "unused"])
     assert (model.lora_r, model.lora_alpha, sft.learning_rate, sft.warmup_steps) == (8, 16, 1e-4, 0.1)
     # this machine has no CUDA GPU: bf16 autocast exactly where the CPU has native bf16, as dtype auto's weights
     assert (sft.bf16, sft.use_cpu, sft.activation_checkpointing) == (cpu_has_native_bf16(), True, False)

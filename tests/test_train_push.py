@@ -104,7 +104,7 @@ def test_folders_without_adapters_or_recipe_are_refused(tmp_path, hub_calls):
 def test_unified_run_pushes_its_single_adapter(tmp_path, hub_calls):
     folder = make_run_folder(tmp_path, roles=("generator",))
     info = json.loads((folder / "run_info.json").read_text())
-    (folder / "run_info.json").write_text(json.dumps({**info, "mode": "unified", "base_model": "embedded"}))
+    (folder / "run_info.json").write_text(json.dumps({**info, "schedule": "unified", "base_model": "embedded"}))
     push_folder(folder, REPO)
     upload = hub_calls[1]
     assert "discriminator/adapter_config.json" not in upload["files"]

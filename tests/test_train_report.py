@@ -134,7 +134,7 @@ def test_newest_trainer_state_of_a_run(tmp_path: Path) -> None:
     (lambda d: d / "missing", "no such file or folder"),
     (lambda d: d, "no trainer_state.json in it"),
     (lambda d: _write(d / "x.json", "{not json"), "not a trainer_state.json (not JSON"),
-    (lambda d: _write(d / "run_info.json", json.dumps({"mode": "adversarial"})),
+    (lambda d: _write(d / "run_info.json", json.dumps({"schedule": "adversarial"})),
      "not a trainer_state.json (no log_history list)"),
     (lambda d: _write(d / "trainer_state.json", json.dumps({"global_step": 0, "log_history": [
         {"step": 0, "eval_bench/direct/pass@1": 0.25}]})), "the log has no training steps"),

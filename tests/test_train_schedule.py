@@ -35,7 +35,7 @@ def test_beyond_the_schedule_training_stays_in_the_last_stage_and_keeps_alternat
 
 
 def test_unified_and_all_stages_at_once():
-    unified = AdversarialSchedule(ScheduleConfig(mode="unified", stages=[1, 5], role_steps=1, alternating_steps=1))
+    unified = AdversarialSchedule(ScheduleConfig(schedule="unified", stages=[1, 5], role_steps=1, alternating_steps=1))
     assert [unified.phase_at(s) for s in range(6)] == [Phase("unified", 1)] * 3 + [Phase("unified", 5)] * 3
     at_once = AdversarialSchedule(ScheduleConfig(curriculum="all", role_steps=1, alternating_steps=0))
     assert roles(at_once, 2) == [("discriminator", 0), ("generator", 0)]
@@ -46,7 +46,7 @@ def test_unified_and_all_stages_at_once():
     ({"stages": [0, 1]}, "curriculum 'all'"),
     ({"stages": [6]}, "1..5"),
     ({"stages": []}, "non-empty"),
-    ({"mode": "selfplay"}, "mode must be one of"),
+    ({"schedule": "selfplay"}, "schedule must be one of"),
     ({"curriculum": "random"}, "curriculum must be one of"),
     ({"role_steps": -1}, "role_steps"),
     ({"alternate_every": 0}, "alternate_every"),

@@ -131,7 +131,7 @@ def test_unified_mode_trains_one_adapter_on_both_roles_in_the_same_batch(tiny_di
         "model_name_or_path": str(tiny_dir), "lora_r": 4, "lora_alpha": 8, "dataset_dir": str(data),
         "train_splits": ["humaneval_mini_test"], "eval_splits": [], "allow_contamination": True,
         "max_train_problems": 4, "generator_tokens": [3], "discriminator_tokens": [4],
-        "mode": "unified", "curriculum": "all", "role_steps": 1, "alternating_steps": 0, "max_steps": 1,
+        "schedule": "unified", "curriculum": "all", "role_steps": 1, "alternating_steps": 0, "max_steps": 1,
         "per_device_train_batch_size": 4, "num_generations": 2, "use_cpu": True, "bf16": False,
         "activation_checkpointing": False, "output_dir": str(tmp_path / "out"), "save_strategy": "no",
         "logging_steps": 1, "report_to": "none",

@@ -60,7 +60,7 @@ def test_the_recipe_yaml_only_names_known_fields():
     BenchmarkEvalConfig, or to the data selection and benchmark choice train.py owns, and each dataclass
     accepts its share."""
     recipe = yaml.safe_load((Path(__file__).parents[1] / "configs" / "sft_warmstart.yaml").read_text())
-    assert recipe.pop("mode") == "sft"
+    assert recipe.pop("job") == "sft"
     data_keys = {"train_splits", "max_reference_lines", "max_train_problems", "torch_threads", "bench_benchmark"}
     shares = {cls: {k: v for k, v in recipe.items() if k in {f.name for f in dataclasses.fields(cls)}}
               for cls in (ModelConfig, SFTConfig, WarmStartConfig, BenchmarkEvalConfig)}

@@ -1,7 +1,7 @@
 """What a bootstrap run samples, what it keeps, and how many rounds it repeats; the optimiser of each round's
 fine-tuning lives in TRL's `SFTConfig` and the LoRA shape in `pipeline.models.ModelConfig`.
 
-Flat, so `TrlParser` reads it from a YAML recipe or from flags (`train.py --mode bootstrap --help`).
+Flat, so `TrlParser` reads it from a YAML recipe or from flags (`train.py --job bootstrap --help`).
 """
 
 from __future__ import annotations
@@ -27,10 +27,6 @@ def _budgets(name: str, values: list[int]) -> tuple[int, ...]:
 class BootstrapConfig:
     """Expert iteration (STaR / ReST): sample chains with the current adapters, keep what the sandbox verifies,
     fine-tune each adapter on its own kept samples, repeat."""
-
-    mode: str = field(
-        default="bootstrap", metadata={"help": "'bootstrap': expert iteration on the model's own verified samples "
-                                               "(train.py reads a recipe's mode first)."})
 
     rounds: int = field(
         default=2, metadata={"help": "Sample-filter-train rounds; each starts from the adapters the previous one saved."})
@@ -87,8 +83,6 @@ class BootstrapConfig:
     templates: str = field(default="default", metadata={"help": "Prompt template set name or folder."})
 
     def __post_init__(self) -> None:
-        if self.mode != "bootstrap":
-            raise BootstrapError(f"mode {self.mode!r}: this is the bootstrap's config (mode: bootstrap)")
         for name in ("rounds", "samples_per_problem", "generation_batch_size", "min_stage_chars", "collapse_ngram"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -1,6 +1,6 @@
 """``python -m pipeline.tools.push CHECKPOINT REPO``: push a train.py folder's adapters, recipe and card to the Hub.
 
-CHECKPOINT is a ``checkpoint-<step>`` folder, ``best/`` or ``final/`` of a run's output_dir. The
+CHECKPOINT is a ``checkpoint-<step>`` folder, ``best_reward/`` or ``final/`` of a run's output_dir. The
 token comes from ``HF_TOKEN`` or ``hf auth login``.
 """
 

@@ -19,7 +19,7 @@ class PhaseCallback(TrainerCallback):
 
     ``on_step_begin`` runs before the step's first micro-batch, hence before ``_prepare_inputs``
     generates; the schedule's alignment check guarantees that a phase change also starts a new
-    generation batch. In ``unified`` mode the generator adapter plays both roles.
+    generation batch. In the ``unified`` schedule the generator adapter plays both roles.
     A step that ends a phase forces a log, so no logged window mixes two phases.
     """
 

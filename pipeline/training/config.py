@@ -1,12 +1,12 @@
-"""The RL recipe's own settings, and the recipe plumbing every ``train.py`` mode shares.
+"""The RL recipe's own settings, and the recipe plumbing every ``train.py`` job shares.
 
 A recipe is one YAML file read by TRL's ``TrlParser`` into several flat dataclasses, one per concern:
-the data (``datasets_build.TrainingData``), ``RunArguments`` (threads), the schedule
+the data (``datasets_build.TrainingData``), ``RunArguments`` (the job, threads), the schedule
 (``ScheduleConfig``), the chain's token budgets (``ChainArguments``), the rewards, the benchmark run
 during training (``BenchmarkArguments``), TRL's trainer config and the model (``ModelConfig``). Every
 field appears once: the trainer's configs own the fields they share with ours.
 
-``recipe_mode`` reads which job a recipe is before parsing (RL, ``sft`` or ``bootstrap``), and
+``recipe_job`` reads which job a recipe is before parsing (``rl``, ``sft`` or ``bootstrap``), and
 ``effective_recipe`` writes the recipe with the command line's overrides applied, so that a run can be
 rerun from its own folder. Errors are ``ConfigError``: raised before any model or data is loaded.
 """
@@ -25,9 +25,13 @@ import yaml
 from pipeline.chain import ChainConfig
 from pipeline.evaluation.callback import BenchmarkEvalConfig
 from pipeline.models import cpu_has_native_bf16
-from pipeline.training.schedule import ScheduleConfig
 
 BENCHMARKS = ("humaneval-mini", "humaneval", "mbpp")  # those the benchmark callback evaluates during training
+
+
+JOBS = ("rl", "sft", "bootstrap")  # what train.py runs: GRPO, the supervised warm start, expert iteration
+RENAMED = {"mode": "`job: rl|sft|bootstrap` picks the job and, in RL recipes, `schedule: adversarial|unified` the "
+                   "schedule (README, 'Renamed in the 2026-12-02 redesign')"}
 
 
 class ConfigError(ValueError):
@@ -36,13 +40,19 @@ class ConfigError(ValueError):
 
 @dataclass
 class RunArguments:
-    """How the process runs (every mode)."""
+    """What the process runs and how (every job)."""
 
+    job: str = field(
+        default="rl", metadata={"help": "The job: 'rl' (GRPO, both adapters, the schedule below), 'sft' (supervised "
+                                        "warm start of the generator adapter) or 'bootstrap' (expert iteration on "
+                                        "the model's own verified samples)."})
     torch_threads: int | None = field(
         default=None, metadata={"help": "CPU threads per process for PyTorch (None = its default, one per core). "
                                         "1 is much faster on a busy CPU, where spinning threads starve each other."})
 
     def __post_init__(self) -> None:
+        if self.job not in JOBS:
+            raise ValueError(f"job must be one of {JOBS}, got {self.job!r}")
         if self.torch_threads is not None and self.torch_threads < 1:
             raise ValueError("torch_threads must be >= 1 (or null for PyTorch's default)")
 
@@ -137,16 +147,31 @@ def device_defaults(sft: bool) -> dict[str, Any]:
     return {"use_cpu": True, **cpu} if sft else cpu
 
 
-def recipe_mode(argv: list[str]) -> str:
-    """``sft``, ``bootstrap``, or the RL schedule's mode: ``--mode`` on the command line, else the recipe's ``mode:``."""
+def recipe_job(argv: list[str]) -> str:
+    """The job a command line runs: ``--job`` if given, else the recipe's ``job:``, else ``rl``. A recipe or flag
+    under a name from before the 2026-12-02 redesign (``mode``) is an error that names its replacement."""
     args = list(argv)
+    job = None
     for at, token in enumerate(args):
-        if token == "--mode" and at + 1 < len(args):
-            return args[at + 1]
-        if token.startswith("--mode="):
-            return token.partition("=")[2]
+        name = token[2:].partition("=")[0] if token.startswith("--") else ""
+        if name in RENAMED:
+            raise ConfigError(f"--{name} was renamed: {RENAMED[name]}")
+        if token == "--job" and at + 1 < len(args):
+            job = args[at + 1]
+        elif token.startswith("--job="):
+            job = token.partition("=")[2]
+    in_recipe = recipe_field(args, "job", RunArguments.job)  # read, and checked for renamed fields, either way
+    job = in_recipe if job is None else job
+    if job not in JOBS:
+        raise ConfigError(f"job must be one of {JOBS}, got {job!r}")
+    return job
+
+
+def recipe_field(args: list[str], name: str, default: str) -> str:
+    """The value of ``name`` in the ``--config`` recipe of ``args`` (``default`` without one), read before
+    parsing; the recipe must be a YAML mapping without the fields renamed in the redesign."""
     if "--config" not in args or args.index("--config") + 1 >= len(args):
-        return ScheduleConfig.mode
+        return default
     path = Path(args[args.index("--config") + 1])
     try:
         recipe = yaml.safe_load(path.read_text())
@@ -154,7 +179,10 @@ def recipe_mode(argv: list[str]) -> str:
         raise ConfigError(f"--config {path}: {err}") from err
     if not isinstance(recipe, dict):
         raise ConfigError(f"--config {path} must hold a YAML mapping")
-    return str(recipe.get("mode", ScheduleConfig.mode))
+    for old, now in RENAMED.items():
+        if old in recipe:
+            raise ConfigError(f"--config {path}: `{old}:` was renamed: {now}")
+    return str(recipe.get(name, default))
 
 
 def parse_recipe(types: tuple[type, ...], argv: list[str] | None, defaults: dict[str, Any],

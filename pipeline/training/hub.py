@@ -41,7 +41,7 @@ def stage_for_hub(source: str | os.PathLike[str], staging: str | os.PathLike[str
                 raise PushError(f"{source / role} lacks {name}")
             shutil.copy2(source / role / name, staging / role / name)
     if not (source / RECIPE_FILE).is_file():
-        raise PushError(f"{source} has no {RECIPE_FILE}: push a folder written by train.py (checkpoint, best/ or final/)")
+        raise PushError(f"{source} has no {RECIPE_FILE}: push a folder written by train.py (checkpoint, best_reward/ or final/)")
     shutil.copy2(source / RECIPE_FILE, staging / RECIPE_FILE)
     (staging / CARD_FILE).write_text(render_model_card(source, repo_id))
     return sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())

@@ -35,11 +35,11 @@ def run_info(*, model: ModelConfig, schedule: Any, reward_names: list[str], rewa
 
     return {
         "base_model": model.model_name_or_path or "embedded",
-        "mode": schedule.mode, "curriculum": schedule.curriculum, "stages": schedule.train_stages,
-        "schedule": asdict(schedule), "reward_funcs": reward_names, "reward_weights": reward_weights,
+        "schedule": schedule.schedule, "curriculum": schedule.curriculum, "stages": schedule.train_stages,
+        "schedule_config": asdict(schedule), "reward_funcs": reward_names, "reward_weights": reward_weights,
         "train_splits": data.train_splits, "eval_splits": data.eval_splits, "train_problems": train_problems,
         "replay": replay,
-        "start": start_points(model, ("generator",) if schedule.mode == "unified" else ROLES),
+        "start": start_points(model, ("generator",) if schedule.schedule == "unified" else ROLES),
         "versions": {"trl": trl.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
     }
 

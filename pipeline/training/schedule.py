@@ -6,7 +6,7 @@ The adversarial schedule, per curriculum stage (1 -> 5, or one block of "all sta
     ``alternate_every`` steps per turn)
 
 so each stage first lets the discriminator learn to test the current generator, then lets the
-generator answer those tests, then keeps both moving. ``unified`` mode has one phase per stage
+generator answer those tests, then keeps both moving. The ``unified`` schedule has one phase per stage
 (one adapter plays both roles in the same batches). Past the end of the schedule, training stays
 in the last stage and keeps alternating.
 
@@ -28,7 +28,7 @@ from prompts.stages import NUM_STAGES
 
 from pipeline.chain.rollout import Phase
 
-MODES = ("adversarial", "unified")
+SCHEDULES = ("adversarial", "unified")
 CURRICULA = ("staged", "all")
 
 
@@ -40,7 +40,7 @@ class ScheduleError(ValueError):
 class ScheduleConfig:
     """The adversarial schedule (see the module docstring)."""
 
-    mode: str = field(
+    schedule: str = field(
         default="adversarial",
         metadata={"help": "'adversarial': generator and discriminator adapters train in turns (default); "
                           "'unified': one adapter plays both roles in the same batches."},
@@ -66,8 +66,8 @@ class ScheduleConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ScheduleError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.schedule not in SCHEDULES:
+            raise ScheduleError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.curriculum not in CURRICULA:
             raise ScheduleError(f"curriculum must be one of {CURRICULA}, got {self.curriculum!r}")
         if isinstance(self.stages, (str, bytes)) or not self.stages:
@@ -114,7 +114,7 @@ class AdversarialSchedule:
         cfg, stages = self.config, self.config.train_stages
         block = min(step // cfg.stage_length, len(stages) - 1)
         offset = step - block * cfg.stage_length  # beyond the schedule: keeps counting in the last block
-        if cfg.mode == "unified":
+        if cfg.schedule == "unified":
             role = "unified"
         elif offset < cfg.role_steps:
             role = "discriminator"

@@ -25,10 +25,6 @@ class WarmStartError(ValueError):
 class WarmStartConfig:
     """Data and safeguards of the supervised warm start (flat, so `TrlParser` reads it from YAML or flags)."""
 
-    mode: str = field(
-        default="sft", metadata={"help": "'sft': this supervised warm start (train.py reads a recipe's mode first; "
-                                         "RL recipes give the schedule's mode, 'adversarial' or 'unified')."})
-
     stage_format: bool = field(
         default=False,
         metadata={"help": "Train on whole five-stage chains (stages 1-4 written by `teacher`, stage 5 the code) "
@@ -70,8 +66,6 @@ class WarmStartConfig:
                           "checkpoint saved before the collapse."})
 
     def __post_init__(self) -> None:
-        if self.mode != "sft":
-            raise WarmStartError(f"mode {self.mode!r}: this is the warm start's config (mode: sft)")
         if self.teacher is not None and (not isinstance(self.teacher, str) or not self.teacher.strip()):
             raise WarmStartError(f"teacher must be a Hub id or a folder, got {self.teacher!r}")
         if self.stage_format and self.teacher is None:

@@ -95,7 +95,7 @@ class Recipe:
             name=Path(path).name, model=model.model_name_or_path, device=device,
             load_in_4bit=model.load_in_4bit, nested_quant=model.use_bnb_nested_quant, weight_dtype=weight_dtype,
             autocast=autocast, lora_r=model.lora_r, lora_targets=tuple(targets), lora_dropout=model.lora_dropout,
-            adapters=1 if schedule.mode == "unified" else 2,
+            adapters=1 if schedule.schedule == "unified" else 2,
             micro_batch=training.per_device_train_batch_size,
             generation_rows=training.per_device_train_batch_size * training.steps_per_generation,
             gradient_checkpointing=bool(training.gradient_checkpointing), beta=training.beta,

@@ -69,7 +69,7 @@ def find_state(path: str | Path) -> Path:
         raise ReportError(f"{path}: no such file or folder")
     if path.is_file():
         return path
-    if (path / STATE_FILE).is_file():  # a checkpoint, final/ or best/ folder
+    if (path / STATE_FILE).is_file():  # a checkpoint, final/ or best_reward/ folder
         return path / STATE_FILE
     steps = {int(m.group(1)): p for p in path.iterdir()
              if p.is_dir() and (m := _CHECKPOINT.match(p.name)) and (p / STATE_FILE).is_file()}

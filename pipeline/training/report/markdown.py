@@ -71,7 +71,7 @@ def render_report(log: TrainingLog, summary: Mapping[str, Any], plots: Mapping[s
     counts = summary["steps_per_role"]
     rows = [["logged training steps", f"{summary['training_steps']} ("
              + ", ".join(f"{n} {role}" for role, n in counts.items()) + ")"]]
-    for key in ("base_model", "mode", "curriculum", "stages"):
+    for key in ("base_model", "schedule", "curriculum", "stages"):
         if key in info:
             rows.append([key, str(info[key])])
     if info.get("reward_funcs"):
