@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import shutil
+import tempfile
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,18 +95,27 @@ def dataset_folder(data: TrainingData, cache_root: Path,
     with main_process_first():
         if not (folder / "dataset_dict.json").is_file() and is_main_process:
             logger.info("building and verifying the datasets into %s (once)", folder)
-            staging = root / f".{key}.partial"
-            shutil.rmtree(staging, ignore_errors=True)
+            root.mkdir(parents=True, exist_ok=True)
+            # A staging folder of its own: two runs building at once (two jobs on one machine) must not
+            # write into each other's; the first rename wins and the other build is dropped.
+            staging = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".partial", dir=root))
             config = BuildConfig(out=str(staging), progress=False,
                                  source=SourceConfig(mbpp_file=str(local) if local else None))
             try:
                 _, report = build_with_report(config)
+                logger.info("dataset build:\n%s", report.table())
+                if not (folder / "dataset_dict.json").is_file():
+                    shutil.rmtree(folder, ignore_errors=True)  # an incomplete folder from a killed build
+                    try:
+                        staging.rename(folder)
+                    except OSError:
+                        if not (folder / "dataset_dict.json").is_file():  # not a concurrent build that won
+                            raise
             except DatasetFormatError as err:
                 raise DataSelectionError(f"could not build the datasets: {err} (pass --mbpp_file or --dataset_dir)") \
                     from err
-            logger.info("dataset build:\n%s", report.table())
-            shutil.rmtree(folder, ignore_errors=True)
-            staging.rename(folder)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
     return folder
 
 

@@ -132,3 +132,21 @@ def test_a_split_whose_every_reference_fails_is_left_out_and_shown_in_the_summar
     assert [row.task_id for row in report.removed["failed"]] == ["Custom/2"]
     assert ["custom", "test", "1", "0", "0", "1", "0"] in [line.split() for line in report.table().splitlines()]
     assert load_problems(out, split="train")["task_id"] == ["Custom/0"]
+
+
+def test_two_runs_building_the_cached_datasets_at_once_both_get_the_complete_folder(tmp_path: Path, mbpp_file: Path):
+    """dataset_folder builds into a staging folder of its own and renames it into place: two jobs starting together
+    on one machine (or two pytest-xdist workers) both end up with the one complete folder, nothing half-written."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from datasets_build.selection import TrainingData, dataset_folder
+
+    data = TrainingData(mbpp_file=str(mbpp_file), dataset_cache_dir=str(tmp_path / "cache"))
+    with ThreadPoolExecutor(2) as pool:
+        folders = list(pool.map(lambda _: dataset_folder(data, tmp_path / "unused"), range(2)))
+    assert folders[0] == folders[1] and folders[0].parent == tmp_path / "cache"
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [folders[0].name]  # no staging folder left
+    assert load_problems(folders[0], split="humaneval_test").num_rows == 164
+    built = (folders[0] / "dataset_dict.json").stat().st_mtime_ns
+    assert dataset_folder(data, tmp_path / "unused") == folders[0]  # built once: the next run reuses it
+    assert (folders[0] / "dataset_dict.json").stat().st_mtime_ns == built

@@ -20,6 +20,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -42,9 +43,17 @@ ACCELERATE = Path(sys.executable).with_name("accelerate")
 EXPECTED_PHASES = [("discriminator", 1), ("generator", 1), ("discriminator", 2), ("generator", 2)]
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on now: two launches at once (pytest-xdist) must not share accelerate's 29500."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def launch(recipe: Path, log: Path, *extra: str, num_processes: int = 2) -> subprocess.Popen:
     command = [str(ACCELERATE), "launch", "--config_file", str(REPO_ROOT / "accelerate_configs" / "cpu.yaml"),
-               "--num_processes", str(num_processes), str(REPO_ROOT / "train.py"), "--config", str(recipe), *extra]
+               "--num_processes", str(num_processes), "--main_process_port", str(free_port()),
+               str(REPO_ROOT / "train.py"), "--config", str(recipe), *extra]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRL_EXPERIMENTAL_SILENCE": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
                             start_new_session=True)  # its own process group, killed as a whole
