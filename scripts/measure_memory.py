@@ -19,9 +19,9 @@ from typing import Any, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.tools.memory import (  # noqa: E402
-    GIB, LiveTensorBytes, MemoryEstimateError, estimate_recipe, table, with_observed_widths,
+    GIB, LiveTensorBytes, table, with_observed_widths,
 )  # fmt: skip
-from pipeline.tools.memory.cli import estimate_parser  # noqa: E402
+from pipeline.tools.memory.cli import estimate_from_command_line, estimate_parser  # noqa: E402
 from pipeline.tools.memory.recipe import override_value  # noqa: E402
 
 
@@ -131,12 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tensors", action="store_true",
                         help="also follow every tensor the run creates (slower) and report the peak "
                              "of live tensor bytes, which excludes the allocator's and Python's overhead")
-    args, overrides = parser.parse_known_args(argv)
-    try:
-        est = estimate_recipe(args.config, overrides, args.model_config, args.problem_tokens)
-    except MemoryEstimateError as err:
-        print(f"error: {err}", file=sys.stderr)
+    parsed = estimate_from_command_line(parser, argv)
+    if parsed is None:
         return 2
+    args, overrides, est = parsed
     result: dict[str, Any] = est.to_dict()
     if est.recipe.device != "cpu":
         print("error: this runs the recipe here; it measures host memory of CPU recipes only", file=sys.stderr)

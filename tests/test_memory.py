@@ -293,6 +293,8 @@ def test_command_lists_every_part(capsys):
     assert data["recipe"]["device"] == "cpu" and "CUDA context" not in json.dumps(data["parts"])
     assert data["total_gib"] == pytest.approx(sum(p["gib"] for p in data["parts"] if p["phase"] == "persistent")
                                               + max(data["generation_gib"], data["training_gib"]))
+    assert M.main(["--config", "configs/no_such_recipe.yaml"]) == 2
+    assert capsys.readouterr().err.startswith("error: --config configs/no_such_recipe.yaml: ")
 
 
 def test_overrides_and_model_config(tmp_path):

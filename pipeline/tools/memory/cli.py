@@ -28,15 +28,25 @@ def estimate_parser(prog: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def estimate_from_command_line(parser: argparse.ArgumentParser, argv: Sequence[str] | None
+                               ) -> tuple[argparse.Namespace, list[str], Any] | None:
+    """The parsed options, the recipe overrides and the recipe's estimate; None, with the error printed, when it
+    cannot be estimated."""
+    args, overrides = parser.parse_known_args(argv)
+    try:
+        return args, overrides, estimate_recipe(args.config, overrides, args.model_config, args.problem_tokens)
+    except MemoryEstimateError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = estimate_parser("python -m pipeline.tools.memory",
                              "Peak memory of a training recipe, estimated from the model's shape, part by part.")
-    args, overrides = parser.parse_known_args(argv)
-    try:
-        est = estimate_recipe(args.config, overrides, args.model_config, args.problem_tokens)
-    except MemoryEstimateError as err:
-        print(f"error: {err}", file=sys.stderr)
+    parsed = estimate_from_command_line(parser, argv)
+    if parsed is None:
         return 2
+    args, _, est = parsed
     result: dict[str, Any] = est.to_dict()
     if args.json:
         print(json.dumps(result, indent=2, default=str))
