@@ -28,7 +28,8 @@ def make_run_folder(root: Path, roles=("generator", "discriminator")) -> Path:
         (folder / name).write_bytes(b"not pushed")
     (folder / "recipe.yaml").write_text("model_name_or_path: Qwen/Qwen2.5-Coder-1.5B-Instruct\nlora_r: 4\n")
     (folder / "run_info.json").write_text(json.dumps({
-        "base_model": "Qwen/Qwen2.5-Coder-1.5B-Instruct", "mode": "adversarial", "curriculum": "staged",
+        "base_model": "Qwen/Qwen2.5-Coder-1.5B-Instruct", "schedule": "adversarial", "curriculum": "staged",
+        "schedule_config": {"schedule": "adversarial", "role_steps": 2},
         "stages": [1, 2, 3, 4, 5], "train_splits": ["mbpp_train", "mbpp_validation"], "train_problems": 461,
         "eval_splits": ["humaneval_test"], "reward_funcs": ["generator_pass_rate", "format"],
     }))  # fmt: skip
@@ -109,3 +110,24 @@ def test_unified_run_pushes_its_single_adapter(tmp_path, hub_calls):
     upload = hub_calls[1]
     assert "discriminator/adapter_config.json" not in upload["files"]
     assert "plays both roles" in upload["card"] and "base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in upload["card"]
+
+
+def test_the_card_names_the_schedule_and_the_best_reward_record_also_in_folders_from_before_the_redesign(tmp_path):
+    """run_info.json and best_reward.json as train.py writes them now, and as it wrote them before the 2026-12-02
+    renames ("mode" for the schedule's name, "schedule" for its settings, best/best.json): one card either way."""
+    from pipeline.training.card import render_model_card
+
+    record = {"score": 0.625, "formula": "0.7 * generator/pass_rate + 0.3 * discriminator/validity", "global_step": 6}
+    now = make_run_folder(tmp_path / "now")
+    (now / "best_reward.json").write_text(json.dumps(record))
+    before = make_run_folder(tmp_path / "before")
+    info = json.loads((before / "run_info.json").read_text())
+    info["mode"], info["schedule"] = "adversarial", info.pop("schedule_config")
+    (before / "run_info.json").write_text(json.dumps(info))
+    (before / "best.json").write_text(json.dumps(record))
+    cards = [render_model_card(folder, REPO) for folder in (now, before)]
+    for card in cards:
+        assert "Schedule: `adversarial`" in card and '- schedule settings: {"schedule": "adversarial", "role_steps": 2}' in card
+        assert "These are the `best_reward` adapters: score 0.6250 = 0.7 * generator/pass_rate" in card
+    assert cards[0] == cards[1]
+
