@@ -122,7 +122,8 @@ def load_plus(cfg: EvalConfig) -> Any:
     """HumanEval+ / MBPP+ rows and their version (``datasets_build.evalplus``)."""
     import os
 
-    from datasets_build.evalplus import OVERRIDE_ENV, evalplus_cache_dir, load_plus_rows, locate_plus_file
+    from datasets_build.evalplus import load_plus_rows
+    from datasets_build.evalplus_release import OVERRIDE_ENV, evalplus_cache_dir, locate_plus_file
 
     path = cfg.evalplus_file
     if path is not None and not Path(path).is_file():
@@ -264,7 +265,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
             summaries, records = score_runs(sandbox, {row["task_id"]: row for row in rows}, runs, score_config,
                                             metric, judge, lambda i, r: bar.update())
         if cfg.discriminator_benchmark:
-            from datasets_build.evalplus import load_subtle
+            from datasets_build.evalplus_subtle import load_subtle
             from pipeline.evaluation.discriminator_bench import SubtleProgram, discriminator_benchmark
 
             subtle = [SubtleProgram(r["task_id"], r["program"], r["mutation"]) for r in load_subtle(cfg.benchmark)]

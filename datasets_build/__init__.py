@@ -7,7 +7,8 @@ MBPP+ (EvalPlus's release files, with their test inputs), or any JSONL in HumanE
 
 from .build import BuildConfig, BuildReport, build, build_with_report
 from .contamination import ContaminationConfig, ContaminationError, Overlap, check_contamination, find_overlaps, task_identity
-from .evalplus import KNOWN_VERSIONS, PlusData, PlusVersion, dataset_hash, load_plus_rows
+from .evalplus import PlusData, load_plus_rows
+from .evalplus_release import KNOWN_VERSIONS, PlusVersion, dataset_hash
 from .loading import DefaultSplits, require_tasks, load_problems, read_task_ids
 from .selection import DataSelectionError, TrainingData, dataset_folder, training_problems
 from .schema import COLUMNS, FEATURES, DatasetFormatError, DifficultyBands, split_key

@@ -1,13 +1,11 @@
-"""HumanEval+ and MBPP+ (EvalPlus, Liu et al. 2023) as schema rows: the loader, and the names the
-rest of the project imports.
+"""HumanEval+ and MBPP+ (EvalPlus, Liu et al. 2023) as schema rows: the loader.
 
 EvalPlus keeps each task of HumanEval / MBPP and adds many test *inputs* (``plus_input``) to the
 original ones (``base_input``); a solution is judged by comparing its outputs on them with the
 canonical solution's. ``load_plus_rows`` finds a release file, checks its version and turns its
 records into rows, falling back to the Hub only to say why that copy cannot serve.
 
-The work is split by job, and every public name is re-exported here so importers need not know
-where it lives: ``evalplus_release`` finds and verifies the release files the way the ``evalplus``
+The work is split by job: ``evalplus_release`` finds and verifies the release files the way the ``evalplus``
 package does (versions are the md5 of the uncompressed JSONL, ``KNOWN_VERSIONS`` only);
 ``evalplus_rows`` turns their records into rows; ``evalplus_subtle`` holds the packaged subtly
 wrong programs of the discriminator benchmark.
@@ -21,35 +19,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from .evalplus_release import (
-    CURRENT_VERSIONS,
-    KNOWN_VERSIONS,
     LABELS,
-    OPTIONS,
     OVERRIDE_ENV,
-    PLUS_NAMES,
-    SHARED_HINT,
     PlusName,
-    PlusVersion,
     check_name,
-    dataset_hash,
-    evalplus_cache_dir,
     how_to_provide,
     locate_plus_file,
     read_plus_file,
-    version_of,
 )
-from .evalplus_rows import PLUS_SPLIT, RELEASE_FIELDS, evalplus_columns, humanevalplus_row, mbppplus_row, plus_rows
-from .evalplus_subtle import SUBTLE_VERSION, load_subtle, subtle_file
+from .evalplus_rows import plus_rows
 from .hub import load_hub_rows
 from .schema import DatasetFormatError, DifficultyBands
-
-__all__ = [
-    "CURRENT_VERSIONS", "HUB_REPOS", "KNOWN_VERSIONS", "LABELS", "OPTIONS", "OVERRIDE_ENV", "PLUS_NAMES",
-    "PLUS_SPLIT", "RELEASE_FIELDS", "SHARED_HINT", "SUBTLE_VERSION", "PlusData", "PlusName", "PlusVersion",
-    "dataset_hash", "evalplus_cache_dir", "evalplus_columns", "how_to_provide", "humanevalplus_row",
-    "load_plus_rows", "load_subtle", "locate_plus_file", "mbppplus_row", "plus_rows", "read_plus_file",
-    "subtle_file", "version_of",
-]
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .evalplus import HUB_REPOS, PLUS_NAMES, dataset_hash, load_plus_rows, read_plus_file, version_of
+from .evalplus import HUB_REPOS, load_plus_rows
+from .evalplus_release import PLUS_NAMES, dataset_hash, read_plus_file, version_of
 from .humaneval import humaneval_rows, load_humaneval
 from .jsonl import read_records
 from .mbpp import load_mbpp, mbpp_rows
@@ -35,7 +36,7 @@ class SourceConfig:
         humanevalplus_file: HumanEval+'s EvalPlus release file (``HumanEvalPlus-v0.1.10.jsonl`` or
             ``.jsonl.gz``). If None: the file named by ``HUMANEVAL_OVERRIDE_PATH``, else the one in
             the evalplus package's cache (``~/.cache/evalplus/HumanEvalPlus-v0.1.10.jsonl``).
-            Only known versions are accepted (``evalplus.KNOWN_VERSIONS``).
+            Only known versions are accepted (``evalplus_release.KNOWN_VERSIONS``).
         mbppplus_file: the same for MBPP+ (``MbppPlus-v0.2.0.jsonl[.gz]``, ``MBPP_OVERRIDE_PATH``).
         humanevalplus_repo / mbppplus_repo: Hub datasets tried when no file is found; the official
             ones hold the tests as code, not the inputs, so they are refused with a message

@@ -30,7 +30,8 @@ from datasets_build import (
     split_key,
 )
 from datasets_build.cli import main
-from datasets_build.evalplus import evalplus_cache_dir, plus_rows
+from datasets_build.evalplus_release import evalplus_cache_dir
+from datasets_build.evalplus_rows import plus_rows
 from datasets_build.jsonl import read_records
 from datasets_build.schema import make_row
 from datasets_build.sources import load_source

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from datasets_build.evalplus import load_subtle, subtle_file
+from datasets_build.evalplus_subtle import load_subtle, subtle_file
 from pipeline.evaluation.discriminator_bench import SubtleProgram, discriminator_benchmark, pooled_tests
 from pipeline.evaluation.samples import Sample
 from sandbox import Sandbox
