@@ -134,19 +134,38 @@ def test_a_split_whose_every_reference_fails_is_left_out_and_shown_in_the_summar
     assert load_problems(out, split="train")["task_id"] == ["Custom/0"]
 
 
-def test_two_runs_building_the_cached_datasets_at_once_both_get_the_complete_folder(tmp_path: Path, mbpp_file: Path):
-    """dataset_folder builds into a staging folder of its own and renames it into place: two jobs starting together
-    on one machine (or two pytest-xdist workers) both end up with the one complete folder, nothing half-written."""
-    from concurrent.futures import ThreadPoolExecutor
+def test_runs_building_the_cached_datasets_at_once_all_get_the_one_complete_folder(tmp_path: Path, mbpp_file: Path):
+    """dataset_folder builds into a staging folder of its own and renames it into place: jobs starting together on
+    one machine (or pytest-xdist workers) all end up with the one complete folder, nothing half-written. Processes,
+    as in use (threads would also race CPython 3.11's ast.parse, which is not thread-safe). A race: with the shared
+    staging folder of before, this failed in 2 of 3 tries."""
+    import subprocess
+    import sys
+    import time
 
     from datasets_build.selection import TrainingData, dataset_folder
 
-    data = TrainingData(mbpp_file=str(mbpp_file), dataset_cache_dir=str(tmp_path / "cache"))
-    with ThreadPoolExecutor(2) as pool:
-        folders = list(pool.map(lambda _: dataset_folder(data, tmp_path / "unused"), range(2)))
-    assert folders[0] == folders[1] and folders[0].parent == tmp_path / "cache"
-    assert [p.name for p in (tmp_path / "cache").iterdir()] == [folders[0].name]  # no staging folder left
+    cache, go = tmp_path / "cache", tmp_path / "go"
+    jobs = 3
+    # Each job imports, says it is ready, and waits for the go: all then find no folder and build at once.
+    job = ("import sys, time\nfrom pathlib import Path\nfrom datasets_build.selection import TrainingData, dataset_folder\n"
+           "Path(sys.argv[3] + '.ready' + sys.argv[4]).touch()\n"
+           "while not Path(sys.argv[3]).exists():\n    time.sleep(0.01)\n"
+           "print(dataset_folder(TrainingData(mbpp_file=sys.argv[1], dataset_cache_dir=sys.argv[2]), Path('unused')))")
+    runs = [subprocess.Popen([sys.executable, "-c", job, str(mbpp_file), str(cache), str(go), str(k)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             cwd=Path(__file__).resolve().parents[1]) for k in range(jobs)]
+    deadline = time.monotonic() + 120
+    while not all((tmp_path / f"go.ready{k}").exists() for k in range(jobs)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    go.touch()
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0] * jobs, [err[-2000:] for _, err in outputs]
+    folders = [Path(out.strip().splitlines()[-1]) for out, _ in outputs]
+    assert len(set(folders)) == 1 and folders[0].parent == cache
+    assert [p.name for p in cache.iterdir()] == [folders[0].name]  # no staging folder left
     assert load_problems(folders[0], split="humaneval_test").num_rows == 164
+    data = TrainingData(mbpp_file=str(mbpp_file), dataset_cache_dir=str(cache))
     built = (folders[0] / "dataset_dict.json").stat().st_mtime_ns
     assert dataset_folder(data, tmp_path / "unused") == folders[0]  # built once: the next run reuses it
     assert (folders[0] / "dataset_dict.json").stat().st_mtime_ns == built
