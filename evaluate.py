@@ -129,7 +129,8 @@ def load_plus(cfg: EvalConfig) -> Any:
     if path is not None and not Path(path).is_file():
         raise UsageError(f"--evalplus_file {path!r} does not exist")
     if path is None and not os.environ.get(OVERRIDE_ENV[cfg.benchmark]) and locate_plus_file(cfg.benchmark) is None:
-        logger.info("%s: no --evalplus_file and nothing in %s; trying the Hub", cfg.benchmark, evalplus_cache_dir())
+        logger.info("%s: no --evalplus_file, nothing in %s and no packaged copy; trying the Hub", cfg.benchmark,
+                    evalplus_cache_dir())
     return load_plus_rows(cfg.benchmark, path, use_hub=cfg.use_hub)
 
 

@@ -32,9 +32,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--mbpp-file", help="MBPP in the original JSONL release format, used when the Hub is unreachable")
     p.add_argument("--mbpp-sanitized-file", help="MBPP sanitized as JSONL, used when the Hub is unreachable")
     p.add_argument("--humanevalplus-file", help="HumanEval+ release file (HumanEvalPlus-v0.1.10.jsonl[.gz]); "
-                   "default: $HUMANEVAL_OVERRIDE_PATH, else the evalplus cache")
+                   "default: $HUMANEVAL_OVERRIDE_PATH, else the evalplus cache, else the packaged copy")
     p.add_argument("--mbppplus-file", help="MBPP+ release file (MbppPlus-v0.2.0.jsonl[.gz]); "
-                   "default: $MBPP_OVERRIDE_PATH, else the evalplus cache")
+                   "default: $MBPP_OVERRIDE_PATH, else the evalplus cache, else the packaged copy")
     p.add_argument("--humaneval-repo", default=SourceConfig.humaneval_repo, help="Hub repo id or local folder (default: %(default)s)")
     p.add_argument("--mbpp-repo", default=SourceConfig.mbpp_repo, help="Hub repo id or local folder (default: %(default)s)")
     p.add_argument("--offline", action="store_true", help="do not contact the Hub; use local files")

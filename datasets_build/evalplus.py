@@ -3,7 +3,9 @@
 EvalPlus keeps each task of HumanEval / MBPP and adds many test *inputs* (``plus_input``) to the
 original ones (``base_input``); a solution is judged by comparing its outputs on them with the
 canonical solution's. ``load_plus_rows`` finds a release file, checks its version and turns its
-records into rows, falling back to the Hub only to say why that copy cannot serve.
+records into rows. The copy this package ships is found after every place the evalplus package
+looks, so the Hub is tried only by an install without its data, and only to say why that copy cannot
+serve.
 
 The work is split by job: ``evalplus_release`` finds and verifies the release files the way the ``evalplus``
 package does (versions are the md5 of the uncompressed JSONL, ``KNOWN_VERSIONS`` only);
@@ -42,7 +44,7 @@ class PlusData:
     """Rows of one EvalPlus dataset and where they came from.
 
     ``origin``: ``file:<path>`` or ``hub:<repo>``; ``found_by``: how the file was found (the
-    given path, the override variable's name, ``evalplus cache``, or ``hub``). ``version`` and
+    given path, the override variable's name, ``evalplus cache``, ``packaged copy``, or ``hub``). ``version`` and
     ``md5`` identify the data (None only for Hub rows, which have no file to hash).
     """
 
@@ -72,11 +74,12 @@ def load_plus_rows(
     """Rows of HumanEval+ or MBPP+ with where they came from and which version they are.
 
     The release file is ``path``, else the file named by the evalplus override variable, else
-    the one in the evalplus cache folder (``locate_plus_file``); it must be a known version
-    (``KNOWN_VERSIONS``). Without a file, the Hub (``hub_repo``, default ``HUB_REPOS[name]``) is
-    tried when ``use_hub``; its copies hold the tests as code rather than the inputs as data,
-    which raises DatasetFormatError saying how to get the release file instead, as does
-    finding nothing at all.
+    the one in the evalplus cache folder, else the copy shipped in ``datasets_build/data/``
+    (``locate_plus_file``; its sha256 is checked on every read); it must be a known version
+    (``KNOWN_VERSIONS``). Without a file (an install that lost its data), the Hub (``hub_repo``,
+    default ``HUB_REPOS[name]``) is tried when ``use_hub``; its copies hold the tests as code rather
+    than the inputs as data, which raises DatasetFormatError saying how to get the release file
+    instead, as does finding nothing at all.
     """
     check_name(name)
     bands = bands or DifficultyBands()
@@ -92,7 +95,8 @@ def load_plus_rows(
     if by_split is None:
         hub = f"the Hub ({repo}) was not reachable" if use_hub else "the Hub was not tried"
         raise DatasetFormatError(
-            LABELS[name], f"no release file given, {OVERRIDE_ENV[name]} unset, none in the evalplus cache, and {hub}; {how_to_provide(name)}"
+            LABELS[name], f"no release file given, {OVERRIDE_ENV[name]} unset, none in the evalplus cache, no packaged copy, and {hub}; "
+            f"{how_to_provide(name)}",
         )
     records = [record for split_records in by_split.values() for record in split_records]
     columns = sorted(records[0][1]) if records else []

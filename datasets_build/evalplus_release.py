@@ -5,12 +5,18 @@ match the ``evalplus`` package itself: it looks for the file where that package 
 (``locate_plus_file``) and names a version as it does, by the md5 of the uncompressed JSONL
 (``dataset_hash``). Only versions in ``KNOWN_VERSIONS`` are read, so results always say which data
 they are on, and every failure says how to provide the right file (``how_to_provide``).
+
+The current release files also ship with this package (``data/``, Apache-2.0, attribution in
+``data/README.md``), found after every place the evalplus package looks, so that a fresh clone
+evaluates on HumanEval+ / MBPP+ offline. A packaged copy is read only if its bytes are the release's
+(sha256 of the ``.gz``, ``PACKAGED_SHA256``): a damaged install is an error, never silently other data.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.resources
 import os
 import sys
 import zlib
@@ -27,9 +33,13 @@ LABELS: dict[str, str] = {"humaneval+": "HumanEval+", "mbpp+": "MBPP+"}
 # The environment variables the evalplus package reads instead of its cache (an uncompressed .jsonl).
 OVERRIDE_ENV: dict[str, str] = {"humaneval+": "HUMANEVAL_OVERRIDE_PATH", "mbpp+": "MBPP_OVERRIDE_PATH"}
 OPTIONS: dict[str, str] = {"humaneval+": "humanevalplus_file", "mbpp+": "mbppplus_file"}
-# Where this project's test machines keep the release files, relative to the repository (a hint
-# in error messages only: the library never reads it by default).
-SHARED_HINT = "../shared/data/evalplus/"
+# How ``locate_plus_file`` names the copy that ships in datasets_build/data/.
+PACKAGED = "packaged copy"
+# sha256 of the packaged .gz files, the release files exactly as published (datasets_build/data/README.md).
+PACKAGED_SHA256: dict[str, str] = {
+    "humaneval+": "272720b90ac375502c8ed23cd791c2a93dfb22a911641a494da74a426c09f101",
+    "mbpp+": "af43697e8791c4c149bdfd6b489d8b5412507551ac20e28a439f650b8225db63",
+}
 
 
 @dataclass(frozen=True)
@@ -84,24 +94,40 @@ def evalplus_cache_dir() -> Path:
     return Path(xdg).expanduser() / "evalplus" if xdg else Path.home() / ".cache" / "evalplus"
 
 
-def how_to_provide(name: str) -> str:
-    """Every way to give the loader the release file, for error messages (one line)."""
+def packaged_file(name: str) -> Path:
+    """The copy of ``name``'s current release file that ships with ``datasets_build`` (gzipped as released)."""
     check_name(name)
+    current = CURRENT_VERSIONS[name]
+    return Path(str(importlib.resources.files("datasets_build") / "data" / f"{current.dataset}-{current.version}.jsonl.gz"))
+
+
+def _ways_to_give(name: str) -> str:
+    """The ways a user gives the release file (the places the evalplus package reads it from)."""
     current = CURRENT_VERSIONS[name]
     option = OPTIONS[name]
     return (
         f"get {current.dataset}.jsonl.gz from {current.url} and pass its path (.jsonl or .jsonl.gz) as "
         f"SourceConfig.{option} / --{option.replace('_', '-')}, or set {OVERRIDE_ENV[name]} to it, or put it "
-        f"uncompressed at {evalplus_cache_dir() / current.cache_file} (the evalplus package's cache); "
-        f"this project's test machines keep the files in {SHARED_HINT}"
+        f"uncompressed at {evalplus_cache_dir() / current.cache_file} (the evalplus package's cache)"
+    )
+
+
+def how_to_provide(name: str) -> str:
+    """Every way to give the loader the release file, for error messages (one line)."""
+    check_name(name)
+    return (
+        f"{_ways_to_give(name)}; without any of these the copy datasets_build ships is read "
+        f"({packaged_file(name)}: reinstall the package to restore it)"
     )
 
 
 def locate_plus_file(name: PlusName, path: str | os.PathLike[str] | None = None) -> tuple[Path, str] | None:
     """The release file to read and how it was found, in the evalplus package's order: ``path``
     if given, else the override variable (``HUMANEVAL_OVERRIDE_PATH`` / ``MBPP_OVERRIDE_PATH``),
-    else the evalplus cache folder; None if none of them names a file. A path given explicitly
-    or through the variable is returned even if missing, so reading it reports that."""
+    else the evalplus cache folder; then, where evalplus would download, the copy this package ships
+    (``packaged_file``, found as ``PACKAGED``); None if none of them names a file (an install without
+    its data). A path given explicitly or through the variable is returned even if missing, so
+    reading it reports that."""
     check_name(name)
     if path is not None:
         return Path(path), "given path"
@@ -112,23 +138,45 @@ def locate_plus_file(name: PlusName, path: str | os.PathLike[str] | None = None)
     for candidate in (cached, cached.with_name(cached.name + ".gz")):
         if candidate.is_file():
             return candidate, "evalplus cache"
-    return None
+    packaged = packaged_file(name)
+    return (packaged, PACKAGED) if packaged.is_file() else None
 
 
 def _uncompressed(path: Path) -> bytes:
-    """The file's bytes, gunzipped when it is gzip data (whatever its name)."""
+    """The file's bytes, gunzipped when it is gzip data (whatever its name); a packaged copy only
+    after its sha256 is checked (``_check_packaged``)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         raise DatasetFormatError(str(path), "no such file") from None
     except IsADirectoryError:
         raise DatasetFormatError(str(path), "is a folder, not a .jsonl / .jsonl.gz file") from None
+    _check_packaged(path, data)
     if data[:2] == b"\x1f\x8b":
         try:
             return gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as exc:
             raise DatasetFormatError(str(path), f"is not a valid gzip file ({exc})") from None
     return data
+
+
+def _check_packaged(path: Path, data: bytes) -> None:
+    """Raise DatasetFormatError if ``path`` is one of the packaged copies and ``data`` are not the
+    release file's bytes. Checked on the compressed bytes, before anything is decoded, so a
+    truncated or edited copy says it is damaged rather than failing later as some other version
+    or as bad gzip; a file the user names elsewhere is judged by its version alone."""
+    for name in PLUS_NAMES:
+        packaged = packaged_file(name)
+        if path.resolve() != packaged.resolve():
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != PACKAGED_SHA256[name]:
+            raise DatasetFormatError(
+                str(path),
+                f"the packaged {CURRENT_VERSIONS[name].label} release file is damaged ({len(data)} bytes, sha256 {digest}, "
+                f"not the release's {PACKAGED_SHA256[name]}); reinstall the package (or git checkout the file), or "
+                f"{_ways_to_give(name)}",
+            )
 
 
 def dataset_hash(path: str | os.PathLike[str]) -> str:

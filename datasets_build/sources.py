@@ -35,10 +35,11 @@ class SourceConfig:
         mbpp_sanitized_file: MBPP ``sanitized`` as JSONL (fields of the Hub's ``sanitized`` config).
         humanevalplus_file: HumanEval+'s EvalPlus release file (``HumanEvalPlus-v0.1.10.jsonl`` or
             ``.jsonl.gz``). If None: the file named by ``HUMANEVAL_OVERRIDE_PATH``, else the one in
-            the evalplus package's cache (``~/.cache/evalplus/HumanEvalPlus-v0.1.10.jsonl``).
-            Only known versions are accepted (``evalplus_release.KNOWN_VERSIONS``).
+            the evalplus package's cache (``~/.cache/evalplus/HumanEvalPlus-v0.1.10.jsonl``), else
+            the copy shipped in ``datasets_build/data/`` (sha256-checked). Only known versions are accepted (``evalplus_release.KNOWN_VERSIONS``).
         mbppplus_file: the same for MBPP+ (``MbppPlus-v0.2.0.jsonl[.gz]``, ``MBPP_OVERRIDE_PATH``).
-        humanevalplus_repo / mbppplus_repo: Hub datasets tried when no file is found; the official
+        humanevalplus_repo / mbppplus_repo: Hub datasets tried when no file is found (an install
+            without its packaged data); the official
             ones hold the tests as code, not the inputs, so they are refused with a message
             saying how to get the release file.
         difficulty: bands that label rows whose source states no difficulty.

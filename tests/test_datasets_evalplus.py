@@ -1,10 +1,12 @@
-"""HumanEval+ and MBPP+ (EvalPlus) as sources: conversion of the real release files, finding them
-the way the evalplus package does, version checks, building, and contamination with MBPP."""
+"""HumanEval+ and MBPP+ (EvalPlus) as sources: conversion of the real release files (the copies
+datasets_build ships), finding them the way the evalplus package does and then the packaged copy,
+the packaged copy's checksum, version checks, building, and contamination with MBPP."""
 
 from __future__ import annotations
 
 import ast
 import gzip
+import hashlib
 import json
 import math
 import sys
@@ -30,16 +32,20 @@ from datasets_build import (
     split_key,
 )
 from datasets_build.cli import main
-from datasets_build.evalplus_release import evalplus_cache_dir
+from datasets_build import evalplus_release
+from datasets_build.evalplus_release import PACKAGED, PACKAGED_SHA256, evalplus_cache_dir, packaged_file
 from datasets_build.evalplus_rows import plus_rows
 from datasets_build.jsonl import read_records
 from datasets_build.schema import make_row
 from datasets_build.sources import load_source
 from sandbox import SandboxConfig
 
-EVALPLUS_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "evalplus"
-HE_FILE = EVALPLUS_DIR / "HumanEvalPlus-v0.1.10.jsonl.gz"
-MBPP_FILE = EVALPLUS_DIR / "MbppPlus-v0.2.0.jsonl.gz"
+# The release files tracked in git under datasets_build/data/: missing ones fail these tests, they never skip.
+HE_FILE = packaged_file("humaneval+")
+MBPP_FILE = packaged_file("mbpp+")
+# As published with the release files (sha256 of the .gz; EvalPlus's md5 of the uncompressed JSONL).
+HE_SHA256 = "272720b90ac375502c8ed23cd791c2a93dfb22a911641a494da74a426c09f101"
+MBPP_SHA256 = "af43697e8791c4c149bdfd6b489d8b5412507551ac20e28a439f650b8225db63"
 HE_MD5 = "fe585eb4df8c88d844eeb463ea4d0302"
 MBPP_MD5 = "ee43ecabebf20deef4bb776a405ac5b1"
 SANDBOX = SandboxConfig(timeout_s=10.0, job_timeout_s=120.0, min_isolation="process")
@@ -54,34 +60,38 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
-def _need(path: Path) -> Path:
-    if not path.is_file():
-        pytest.skip(f"the EvalPlus release file is not at {path} (see ../shared/data/evalplus/README.md)")
-    return path
-
-
 @pytest.fixture(scope="module")
 def he_records() -> list[dict]:
-    return [record for _, record in read_records(_need(HE_FILE))]
+    return [record for _, record in read_records(HE_FILE)]
 
 
 @pytest.fixture(scope="module")
 def mbpp_records() -> list[dict]:
-    return [record for _, record in read_records(_need(MBPP_FILE))]
+    return [record for _, record in read_records(MBPP_FILE)]
 
 
 @pytest.fixture(scope="module")
 def he_rows() -> list[dict]:
-    data = load_plus_rows("humaneval+", _need(HE_FILE), use_hub=False)
+    data = load_plus_rows("humaneval+", HE_FILE, use_hub=False)
     assert (data.version, data.md5, data.origin, data.found_by) == ("v0.1.10", HE_MD5, f"file:{HE_FILE}", "given path")
     return data.rows
 
 
 @pytest.fixture(scope="module")
 def mbpp_rows() -> list[dict]:
-    data = load_plus_rows("mbpp+", _need(MBPP_FILE), use_hub=False)
+    data = load_plus_rows("mbpp+", MBPP_FILE, use_hub=False)
     assert (data.version, data.md5) == ("v0.2.0", MBPP_MD5)
     return data.rows
+
+
+def _damaged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: bytes) -> Path:
+    """``data`` installed as the packaged HumanEval+ copy (in a temporary folder: the tracked file stays as it is)."""
+    fake = tmp_path / "package" / HE_FILE.name
+    fake.parent.mkdir()
+    fake.write_bytes(data)
+    real = evalplus_release.packaged_file
+    monkeypatch.setattr(evalplus_release, "packaged_file", lambda name: fake if name == "humaneval+" else real(name))
+    return fake
 
 
 def _uncompressed_copy(source: Path, target: Path) -> Path:
@@ -155,24 +165,68 @@ def test_mbppplus_rows_keep_every_task_input_tolerance_and_contract(mbpp_rows: l
     assert Counter(r["difficulty"] for r in mbpp_rows).keys() <= {"easy", "medium", "hard"}
 
 
+def test_the_packaged_copies_are_the_release_files_and_are_read_when_nothing_else_is_set():
+    # The bytes shipped are the published ones (this fails, not skips, if a tracked file is missing).
+    assert hashlib.sha256(HE_FILE.read_bytes()).hexdigest() == HE_SHA256 == PACKAGED_SHA256["humaneval+"]
+    assert hashlib.sha256(MBPP_FILE.read_bytes()).hexdigest() == MBPP_SHA256 == PACKAGED_SHA256["mbpp+"]
+    assert HE_FILE.parent == Path(__file__).resolve().parents[1] / "datasets_build" / "data"
+    # No file, variable or evalplus cache (the autouse fixture): the packaged copy, with its version.
+    he = load_plus_rows("humaneval+", use_hub=False)
+    assert (he.origin, he.found_by, he.version, he.md5, len(he.rows)) == (f"file:{HE_FILE}", PACKAGED, "v0.1.10", HE_MD5, 164)
+    rows, origin = load_source("mbpp+", SourceConfig(use_hub=False))
+    assert len(rows) == 378 and origin == f"file:{MBPP_FILE} (MBPP+ v0.2.0, md5 {MBPP_MD5})"
+
+
+@pytest.mark.parametrize("damage", ["truncated", "one byte changed", "lfs pointer"])
+def test_a_damaged_packaged_copy_is_an_error_naming_it_not_other_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str):
+    data = HE_FILE.read_bytes()
+    damaged = {
+        "truncated": data[: len(data) // 2],
+        # In the gzip header's mtime: gunzips to the very same text, so only the checksum sees it.
+        "one byte changed": data[:4] + bytes([data[4] ^ 1]) + data[5:],
+        "lfs pointer": f"version https://git-lfs.github.com/spec/v1\noid sha256:{HE_SHA256}\nsize {len(data)}\n".encode(),
+    }[damage]
+    fake = _damaged(tmp_path, monkeypatch, damaged)
+    for load in (lambda: load_plus_rows("humaneval+", use_hub=True), lambda: load_problems("humaneval+"),
+                 lambda: load_plus_rows("humaneval+", fake, use_hub=False)):  # named explicitly: still the packaged copy
+        with pytest.raises(DatasetFormatError) as excinfo:
+            load()
+        message = str(excinfo.value)
+        assert message.startswith(f"{fake}: the packaged HumanEval+ v0.1.10 release file is damaged ({len(damaged)} bytes, sha256 ")
+        assert f"not the release's {HE_SHA256}); reinstall the package" in message and "\n" not in message
+
+
+def test_a_copy_outside_the_package_is_judged_by_its_version_not_by_the_packaged_checksum(tmp_path: Path):
+    # The same text gzipped anew has another sha256 than the release's .gz: a user's copy is still accepted.
+    regzipped = tmp_path / "HumanEvalPlus-v0.1.10.jsonl.gz"
+    regzipped.write_bytes(gzip.compress(gzip.decompress(HE_FILE.read_bytes()), mtime=0))
+    assert hashlib.sha256(regzipped.read_bytes()).hexdigest() != HE_SHA256
+    data = load_plus_rows("humaneval+", regzipped, use_hub=False)
+    assert (data.found_by, data.version, len(data.rows)) == ("given path", "v0.1.10", 164)
+
+
 def test_dataset_hash_is_evalplus_md5_of_the_uncompressed_file(tmp_path: Path):
-    plain = _uncompressed_copy(_need(HE_FILE), tmp_path / "HumanEvalPlus-v0.1.10.jsonl")
+    plain = _uncompressed_copy(HE_FILE, tmp_path / "HumanEvalPlus-v0.1.10.jsonl")
     assert dataset_hash(HE_FILE) == dataset_hash(plain) == HE_MD5
-    assert dataset_hash(_need(MBPP_FILE)) == MBPP_MD5
+    assert dataset_hash(MBPP_FILE) == MBPP_MD5
     assert {(v.name, v.version, v.md5) for v in KNOWN_VERSIONS} == {("humaneval+", "v0.1.10", HE_MD5), ("mbpp+", "v0.2.0", MBPP_MD5)}
 
 
 def test_the_override_variables_name_an_uncompressed_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    he = _uncompressed_copy(_need(HE_FILE), tmp_path / "override" / "he.jsonl")
-    mbpp = _uncompressed_copy(_need(MBPP_FILE), tmp_path / "override" / "mbpp.jsonl")
+    he = _uncompressed_copy(HE_FILE, tmp_path / "override" / "he.jsonl")
+    mbpp = _uncompressed_copy(MBPP_FILE, tmp_path / "override" / "mbpp.jsonl")
     monkeypatch.setenv("HUMANEVAL_OVERRIDE_PATH", str(he))
     monkeypatch.setenv("MBPP_OVERRIDE_PATH", str(mbpp))
     data = load_plus_rows("humaneval+", use_hub=False)
     assert (data.origin, data.found_by, data.version, len(data.rows)) == (f"file:{he}", "HUMANEVAL_OVERRIDE_PATH", "v0.1.10", 164)
     rows, origin = load_source("mbpp+", SourceConfig(use_hub=False))
     assert len(rows) == 378 and origin.startswith(f"file:{mbpp} (MBPP+ v0.2.0, md5 {MBPP_MD5}")
-    # An explicit path comes before the variable; a variable naming no file is an error.
-    assert load_plus_rows("humaneval+", HE_FILE, use_hub=False).found_by == "given path"
+    # An explicit path comes before the variable; a variable naming no file is an error (not the packaged copy).
+    given = tmp_path / "given" / "HumanEvalPlus.jsonl.gz"
+    given.parent.mkdir()
+    given.write_bytes(HE_FILE.read_bytes())
+    assert (load_plus_rows("humaneval+", given, use_hub=False).origin, load_plus_rows("humaneval+", given).found_by) == (
+        f"file:{given}", "given path")
     monkeypatch.setenv("HUMANEVAL_OVERRIDE_PATH", str(tmp_path / "missing.jsonl"))
     with pytest.raises(DatasetFormatError, match="missing.jsonl: no such file"):
         load_plus_rows("humaneval+", use_hub=False)
@@ -182,26 +236,35 @@ def test_the_override_variables_name_an_uncompressed_file(tmp_path: Path, monkey
 def test_the_evalplus_cache_folder_is_found_like_appdirs_does(tmp_path: Path):
     cache = tmp_path / "xdg-cache" / "evalplus"  # XDG_CACHE_HOME is set by the autouse fixture
     assert evalplus_cache_dir() == cache
-    _uncompressed_copy(_need(HE_FILE), cache / "HumanEvalPlus-v0.1.10.jsonl")
-    _uncompressed_copy(_need(MBPP_FILE), cache / "MbppPlus-v0.2.0.jsonl")
+    _uncompressed_copy(HE_FILE, cache / "HumanEvalPlus-v0.1.10.jsonl")
+    _uncompressed_copy(MBPP_FILE, cache / "MbppPlus-v0.2.0.jsonl")
     he = load_plus_rows("humaneval+", use_hub=False)
     assert (he.found_by, he.origin) == ("evalplus cache", f"file:{cache / 'HumanEvalPlus-v0.1.10.jsonl'}")
     assert len(load_problems("mbpp+", config=SourceConfig(use_hub=False))) == 378
 
 
-def test_without_a_file_the_error_names_every_way_to_give_one():
+def _without_packaged_copies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An install that lost its data files (a wheel built without package data)."""
+    monkeypatch.setattr(evalplus_release, "packaged_file", lambda name: tmp_path / "not-installed" / f"{name}.jsonl.gz")
+
+
+def test_without_any_file_the_error_names_every_way_to_give_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    _without_packaged_copies(tmp_path, monkeypatch)
     with pytest.raises(DatasetFormatError) as excinfo:
         load_plus_rows("mbpp+", use_hub=True)  # HF_HUB_OFFLINE=1: the Hub is not reachable
     message = str(excinfo.value)
-    assert "\n" not in message and "not reachable" in message
+    assert "\n" not in message and "no packaged copy, and the Hub (evalplus/mbppplus) was not reachable" in message
     for part in ("SourceConfig.mbppplus_file", "--mbppplus-file", "MBPP_OVERRIDE_PATH", "MbppPlus-v0.2.0.jsonl",
-                 "https://github.com/evalplus/mbppplus_release/releases/download/v0.2.0/MbppPlus.jsonl.gz", "../shared/data/evalplus/"):
+                 "https://github.com/evalplus/mbppplus_release/releases/download/v0.2.0/MbppPlus.jsonl.gz",
+                 f"{tmp_path / 'not-installed' / 'mbpp+.jsonl.gz'}: reinstall the package"):
         assert part in message
     with pytest.raises(DatasetFormatError, match="HUMANEVAL_OVERRIDE_PATH unset.*the Hub was not tried"):
         load_source("humaneval+", SourceConfig(use_hub=False))
 
 
 def test_the_hub_copy_holds_tests_as_code_and_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, he_records: list[dict]):
+    """The Hub path, reached by an install without its data files, on a local folder shaped like the Hub dataset."""
+    _without_packaged_copies(tmp_path, monkeypatch)
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
     repo = tmp_path / "humanevalplus"  # shaped like evalplus/humanevalplus: tests as code, no inputs
     repo.mkdir()
@@ -212,7 +275,7 @@ def test_the_hub_copy_holds_tests_as_code_and_is_refused(tmp_path: Path, monkeyp
 
 
 def test_a_changed_byte_or_the_other_dataset_is_refused_naming_the_expected_version(tmp_path: Path):
-    data = gzip.decompress(_need(HE_FILE).read_bytes())
+    data = gzip.decompress(HE_FILE.read_bytes())
     changed = data.replace(b'"HumanEval/0"', b'"HumanEval/9"', 1)
     assert len(changed) == len(data) and changed != data
     bad = tmp_path / "HumanEvalPlus-v0.1.10.jsonl"
@@ -228,7 +291,7 @@ def test_a_changed_byte_or_the_other_dataset_is_refused_naming_the_expected_vers
         load_problems(gz)  # also when the file is given as a source path
 
     with pytest.raises(DatasetFormatError, match=f"is MBPP\\+ v0.2.0 \\(md5 {MBPP_MD5}\\), not HumanEval\\+: expected HumanEval\\+ v0.1.10"):
-        load_plus_rows("humaneval+", _need(MBPP_FILE), use_hub=False)
+        load_plus_rows("humaneval+", MBPP_FILE, use_hub=False)
     with pytest.raises(DatasetFormatError, match="is HumanEval\\+ v0.1.10 .*not MBPP\\+"):
         load_source("mbpp+", SourceConfig(use_hub=False, mbppplus_file=str(HE_FILE)))
 
@@ -246,7 +309,7 @@ def test_records_missing_fields_say_what_was_expected(he_records: list[dict], mb
 
 
 def test_a_release_file_given_as_a_path_is_read_as_evalplus():
-    dataset = load_problems(_need(MBPP_FILE))
+    dataset = load_problems(MBPP_FILE)
     assert dataset.num_rows == 378 and set(dataset["source"]) == {"mbpp+"}
     assert dataset.features == FEATURES and json.loads(dataset[0]["base_inputs"])[0] == [[3, 4, 5, 6], [5, 7, 4, 10]]
 
@@ -271,7 +334,7 @@ def test_build_verifies_every_reference_and_saves_the_evalplus_columns(tmp_path:
     config = BuildConfig(
         sources=("humaneval+", "mbpp+"),
         out=str(out),
-        source=SourceConfig(use_hub=False, humanevalplus_file=str(_need(HE_FILE)), mbppplus_file=str(_need(MBPP_FILE))),
+        source=SourceConfig(use_hub=False, humanevalplus_file=str(HE_FILE), mbppplus_file=str(MBPP_FILE)),
         sandbox=SANDBOX,
         progress=False,
     )
@@ -292,7 +355,7 @@ def test_build_verifies_every_reference_and_saves_the_evalplus_columns(tmp_path:
 
 def test_cli_takes_the_evalplus_files(tmp_path: Path, capsys: pytest.CaptureFixture):
     out = tmp_path / "cli"
-    code = main(["--sources", "humaneval+", "--humanevalplus-file", str(_need(HE_FILE)), "--offline", "--no-verify", "--out", str(out), "--no-progress"])
+    code = main(["--sources", "humaneval+", "--humanevalplus-file", str(HE_FILE), "--offline", "--no-verify", "--out", str(out), "--no-progress"])
     assert code == 0, capsys.readouterr().err
     assert load_problems(out, split="humanevalplus_test").num_rows == 164
 
@@ -321,7 +384,7 @@ def test_the_same_task_across_benchmark_variants_overlaps():
 
 def test_building_with_mbppplus_removes_the_mbpp_training_tasks_it_evaluates_on(mbpp_file: Path, mbpp_records: list[dict]):
     config = BuildConfig(sources=("mbpp", "mbpp+"), verify=False,
-                         source=SourceConfig(use_hub=False, mbpp_file=str(mbpp_file), mbppplus_file=str(_need(MBPP_FILE))))
+                         source=SourceConfig(use_hub=False, mbpp_file=str(mbpp_file), mbppplus_file=str(MBPP_FILE)))
     built, report = build_with_report(config)
     plus_ids = {int(r["task_id"].split("/")[1]) for r in mbpp_records}
     in_plus = {n for n in plus_ids if n > 510}  # MBPP+ takes validation (511-600) and train (601-974) tasks too

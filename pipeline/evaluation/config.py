@@ -31,7 +31,8 @@ class EvalConfig:
         default=None,
         metadata={"help": "HumanEval+ / MBPP+: the EvalPlus release file (.jsonl or .jsonl.gz). Default: the file "
                           "named by HUMANEVAL_OVERRIDE_PATH / MBPP_OVERRIDE_PATH, else the evalplus cache folder "
-                          "(~/.cache/evalplus), else the Hub (whose official copies lack the inputs: the error says how to get the file)."},
+                          "(~/.cache/evalplus), else the copy shipped in datasets_build/data/ (sha256-checked), else the Hub "
+                          "(whose official copies lack the inputs: the error says how to get the file)."},
     )
     evalplus_cache: str | None = field(
         default=None,
