@@ -56,8 +56,7 @@ def test_tests_are_pooled_per_task_without_duplicates():
 
 @pytest.mark.parametrize("name", ["humaneval+", "mbpp+"])
 def test_packaged_subtle_programs_are_well_formed(name):
-    if not subtle_file(name).is_file():
-        pytest.skip(f"{subtle_file(name)} not built")
+    assert subtle_file(name).is_file(), f"{subtle_file(name)} is tracked in git and must ship with datasets_build"
     records = load_subtle(name)
     assert len(records) >= 50
     assert all(r["task_id"].startswith("HumanEval/" if name == "humaneval+" else "Mbpp/") for r in records)

@@ -4,7 +4,6 @@ answers, and whole tasks of the real release files in the real sandbox."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +13,6 @@ from pipeline.evaluation.evalplus_judge import (
 )
 from sandbox import Sandbox
 from sandbox.types import CallOutcome, Fingerprint
-
-EVALPLUS_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "evalplus"
 
 
 def task(entry_point: str = "f", dataset: str = "humaneval", atol: float = 0.0) -> PlusTask:
@@ -107,13 +104,12 @@ def test_a_lying_eq_fails_and_a_right_answer_passes_in_the_sandbox(tmp_path):
     assert [v.passed_plus for v in verdicts] == [True, False, False, False]
 
 
-@pytest.mark.skipif(not EVALPLUS_DIR.is_dir(), reason=f"the EvalPlus release files are not at {EVALPLUS_DIR}")
 def test_canonical_solutions_pass_and_a_known_subtle_bug_fails_only_plus(tmp_path):
     """HumanEval/32 (find_zero) included: EvalPlus 0.3.1 fails even the canonical solution there."""
     from datasets_build.evalplus import load_plus_rows
+    from datasets_build.evalplus_release import packaged_file
 
-    rows = {r["task_id"]: r for r in load_plus_rows("humaneval+", EVALPLUS_DIR / "HumanEvalPlus-v0.1.10.jsonl.gz",
-                                                    use_hub=False).rows}
+    rows = {r["task_id"]: r for r in load_plus_rows("humaneval+", packaged_file("humaneval+"), use_hub=False).rows}
     tasks = {tid: plus_task(rows[tid]) for tid in ("HumanEval/0", "HumanEval/32", "HumanEval/53", "HumanEval/2")}
     # HumanEval/53 add(x, y): right on HumanEval's small inputs, wrong on large ones.
     subtle = "def add(x: int, y: int):\n    return (x + y) if abs(x) < 1000 and abs(y) < 1000 else 0\n"

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from conftest import load_module
+from datasets_build.evalplus_release import packaged_file
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "evalplus_samples.py"
-EVALPLUS_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "evalplus"
-RELEASES = {"humaneval": "HumanEvalPlus-v0.1.10.jsonl.gz", "mbpp": "MbppPlus-v0.2.0.jsonl.gz"}
+# The release files tracked in git under datasets_build/data/ (a missing one fails, never skips).
+RELEASES = {"humaneval": packaged_file("humaneval+"), "mbpp": packaged_file("mbpp+")}
 # Some MBPP+ solutions have invalid escapes in plain strings ("\w"): they warn when compiled.
 pytestmark = pytest.mark.filterwarnings("ignore:invalid escape sequence")
 
@@ -152,10 +153,7 @@ def test_cli_writes_jsonl_and_prints_counts(tmp_path: Path, monkeypatch: pytest.
 
 @pytest.fixture(scope="module", params=sorted(RELEASES))
 def release(request) -> tuple[str, list[dict], list[dict]]:
-    path = EVALPLUS_DIR / RELEASES[request.param]
-    if not path.is_file():
-        pytest.skip(f"the EvalPlus release is not at {path}")
-    tasks = es.load_tasks(path)
+    tasks = es.load_tasks(RELEASES[request.param])
     return request.param, tasks, es.build_samples(tasks, request.param)
 
 

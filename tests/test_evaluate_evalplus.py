@@ -1,5 +1,6 @@
-"""evaluate.py on HumanEval+ / MBPP+: EvalPlus's sample format, base and plus pass@k side by side, and
-bad input (exit code 2, one line). Model-free: completions files only."""
+"""evaluate.py on HumanEval+ / MBPP+: EvalPlus's sample format, base and plus pass@k side by side, where
+the data comes from (the packaged copy by default, the override variable, an explicit file), and bad
+input (exit code 2, one line). Model-free: completions files only."""
 
 from __future__ import annotations
 
@@ -10,15 +11,23 @@ from pathlib import Path
 import pytest
 
 from conftest import load_evaluate_cli
+from datasets_build import evalplus_release
+from datasets_build.evalplus_release import packaged_file
 
-ROOT = Path(__file__).resolve().parents[1]
-EVALPLUS_DIR = ROOT.parent / "shared" / "data" / "evalplus"
-HE_FILE = EVALPLUS_DIR / "HumanEvalPlus-v0.1.10.jsonl.gz"
-MBPP_FILE = EVALPLUS_DIR / "MbppPlus-v0.2.0.jsonl.gz"
-pytestmark = pytest.mark.skipif(not HE_FILE.is_file(), reason=f"the EvalPlus release files are not in {EVALPLUS_DIR}")
+# The release files tracked in git under datasets_build/data/ (a missing one fails, never skips).
+HE_FILE = packaged_file("humaneval+")
+MBPP_FILE = packaged_file("mbpp+")
 
 
 cli = load_evaluate_cli("duelcoder_evaluate_cli_plus")
+
+
+@pytest.fixture(autouse=True)
+def _no_evalplus_setup(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No developer's own evalplus setup leaks in: no override variables, an empty evalplus cache."""
+    monkeypatch.delenv("HUMANEVAL_OVERRIDE_PATH", raising=False)
+    monkeypatch.delenv("MBPP_OVERRIDE_PATH", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
 
 
 def release(path: Path, limit: int) -> list[dict]:
@@ -100,3 +109,36 @@ def test_a_file_of_another_version_exits_2(tmp_path: Path, capsys: pytest.Captur
     assert cli.main(["--benchmark", "humaneval+", "--evalplus_file", str(changed),
                      "--output-dir", str(tmp_path / "out")]) == 2
     assert "v0.1.10" in capsys.readouterr().err
+
+
+def canonical_samples(tmp_path: Path, path: Path, limit: int) -> Path:
+    return write_jsonl(tmp_path / "canonical.jsonl",
+                       [{"task_id": t["task_id"], "solution": t["prompt"] + t["canonical_solution"]} for t in release(path, limit)])
+
+
+def test_without_a_file_the_packaged_copy_is_read_and_the_override_variable_comes_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    samples = canonical_samples(tmp_path, HE_FILE, 2)
+    common = ["--benchmark", "humaneval+", "--limit", "2", "--completions", str(samples), "--evalplus_cache", str(tmp_path / "c")]
+    assert cli.main([*common, "--output-dir", str(tmp_path / "packaged")]) == 0
+    results = json.loads((tmp_path / "packaged" / "results.json").read_text())
+    assert results["evalplus_data"] == {"origin": f"file:{HE_FILE}", "version": "v0.1.10", "md5": "fe585eb4df8c88d844eeb463ea4d0302"}
+    assert results["runs"]["completions"]["evalplus"]["plus"]["pass@1"] == 1.0
+    override = tmp_path / "override" / "HumanEvalPlus-v0.1.10.jsonl"  # evalplus's variable names an uncompressed copy
+    override.parent.mkdir()
+    override.write_bytes(gzip.decompress(HE_FILE.read_bytes()))
+    monkeypatch.setenv("HUMANEVAL_OVERRIDE_PATH", str(override))
+    assert cli.main([*common, "--output-dir", str(tmp_path / "variable")]) == 0
+    assert json.loads((tmp_path / "variable" / "results.json").read_text())["evalplus_data"]["origin"] == f"file:{override}"
+
+
+def test_a_damaged_packaged_copy_exits_2_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    damaged = tmp_path / "package" / HE_FILE.name
+    damaged.parent.mkdir()
+    damaged.write_bytes(HE_FILE.read_bytes()[:100_000])  # a truncated install
+    monkeypatch.setattr(evalplus_release, "packaged_file", lambda name: damaged)
+    assert cli.main(["--benchmark", "humaneval+", "--limit", "2", "--completions", str(canonical_samples(tmp_path, HE_FILE, 2)),
+                     "--output-dir", str(tmp_path / "out")]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("evaluate.py: error:")]
+    assert len(errors) == 1 and f"{damaged}: the packaged HumanEval+ v0.1.10 release file is damaged (100000 bytes" in errors[0]
