@@ -27,13 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from datasets_build.evalplus import load_plus_rows  # noqa: E402
+from datasets_build.evalplus_release import packaged_file  # noqa: E402
 from pipeline.evaluation.evalplus_judge import (  # noqa: E402
     evalplus_sandbox_config, judge_programs, load_oracles, plus_task,
 )
 from sandbox import Sandbox  # noqa: E402
 
-FILES = {"humaneval": ROOT.parent / "shared/data/evalplus/HumanEvalPlus-v0.1.10.jsonl.gz",
-         "mbpp": ROOT.parent / "shared/data/evalplus/MbppPlus-v0.2.0.jsonl.gz"}
+FILES = {"humaneval": packaged_file("humaneval+"), "mbpp": packaged_file("mbpp+")}  # the release files datasets_build ships
 
 
 def ours(tasks: dict, cache: Path, workers: int) -> tuple[float, float, int]:

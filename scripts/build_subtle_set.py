@@ -27,20 +27,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from datasets_build.evalplus import load_plus_rows  # noqa: E402
+from datasets_build.evalplus_release import packaged_file  # noqa: E402
 from pipeline.evaluation.evalplus_judge import (  # noqa: E402
     evalplus_sandbox_config, judge_programs, load_oracles, plus_task,
 )
 from rewards.mutation import generate_mutants  # noqa: E402
 from sandbox import Sandbox  # noqa: E402
 
-DEFAULT_FILES = {"humaneval+": ROOT.parent / "shared/data/evalplus/HumanEvalPlus-v0.1.10.jsonl.gz",
-                 "mbpp+": ROOT.parent / "shared/data/evalplus/MbppPlus-v0.2.0.jsonl.gz"}
+DEFAULT_FILES = {"humaneval+": packaged_file("humaneval+"), "mbpp+": packaged_file("mbpp+")}  # shipped in datasets_build/data/
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=sorted(DEFAULT_FILES), required=True)
-    parser.add_argument("--data", default=None, help="the EvalPlus release file (default: ../shared/data/evalplus/)")
+    parser.add_argument("--data", default=None, help="the EvalPlus release file (default: the copy in datasets_build/data/)")
     parser.add_argument("--version", type=int, required=True, help="version number written into the file name")
     parser.add_argument("--mutants", type=int, default=12, help="mutants tried per task")
     parser.add_argument("--per_task", type=int, default=3, help="subtly wrong programs kept per task at most")

@@ -31,13 +31,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from datasets_build.evalplus import load_plus_rows  # noqa: E402
+from datasets_build.evalplus_release import packaged_file  # noqa: E402
 from pipeline.evaluation.evalplus_judge import (  # noqa: E402
     evalplus_sandbox_config, judge_programs, load_oracles, plus_task,
 )
 from sandbox import Sandbox  # noqa: E402
 
-DEFAULT_FILES = {"humaneval": ROOT.parent / "shared/data/evalplus/HumanEvalPlus-v0.1.10.jsonl.gz",
-                 "mbpp": ROOT.parent / "shared/data/evalplus/MbppPlus-v0.2.0.jsonl.gz"}
+DEFAULT_FILES = {"humaneval": packaged_file("humaneval+"), "mbpp": packaged_file("mbpp+")}  # shipped in datasets_build/data/
 BY_DESIGN = {"lying_eq": "returns an object whose __eq__ always says True: evalplus passes it, this judge "
                          "compares plain values and fails it (by design)"}
 EVALPLUS_BUG = {"HumanEval/32": "evalplus 0.3.1 fails every find_zero solution, the canonical one included "

@@ -5,7 +5,7 @@ and evalplus only, nothing of this repository is imported.
 
     PY=$(scripts/evalplus_env.sh | tail -1)
     $PY scripts/evalplus_reference.py --dataset humaneval \\
-        --data ../shared/data/evalplus/HumanEvalPlus-v0.1.10.jsonl.gz \\
+        --data datasets_build/data/HumanEvalPlus-v0.1.10.jsonl.gz \\
         --samples /tmp/evalplus_parity/humaneval_samples.jsonl \\
         --out /tmp/evalplus_parity/humaneval_evalplus.json --parallel 2 [--cache_dir DIR]
 

@@ -1,7 +1,7 @@
 """Parity sample sets for HumanEval+ / MBPP+: solutions to judge with both EvalPlus and our own judge.
 
     .venv/bin/python scripts/evalplus_samples.py --dataset humaneval \\
-        --data ../shared/data/evalplus/HumanEvalPlus-v0.1.10.jsonl.gz \\
+        --data datasets_build/data/HumanEvalPlus-v0.1.10.jsonl.gz \\
         --out /tmp/evalplus_parity/humaneval_samples.jsonl [--per_task 3] [--seed 0]
 
 For every task of the release file:
