@@ -177,6 +177,16 @@ def test_the_packaged_copies_are_the_release_files_and_are_read_when_nothing_els
     assert len(rows) == 378 and origin == f"file:{MBPP_FILE} (MBPP+ v0.2.0, md5 {MBPP_MD5})"
 
 
+def test_the_packaged_copies_are_package_data_so_an_installed_wheel_has_them():
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["datasets_build"]
+    for path in (HE_FILE, MBPP_FILE):
+        assert any(fnmatch.fnmatch(path.relative_to(root / "datasets_build").as_posix(), g) for g in globs), (path, globs)
+
+
 @pytest.mark.parametrize("damage", ["truncated", "one byte changed", "lfs pointer"])
 def test_a_damaged_packaged_copy_is_an_error_naming_it_not_other_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str):
     data = HE_FILE.read_bytes()
