@@ -38,7 +38,10 @@ def candidates(config: str, extra: list[str]) -> list[dict]:
     """The recipe's training problems (rows), in its order, ignoring its train_task_ids_file."""
     import train
 
-    data = train.parse_config(["--config", config, *extra])[0]
+    argv = ["--config", config, *extra]
+    parse = {"sft": train.parse_sft_config, "bootstrap": train.parse_bootstrap_config}.get(train.recipe_job(argv),
+                                                                                             train.parse_config)
+    data = parse(argv)[0]  # every job's recipe starts with its TrainingData
     data.train_task_ids_file = None
     return train.training_problems(data).to_list()
 
