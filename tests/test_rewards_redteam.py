@@ -232,3 +232,24 @@ def test_the_rollout_drops_a_repeat_before_the_reward_and_counts_it():
     accumulate_tests(chain, "```python\nassert count_pos([0,5]) == 1\nassert count_pos([-1]) == 0\n```")
     assert chain.tests_by_stage == [["assert count_pos([0, 5]) == 1"], ["assert count_pos([-1]) == 0"]]
     assert chain.rejections["repeat"] == 1
+
+
+def test_a_dropped_repeat_is_logged_and_counts_as_a_test_written(sandbox):
+    """The rollout's record of that chain, scored: the repeat never runs, is logged as invalid_reasons/repeat, and
+    the validity counts it among the tests written (2 valid of 3: weighted 0.4 * 2/3 - 0.6 * 1/3)."""
+    from pipeline.chain.stages import Chain, accumulate_tests
+
+    chain = Chain(task_id="count_pos", entry_point="count_pos")
+    for answer in ("```python\nassert count_pos([0, 5]) == 1\n```",
+                   "```python\nassert count_pos([0,5]) == 1\nassert count_pos([-1]) == 0\n```"):
+        accumulate_tests(chain, answer)
+    row = episode(HONEST)
+    assert dict(chain.rejections) == {"repeat": 1}
+    row["tests_by_stage"], row["disc_rejections"] = chain.tests_by_stage, dict(chain.rejections)
+    config = RewardConfig(**CONFIG, discriminator_variant="weighted")
+    (func,) = get_reward_funcs(["discriminator"], config, ExecutionEngine(sandbox, cache_size=0), log_metrics=False)
+    kwargs = {key: [row[key]] for key in row}
+    assert func([""], [""], None, **kwargs) == [pytest.approx(0.4 * 2 / 3 - 0.6 / 3)]
+    metrics = func.scorer.metrics(kwargs)
+    assert metrics["invalid_reasons/repeat"] == 1.0
+    assert metrics["discriminator/validity"] == pytest.approx(2 / 3)
