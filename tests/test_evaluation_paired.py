@@ -157,8 +157,16 @@ def test_several_samples_per_task_get_no_paired_statistics_and_say_why() -> None
     assert "paired" not in merged and "one sample per task" in merged["paired_skipped"]
 
 
-def test_plus_verdicts_missing_from_an_old_results_file_are_an_error() -> None:
-    old = run({"a": True}, plus=True)
-    del old["tasks"]["a"]["num_correct_plus"]
+def test_plus_verdicts_missing_from_an_old_results_file_are_skipped_and_said() -> None:
+    """Results written before per-task plus verdicts were recorded: base inputs are paired, plus inputs are not,
+    and the merged results say which run lacks them; asked for directly, the verdicts are an error."""
+    from pipeline.evaluation.paired import run_verdicts
+
+    old = run({"a": True, "b": False}, plus=True)
+    for task in old["tasks"].values():
+        del task["num_correct_plus"]
+    merged = merge_results([results(old), results(run({"a": True, "b": True}, plus=True))], ["boot", "rl"], ["x", "y"])
+    assert [(p["metric"], p["second_only"]) for p in merged["paired"]] == [("base", 1)]
+    assert "boot predate per-task plus verdicts" in merged["paired_skipped"]
     with pytest.raises(PairingError, match="num_correct_plus"):
-        paired_statistics({"boot": old, "rl": run({"a": True}, plus=True)}, ["boot", "rl"])
+        run_verdicts(old, "plus", "boot")

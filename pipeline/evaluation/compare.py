@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.evaluation.paired import PairingError, paired_statistics
+from pipeline.evaluation.paired import PairingError, has_plus_verdicts, paired_statistics
 from pipeline.evaluation.report import RESULTS_FILE
 
 # What must agree between the inputs for their numbers to be comparable.
@@ -82,6 +82,10 @@ def merge_results(inputs: Sequence[dict[str, Any]], labels: Sequence[str], sourc
             paired["paired"] = paired_statistics(runs, list(runs))
         except PairingError as err:
             raise CompareError(f"--compare: {err}") from None
+        old = [name for name, s in runs.items() if "evalplus" in s and not has_plus_verdicts(s)]
+        if old:
+            paired["paired_skipped"] = (f"plus inputs not paired: {', '.join(old)} predate per-task plus verdicts "
+                                        "(num_correct_plus); evaluate again to pair them")
     return {
         **{key: first.get(key) for key in ("benchmark", "mode", "num_tasks", "greedy", "stage_names")},
         "model": first.get("model"),

@@ -167,13 +167,20 @@ def run_verdicts(summary: Mapping[str, Any], metric: str, label: str) -> dict[st
     return verdicts
 
 
+def has_plus_verdicts(summary: Mapping[str, Any]) -> bool:
+    """Whether a run holds per-task verdicts on EvalPlus's plus inputs (results written since they are recorded)."""
+    tasks = summary.get("tasks") or {}
+    return "evalplus" in summary and bool(tasks) and all("num_correct_plus" in t for t in tasks.values())
+
+
 def paired_statistics(runs: Mapping[str, Mapping[str, Any]], order: Sequence[str]) -> list[dict[str, Any]]:
     """Every pair of runs (earlier, later in ``order``) on every metric the runs share: ``base``
-    always, ``plus`` when both are EvalPlus evaluations. Raises PairingError as ``compare_verdicts``."""
+    always, ``plus`` when both hold per-task plus verdicts (``has_plus_verdicts``). Raises PairingError as
+    ``compare_verdicts``."""
     out = []
     for i, first in enumerate(order):
         for second in order[i + 1:]:
-            metrics = ["base"] + (["plus"] if "evalplus" in runs[first] and "evalplus" in runs[second] else [])
+            metrics = ["base"] + (["plus"] if has_plus_verdicts(runs[first]) and has_plus_verdicts(runs[second]) else [])
             for metric in metrics:
                 out.append(compare_verdicts(run_verdicts(runs[first], metric, first),
                                             run_verdicts(runs[second], metric, second),

@@ -207,7 +207,7 @@ def render_report(results: Mapping[str, Any], plots: Mapping[str, str]) -> str:
                   "(two-sided binomial on the discordant tasks). 'plus' counts a task passed on base and plus "
                   "inputs.", ""]
         lines += _table(PAIRED_HEADER, [format_row(p) for p in paired])
-    elif results.get("paired_skipped"):
+    if results.get("paired_skipped"):
         lines += ["", f"No paired statistics: {results['paired_skipped']}."]
     lines += ["", "## pass@k", "",
               "Unbiased estimator of Chen et al. (2021) over the official tests; greedy decoding when one sample "
