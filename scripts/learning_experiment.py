@@ -226,7 +226,8 @@ def _run_summary(results: dict[str, Any]) -> dict[str, Any]:
     bench = run.get("discriminator_benchmark")
     if bench:
         out["discriminator"] = {key: bench.get(key) for key in (
-            "written", "valid", "tasks", "tasks_with_valid_test", "subtle_programs", "subtle_caught")}
+            "written", "valid", "valid_but_vacuous", "valid_but_restated", "tasks", "tasks_with_valid_test",
+            "subtle_programs", "subtle_caught")}
         out["discriminator"]["validity"] = bench["valid"] / bench["written"] if bench.get("written") else 0.0
         out["discriminator"]["catch_rate"] = (bench["subtle_caught"] / bench["subtle_programs"]
                                               if bench.get("subtle_programs") else 0.0)

@@ -48,7 +48,7 @@ def results(bench: str, mode: str, verdicts: list[tuple[bool, bool]]) -> dict:
            "syntax_valid_rate": 1.0, "collapse_rate": 0.0, "tasks": tasks,
            "evalplus": {"base": {"pass@1": sum(b for b, _ in verdicts) / n},
                         "plus": {"pass@1": sum(p for _, p in verdicts) / n}},
-           "discriminator_benchmark": {"written": 10, "valid": 4, "tasks": n, "tasks_with_valid_test": 2,
+           "discriminator_benchmark": {"written": 10, "valid": 4, "valid_but_vacuous": 1, "valid_but_restated": 0, "tasks": n, "tasks_with_valid_test": 2,
                                        "subtle_programs": 5, "subtle_caught": 1}}
     return {"benchmark": bench, "mode": mode, "num_tasks": n, "greedy": True, "config": {}, "runs": {"adapter": run}}
 
@@ -77,7 +77,7 @@ def test_summary_holds_every_field_with_hand_worked_numbers(tmp_path):
                             "paired_pooled", "staged_vs_base_direct", "statistics"}
     rl = summary["heldout"]["rl"]["mbpp+"]["staged"]
     assert rl["pass@1_base"] == pytest.approx(2 / 3) and rl["pass@1_plus"] == pytest.approx(2 / 3)
-    assert rl["discriminator"] == {"written": 10, "valid": 4, "tasks": 3, "tasks_with_valid_test": 2,
+    assert rl["discriminator"] == {"written": 10, "valid": 4, "valid_but_vacuous": 1, "valid_but_restated": 0, "tasks": 3, "tasks_with_valid_test": 2,
                                    "subtle_programs": 5, "subtle_caught": 1, "validity": 0.4, "catch_rate": 0.2}
     for bench in le.BENCHMARKS:
         for mode in le.MODES:

@@ -118,10 +118,11 @@ def discriminator_table(runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
         if b:
             rows.append([name, str(b["written"]), f"{_pct(b['validity'])} ({b['valid']})",
                          f"{b['tasks_with_valid_test']}/{b['tasks']}", str(b["valid_but_vacuous"]),
+                         str(b.get("valid_but_restated", "-")),
                          f"{_pct(b['catch_rate'])} ({b['subtle_caught']}/{b['subtle_programs']})",
                          ", ".join(f"{k} {v}" for k, v in b["invalid"].items()) or "-"])
     return _table(["run", "tests written", "valid", "tasks with a valid test", "valid but vacuous",
-                   "subtly wrong programs caught", "invalid by reason"], rows) if rows else []
+                   "valid but restating the task's own asserts", "subtly wrong programs caught", "invalid by reason"], rows) if rows else []
 
 
 def best_of_table(runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
