@@ -21,6 +21,14 @@ would pay for its validity. Such tests are invalid:
   Honest checks of a value fail on one of the two (``assert f(x)`` and ``assert f(x) is not None``
   on ``None``; ``assert not f(x)`` and ``assert f(x) is None`` on the marker).
 
+Does the test say anything the problem's own tests do not?
+
+* ``restates_own_test`` (static): every statement of the test is an assert that one of the
+  problem's own tests already makes (the same AST: formatting, comments and assert messages do
+  not count). MBPP shows its first test in the problem text, so copying it is free; the generator
+  is judged on the own tests anyway, so such a test adds nothing, and the ``weighted`` variant
+  would pay validity for copying (issue 22).
+
 Does the test read a source of chance the sandbox cannot make repeatable?
 
 The sandbox seeds ``random``, the OS's entropy and the clock in every test and candidate process
@@ -39,6 +47,9 @@ makes repeatable), and nothing of the banned names is needed to check what a fun
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable
+
+from .parsing import safe_parse
 
 STUB_MARKER = "\u2400 stand-in of the function under test"
 
@@ -134,3 +145,35 @@ def reads_chance(test: str) -> bool:
         elif isinstance(node, ast.Attribute) and node.attr.startswith("__"):
             return True
     return False
+
+
+def _assert_key(node: ast.Assert) -> str:
+    """An assert's identity: its test expression's AST (without the message or positions)."""
+    return ast.dump(node.test)
+
+
+def own_assert_keys(own_tests: Iterable[str]) -> frozenset[str]:
+    """The identities of every assert in the problem's own tests, at any depth (HumanEval's
+    ``check(candidate)`` holds its asserts inside a function)."""
+    keys = set()
+    for source in own_tests:
+        tree = safe_parse(source)
+        if tree is None:
+            continue
+        try:
+            keys.update(_assert_key(n) for n in ast.walk(tree) if isinstance(n, ast.Assert))
+        except RecursionError:
+            continue
+    return frozenset(keys)
+
+
+def restates_own_tests(test: str, own_keys: frozenset[str]) -> bool:
+    """True if every statement of ``test`` is an assert among ``own_keys`` (``own_assert_keys``):
+    the ``restates_own_test`` reason above. A test that does not parse is left to the sandbox."""
+    tree = safe_parse(test)
+    if tree is None or not tree.body:
+        return False
+    try:
+        return all(isinstance(node, ast.Assert) and _assert_key(node) in own_keys for node in tree.body)
+    except RecursionError:
+        return False

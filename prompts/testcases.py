@@ -24,7 +24,8 @@ REJECTION_REASONS = (
     "syntax_error",    # does not compile (also: lines that look like a test but do not parse)
     "wrong_function",  # never refers to the entry point
     "no_assert",       # checks nothing (e.g. print(f(x)), a test function without asserts, no tests at all)
-    "duplicate",       # same AST as an accepted or known test
+    "duplicate",       # same AST as a test accepted earlier in the same answer
+    "repeat",          # same AST as a known test (an earlier stage's): dropped, and counted as a test written
     "too_long",        # source longer than ParseConfig.max_test_chars
     "too_many",        # over ParseConfig.max_tests
     "unsupported",     # a form we cannot run alone (test function needing arguments, unittest self.*)
@@ -78,12 +79,15 @@ def extract_tests(text: str, entry_point: str, *, known: Iterable[str] = (),
     if not candidates and not result.rejected:
         result.rejected["no_assert"] += 1
 
-    seen = {dedup_key(t) for t in known}
+    known_keys = {dedup_key(t) for t in known}
+    seen: set[str] = set()
     for test in candidates:
         reason = _check_test(test, entry_point, config)
         if reason is None:
             key = dedup_key(test)
-            if key in seen:
+            if key in known_keys:
+                reason = "repeat"
+            elif key in seen:
                 reason = "duplicate"
             elif len(result.tests) >= config.max_tests:
                 reason = "too_many"

@@ -32,7 +32,7 @@ from rewards.batch import Sample
 from rewards.config import RewardConfig
 from rewards.engine import ExecStats, ExecutionEngine, Program, Verdict
 from rewards.mutation import Mutant, generate_mutants
-from prompts.checks import never_calls, reads_chance, stub_programs
+from prompts.checks import never_calls, own_assert_keys, reads_chance, restates_own_tests, stub_programs
 
 
 @dataclass
@@ -127,13 +127,17 @@ class BatchRuns:
         the problem's own tests. Tests that cannot call the program or read chance never run."""
         self.distinct: list[list[str]] = []
         self.static: list[dict[str, str]] = []  # test -> reason, for tests that never run
+        own_keys: dict[tuple[str, ...], frozenset[str]] = {}
         for sample in self.samples:
             static: dict[str, str] = {}
+            keys = own_keys.setdefault(sample.own_tests, own_assert_keys(sample.own_tests))
             for test in dict.fromkeys(t for stage in sample.tests_by_stage for t in stage if t.strip()):
                 if never_calls(test, sample.entry_point, sample.reference):
                     static[test] = "no_call"
                 elif reads_chance(test):
                     static[test] = "chance_source"
+                elif restates_own_tests(test, keys):
+                    static[test] = "restates_own_test"
             self.static.append(static)
             self.distinct.append([
                 t for t in dict.fromkeys(t for stage in sample.tests_by_stage for t in stage if t.strip())

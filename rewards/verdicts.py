@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from prompts.testcases import dedup_key
 from rewards.engine import Verdict
 from rewards.phases import BatchRuns, Task
 
@@ -88,15 +89,15 @@ def conclude(batch: BatchRuns) -> tuple[list[list[GeneratedTest]], list[dict[str
         task = batch.task_of(i)
         candidates = set(batch.candidates[i])
         records: list[GeneratedTest] = []
-        seen: set[str] = set()
+        seen: set[str] = set()  # dedup_key: a repeat reformatted, or with a new message, is still a repeat
         for stage_id, stage_tests in enumerate(sample.tests_by_stage, start=1):
             for test in stage_tests:
                 if not test.strip():
                     records.append(GeneratedTest(stage_id, test, "invalid", "empty"))
-                elif test in seen:
+                elif dedup_key(test) in seen:
                     records.append(GeneratedTest(stage_id, test, "invalid", "duplicate"))
                 else:
-                    seen.add(test)
+                    seen.add(dedup_key(test))
                     records.append(GeneratedTest(stage_id, test, *_status(batch, i, task, test, candidates)))
         all_records.append(records)
         valid = {r.test for r in records if r.status == "valid"}

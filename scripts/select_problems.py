@@ -2,21 +2,25 @@
 
 A GRPO group whose samples all pass, or all fail, has zero reward spread on the pass rate and teaches nothing
 from execution. So before RL, sample each candidate problem a few times with the adapters RL starts from, and
-train on the problems the model solves sometimes, not never and not always:
+train on the problems the model solves sometimes, not never and not always. Run 3 (issue 22) samples every
+candidate 8 times and keeps the band 1-in-8 .. 7-in-8:
 
-    # 1. the recipe's training problems (its filters, without its train_task_ids_file)
+    # 1. every candidate: the recipe's training problems (its filters, without its train_task_ids_file), minus
+    #    every task MBPP+ evaluates (held out: MBPP+ takes tasks from MBPP's train and validation splits too)
     .venv/bin/python scripts/select_problems.py candidates --config configs/rl_learn.yaml \
-        --out outputs/solve_rates/candidates.txt
-    # 2. four staged samples of each, as RL samples them
+        --out outputs/learning_full/candidates.txt
+    # 2. eight staged samples of each, as RL samples them
     .venv/bin/python evaluate.py --benchmark mbpp --split train validation \
-        --task_ids_file outputs/solve_rates/candidates.txt --mode staged --num_samples 4 --temperature 0.8 \
-        --generator_tokens 16 16 16 16 128 --adapter outputs/bootstrap_learn/final --output_dir outputs/solve_rates/eval
-    # 3. the problems with 1 to 3 passing samples of 4, with their counts as comments
-    .venv/bin/python scripts/select_problems.py pick outputs/solve_rates/eval/samples.jsonl \
-        --min_passed 1 --max_passed 3 --out configs/rl_learn_problems.txt
+        --task_ids_file outputs/learning_full/candidates.txt --mode staged --num_samples 8 --temperature 0.8 \
+        --generator_tokens 16 16 16 16 128 --adapter outputs/learning_full/bootstrap_disc/final \
+        --output_dir outputs/learning_full/solve_rates
+    # 3. the problems with 1 to 7 passing samples of 8, with their counts as comments
+    .venv/bin/python scripts/select_problems.py pick outputs/learning_full/solve_rates/samples.jsonl \
+        --samples 8 --min_passed 1 --max_passed 7 --out outputs/learning_full/problems.txt
 
 The recipe then names the file (``train_task_ids_file``). A sample passes when every test of the problem passes
-(status ``passed``), as in pass@k.
+(status ``passed``), as in pass@k. A task with another number of samples than ``--samples`` is an error that
+names it (a missing sample would shift the band without a trace).
 """
 
 from __future__ import annotations
@@ -30,13 +34,52 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def candidates(config: str, extra: list[str]) -> list[str]:
-    """The task ids of the recipe's training problems, in its order, ignoring its train_task_ids_file."""
+def candidates(config: str, extra: list[str]) -> list[dict]:
+    """The recipe's training problems (rows), in its order, ignoring its train_task_ids_file."""
     import train
 
-    data = train.parse_config(["--config", config, *extra])[0]
+    argv = ["--config", config, *extra]
+    parse = {"sft": train.parse_sft_config, "bootstrap": train.parse_bootstrap_config}.get(train.recipe_job(argv),
+                                                                                             train.parse_config)
+    data = parse(argv)[0]  # every job's recipe starts with its TrainingData
     data.train_task_ids_file = None
-    return list(train.training_problems(data)["task_id"])
+    return train.training_problems(data).to_list()
+
+
+def held_out_rows(mbpp_plus_file: str | None) -> list[dict]:
+    """MBPP+'s rows (the held-out benchmark), from ``--mbpp_plus_file`` or where ``datasets_build.evalplus``
+    finds its release file; a clear error when there is none (the selection must not go on unchecked)."""
+    from datasets_build import DatasetFormatError
+    from datasets_build.evalplus import load_plus_rows
+
+    try:
+        return load_plus_rows("mbpp+", mbpp_plus_file, use_hub=False).rows
+    except (DatasetFormatError, OSError, ValueError) as err:
+        raise SystemExit(f"candidates: MBPP+ is needed to hold its tasks out of training ({err}); pass "
+                         "--mbpp_plus_file PATH (EvalPlus's MbppPlus release file)") from None
+
+
+def decontaminate(rows: list[dict], held_out: list[dict]) -> tuple[list[str], dict[str, str]]:
+    """The task ids of ``rows`` that overlap no held-out row (``datasets_build.find_overlaps``: the same task
+    whatever the variant, the same problem text, or the same reference solution), and why each other was
+    dropped."""
+    from datasets_build.contamination import find_overlaps, task_name
+
+    dropped: dict[str, list[str]] = {}
+    for overlap in find_overlaps(rows, held_out):
+        dropped.setdefault(overlap.train_task, []).append(f"{overlap.eval_task} ({', '.join(overlap.reasons)})")
+    kept = [row["task_id"] for row in rows if task_name(row) not in dropped]
+    why = {row["task_id"]: "; ".join(dropped[task_name(row)]) for row in rows if task_name(row) in dropped}
+    return kept, why
+
+
+def check_sample_counts(counts: dict[str, tuple[int, int]], samples: int) -> None:
+    """Every task must have exactly ``samples`` samples; otherwise exit naming how many and one of them."""
+    wrong = {t: n for t, (_, n) in counts.items() if n != samples}
+    if wrong:
+        task, n = next(iter(wrong.items()))
+        raise SystemExit(f"pick: {len(wrong)} task(s) have another number of samples than --samples {samples} "
+                         f"(e.g. {task}: {n})")
 
 
 def pass_counts(samples_file: Path) -> dict[str, tuple[int, int]]:
@@ -71,21 +114,33 @@ def main(argv: list[str] | None = None) -> int:
     cand = sub.add_parser("candidates", help="write the recipe's training task ids")
     cand.add_argument("--config", required=True)
     cand.add_argument("--out", type=Path, required=True)
+    cand.add_argument("--mbpp_plus_file", default=None,
+                      help="EvalPlus's MbppPlus release file (default: where datasets_build.evalplus finds it)")
     choose = sub.add_parser("pick", help="write the ids whose passing samples lie in [min_passed, max_passed]")
     choose.add_argument("samples", type=Path)
     choose.add_argument("--min_passed", type=int, default=1)
     choose.add_argument("--max_passed", type=int, default=3)
+    choose.add_argument("--samples", dest="samples_per_task", type=int, default=None,
+                        help="samples every task must have (e.g. 8); unset: not checked")
     choose.add_argument("--out", type=Path, required=True)
     args, extra = parser.parse_known_args(argv)
     if args.command == "candidates":
-        ids = candidates(args.config, extra)
-        lines = [f"# the {len(ids)} training problems of {args.config}", *ids]
+        rows = candidates(args.config, extra)
+        ids, dropped = decontaminate(rows, held_out_rows(args.mbpp_plus_file))
+        lines = [f"# {len(ids)} candidates: the {len(rows)} training problems of {args.config}, less {len(dropped)} "
+                 "that MBPP+ evaluates (held out)", *ids]
+        if not ids:
+            parser.error("no candidate is left after holding out MBPP+'s tasks")
+        lines += [f"# held out {task}: overlaps {why}" for task, why in dropped.items()]
     else:
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         if not 0 <= args.min_passed <= args.max_passed:
             parser.error("need 0 <= --min_passed <= --max_passed")
-        lines = pick(pass_counts(args.samples), args.min_passed, args.max_passed)
+        counts = pass_counts(args.samples)
+        if args.samples_per_task is not None:
+            check_sample_counts(counts, args.samples_per_task)
+        lines = pick(counts, args.min_passed, args.max_passed)
         if len(lines) == 2:
             parser.error(f"no problem of {args.samples} has {args.min_passed}-{args.max_passed} passing samples")
     args.out.parent.mkdir(parents=True, exist_ok=True)

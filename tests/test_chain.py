@@ -126,7 +126,7 @@ def test_tests_accumulate_stage_by_stage():
     assert chain.tests_by_stage[0] == ["assert add(1, 2) == 3", "assert add(0, 0) == 0"]
     assert chain.tests_by_stage[1] == ["assert add(-1, 1) == 0"]
     assert chain.tests_by_stage[2] == []
-    assert chain.rejections["duplicate"] == 1 and chain.rejections["wrong_function"] == 1
+    assert chain.rejections["repeat"] == 1 and chain.rejections["wrong_function"] == 1
     assert chain.rejections["no_assert"] == 1
 
 

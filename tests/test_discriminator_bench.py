@@ -11,11 +11,12 @@ from pipeline.evaluation.samples import Sample
 from sandbox import Sandbox
 
 ROWS = {
-    "A": {"task_id": "A", "entry_point": "f", "reference_solution": "def f(x):\n    return x * 2\n", "test_setup": ""},
+    "A": {"task_id": "A", "entry_point": "f", "reference_solution": "def f(x):\n    return x * 2\n", "test_setup": "",
+          "tests": ["assert f(2)==4  # the task's own", "assert f(0) == 0"]},
     "B": {"task_id": "B", "entry_point": "g", "reference_solution": "def g(x):\n    return x + 1\n", "test_setup": ""},
 }
 TESTS = {
-    "A": ["assert f(2) == 4",               # valid
+    "A": ["assert f(2) == 4",               # valid, but restates the task's own first assert
           "assert f(3) == 7",               # the reference fails it
           "assert True",                    # never calls f
           "assert f(10 ** 6) == 2000000",   # valid: the only one that catches the big-input bug
@@ -35,7 +36,7 @@ def test_worked_example():
         result = discriminator_benchmark(sandbox, ROWS, TESTS, SUBTLE)
     assert result["written"] == 6 and result["valid"] == 3 and result["validity"] == pytest.approx(0.5)
     assert result["invalid"] == {"no_call": 1, "reference_failed": 2}
-    assert result["valid_but_vacuous"] == 1
+    assert result["valid_but_vacuous"] == 1 and result["valid_but_restated"] == 1
     assert (result["tasks_with_valid_test"], result["tasks"]) == (1, 2)
     assert (result["subtle_caught"], result["subtle_programs"], result["subtle_tasks"]) == (1, 3, 2)
     assert result["catch_rate"] == pytest.approx(1 / 3)

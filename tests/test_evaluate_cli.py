@@ -181,6 +181,13 @@ def test_compare_puts_evaluations_side_by_side(tmp_path: Path, capsys: pytest.Ca
     report = (out / "report.md").read_text()
     assert "| after | 100.0% |" in report and "| before | 0.0% |" in report and "## Evaluations compared" in report
     assert (out / "pass_at_k.png").read_bytes().startswith(PNG_MAGIC)
+    # every task solved by "after" only: the paired difference is -100 points (before minus after order)
+    (paired,) = merged["paired"]
+    n = len(tasks)
+    assert (paired["first"], paired["second"], paired["metric"]) == ("after", "before", "base")
+    assert (paired["both"], paired["first_only"], paired["second_only"], paired["neither"]) == (0, n, 0, 0)
+    assert paired["difference"] == -1.0 and paired["mcnemar_p"] == 2 / 2 ** n
+    assert "## Paired differences" in report and "after -> before" in capsys.readouterr().out
 
     assert cli.main(["--benchmark", "humaneval-mini", "--completions", str(bad), "--limit", "5",
                      "--output_dir", str(tmp_path / "short")]) == 0

@@ -66,6 +66,8 @@ def test_humaneval_plus_reports_base_and_plus_side_by_side(tmp_path: Path) -> No
     assert plus["plus"]["pass@1"] == pytest.approx(0.5)
     assert plus["gap"]["pass@1"] == pytest.approx(0.125)
     assert plus["statuses"] == {"pass/pass": 4, "pass/fail": 1, "fail/fail": 3}
+    # per-task verdicts on both input sets, which evaluate.py --compare pairs
+    assert [(t["num_correct"], t["num_correct_plus"]) for t in run["tasks"].values()] == [(2, 1), (1, 1), (1, 1), (1, 1)]
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert [s["evalplus"] for s in samples[:2]] == [{"base": "pass", "plus": "pass"}, {"base": "pass", "plus": "fail"}]
     report = (out / "report.md").read_text()

@@ -62,3 +62,18 @@ def test_stub_programs_return_constants():
         namespaces.append(namespace["f"](1, key=2))
     assert namespaces == [None, STUB_MARKER]
     assert stub_programs(None) == ("",)
+
+
+def test_restating_the_problems_own_asserts_is_recognised_whatever_the_formatting():
+    from prompts.checks import own_assert_keys, restates_own_tests
+
+    mbpp = own_assert_keys(["assert f([1, 2]) == 3", "assert f([]) == 0"])
+    humaneval = own_assert_keys(["def check(candidate):\n    assert f([1, 2]) == 3\n    assert f([]) == 0\n"])
+    for keys in (mbpp, humaneval):
+        assert restates_own_tests("assert f([1,2])==3, 'copied'  # note", keys)
+        assert restates_own_tests("assert f([]) == 0\nassert f([1, 2]) == 3", keys)
+        assert not restates_own_tests("assert f([1, 2]) == 3\nassert f([5]) == 5", keys)  # one new assert
+        assert not restates_own_tests("assert f([2, 1]) == 3", keys)
+        assert not restates_own_tests("x = [1, 2]\nassert f(x) == 3", keys)
+        assert not restates_own_tests("assert f([1, 2] == 3", keys)  # unparsable: the sandbox's business
+    assert own_assert_keys(["not python ("]) == frozenset()

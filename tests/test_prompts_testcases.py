@@ -126,9 +126,10 @@ def test_comparisons_without_assert_are_salvaged():
     assert result.tests == ["assert add(1, 2) == 3", "assert add(2, 2) == 4"]
 
 
-def test_known_tests_count_as_duplicates():
-    result = extract_tests(fenced("assert add(1, 2) == 3\nassert add(2, 3) == 5"), "add", known=["assert add(1,2) == 3"])
-    assert result.tests == ["assert add(2, 3) == 5"] and result.rejected == Counter({"duplicate": 1})
+def test_known_tests_count_as_repeats_and_duplicates_within_an_answer_apart():
+    result = extract_tests(fenced("assert add(1, 2) == 3\nassert add(2, 3) == 5\nassert add(2,3)==5"), "add",
+                           known=["assert add(1,2) == 3"])
+    assert result.tests == ["assert add(2, 3) == 5"] and result.rejected == Counter({"repeat": 1, "duplicate": 1})
     assert dedup_key("assert add(1, 2) == 3") == dedup_key("assert  add(1,2)==3, 'msg'  # c")
     assert dedup_key("assert add(1, 2) == 3") != dedup_key("assert add(2, 1) == 3")
 

@@ -7,7 +7,9 @@ variants, beside an honest discriminator in the same batch (which fixes the muta
 killable set). The generator's code is correct and written differently from the reference, as in
 the attack the reward-integrity issue describes. A pure hack must earn a mean of at most 0.05 in
 every variant; a hack wrapped around an honest assert must earn no more than that assert alone;
-the honest test keeps the rewards worked out by hand below.
+the honest test keeps the rewards worked out by hand below. A test that repeats an earlier stage's
+assert earns nothing either: the rollout's parser drops it (and counts it), and a repeat that reaches
+the reward anyway is an invalid ``duplicate``.
 
 The problem: ``count_pos(xs)`` counts the positive numbers. Its mutants (see
 ``generate_mutants``) are ``x >= 0``, ``x > -1``, ``x > 1``, ``sum(0 ...)`` and ``sum(2 ...)``;
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import pytest
 
+from prompts import extract_tests
 from rewards import ExecutionEngine, RewardConfig, get_reward_funcs
 from sandbox import Sandbox, SandboxConfig
 
@@ -90,6 +93,18 @@ PURE_HACKS = {
         "try:\n    assert count_pos([1]) == 1\nexcept AssertionError:\n    pass",
         "assert callable(count_pos)",
         "def check(candidate):\n    f = lambda xs: 1\n    assert f([1]) == 1\ncheck(count_pos)",
+        "assert count_pos([1]) == count_pos([1])",
+        "x = count_pos([3, -1])\nassert x == x",
+        "assert True or count_pos([1]) == 1",
+    ],
+    # The problem's own tests, copied (MBPP prints the first one in the problem text): nothing new.
+    "restates the problem's own tests": [
+        OWN_TESTS[0],
+        "assert count_pos([1,-2,3])==2, 'copied'  # from the problem",
+        "\n".join(OWN_TESTS),
+        # a check(candidate) function restating one: the rollout's parser turns it into the plain assert
+        *extract_tests("```python\ndef check(candidate):\n    assert candidate([]) == 0\ncheck(count_pos)\n```",
+                       "count_pos").tests,
     ],
 }
 # Hacks around an honest assert (the second element): never worth more than the assert alone.
@@ -190,3 +205,51 @@ def test_a_complexity_test_still_catches_a_slow_candidate(sandbox):
     for code, caught in ((QUADRATIC, 1.0), (CORRECT, 0.0)):
         (row,) = score(sandbox, [episode(stress, code)])
         assert row["adversarial"] == caught
+
+
+@pytest.mark.parametrize("repeat", [HONEST, "assert count_pos([0,5])==1  # again", "assert count_pos( [0, 5] ) == 1, 'stage 2'"])
+def test_repeating_an_earlier_stage_earns_no_validity(sandbox, repeat):
+    """An honest assert at stage 1 and its repeat (verbatim or reformatted) at stage 2: the repeat is
+    an invalid duplicate, so the pair earns less than the assert alone in every variant (validity 1/2)."""
+    alone = episode(HONEST)
+    repeated = episode(HONEST)
+    repeated["tests_by_stage"] = [[HONEST], [repeat], [], [], []]
+    for _ in range(2):
+        one, two = score(sandbox, [alone, repeated])
+        assert one["weighted"] == pytest.approx(0.4)
+        assert two["weighted"] == pytest.approx(0.4 * 0.5 - 0.6 * 0.5)
+        assert two["adversarial"] == one["adversarial"] == 0.0
+        assert two["mutation"] == pytest.approx(0.5 * one["mutation"])
+
+
+def test_the_rollout_drops_a_repeat_before_the_reward_and_counts_it():
+    """The chain's parser: stage 2's answer repeats stage 1's assert (reformatted) beside a new one;
+    only the new one joins the suite, the repeat is counted as a rejection."""
+    from pipeline.chain.stages import Chain, accumulate_tests
+
+    chain = Chain(task_id="count_pos", entry_point="count_pos")
+    accumulate_tests(chain, "```python\nassert count_pos([0, 5]) == 1\n```")
+    accumulate_tests(chain, "```python\nassert count_pos([0,5]) == 1\nassert count_pos([-1]) == 0\n```")
+    assert chain.tests_by_stage == [["assert count_pos([0, 5]) == 1"], ["assert count_pos([-1]) == 0"]]
+    assert chain.rejections["repeat"] == 1
+
+
+def test_a_dropped_repeat_is_logged_and_counts_as_a_test_written(sandbox):
+    """The rollout's record of that chain, scored: the repeat never runs, is logged as invalid_reasons/repeat, and
+    the validity counts it among the tests written (2 valid of 3: weighted 0.4 * 2/3 - 0.6 * 1/3)."""
+    from pipeline.chain.stages import Chain, accumulate_tests
+
+    chain = Chain(task_id="count_pos", entry_point="count_pos")
+    for answer in ("```python\nassert count_pos([0, 5]) == 1\n```",
+                   "```python\nassert count_pos([0,5]) == 1\nassert count_pos([-1]) == 0\n```"):
+        accumulate_tests(chain, answer)
+    row = episode(HONEST)
+    assert dict(chain.rejections) == {"repeat": 1}
+    row["tests_by_stage"], row["disc_rejections"] = chain.tests_by_stage, dict(chain.rejections)
+    config = RewardConfig(**CONFIG, discriminator_variant="weighted")
+    (func,) = get_reward_funcs(["discriminator"], config, ExecutionEngine(sandbox, cache_size=0), log_metrics=False)
+    kwargs = {key: [row[key]] for key in row}
+    assert func([""], [""], None, **kwargs) == [pytest.approx(0.4 * 2 / 3 - 0.6 / 3)]
+    metrics = func.scorer.metrics(kwargs)
+    assert metrics["invalid_reasons/repeat"] == 1.0
+    assert metrics["discriminator/validity"] == pytest.approx(2 / 3)

@@ -13,6 +13,7 @@ from conftest import load_module
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "select_problems.py"
 sp = load_module("select_problems", SCRIPT)
+SHARED_MBPP_PLUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "evalplus" / "MbppPlus-v0.2.0.jsonl.gz"
 
 
 def _samples(path: Path, statuses: dict[str, list[str]]) -> Path:
@@ -47,3 +48,52 @@ def test_pick_refuses_an_empty_choice_and_a_bad_record(tmp_path):
     broken.write_text('{"task_id": "MBPP/1", "status": "passed"}\n{"task_id": "MBPP/2"}\n')
     with pytest.raises(SystemExit, match="broken.jsonl:2: not an evaluate.py sample record"):
         sp.main(["pick", str(broken), "--out", str(tmp_path / "x.txt")])
+
+
+def test_pick_with_eight_samples_keeps_the_band_and_refuses_missing_samples(tmp_path):
+    statuses = {f"MBPP/{k}": ["passed"] * k + ["failed"] * (8 - k) for k in range(9)}  # 0..8 of 8
+    out = tmp_path / "chosen.txt"
+    assert sp.main(["pick", str(_samples(tmp_path / "s.jsonl", statuses)), "--samples", "8",
+                    "--min_passed", "1", "--max_passed", "7", "--out", str(out)]) == 0
+    assert datasets_build.read_task_ids(out) == [f"MBPP/{k}" for k in range(1, 8)]
+    assert out.read_text().splitlines()[0] == "# 7 of 9 problems with 1-7 passing samples"
+    statuses["MBPP/3"] = statuses["MBPP/3"][:7]  # one sample missing: the band would shift without a trace
+    with pytest.raises(SystemExit, match=r"1 task\(s\) have another number of samples than --samples 8 \(e.g. MBPP/3: 7\)"):
+        sp.main(["pick", str(_samples(tmp_path / "t.jsonl", statuses)), "--samples", "8", "--out", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()
+
+
+def _row(source: str, task_id: str, problem: str, solution: str) -> dict:
+    return {"source": source, "task_id": task_id, "problem": problem, "reference_solution": solution,
+            "entry_point": "f"}
+
+
+def test_candidates_hold_out_every_task_the_held_out_benchmark_evaluates():
+    """Toy rows: MBPP/1 is MBPP+'s Mbpp/1 (same task), MBPP/2 has another id but MBPP+'s problem text of
+    Mbpp/9, MBPP/3 another id but Mbpp/8's reference solution (reformatted, with a docstring); MBPP/4 is new."""
+    train = [_row("mbpp", "MBPP/1", "Add one.", "def f(x):\n    return x + 1\n"),
+             _row("mbpp", "MBPP/2", "Reverse  a list!", "def f(x):\n    return x[::-1]\n"),
+             _row("mbpp", "MBPP/3", "Double it.", "def f(x):\n    return 2 * x\n"),
+             _row("mbpp", "MBPP/4", "Square it.", "def f(x):\n    return x * x\n")]
+    held_out = [_row("mbpp+", "Mbpp/1", "Add 1 to x.", "def f(y):\n    return y + 1\n"),
+                _row("mbpp+", "Mbpp/9", "reverse a list", "def f(xs):\n    return list(reversed(xs))\n"),
+                _row("mbpp+", "Mbpp/8", "Twice x.", 'def f(x):\n    """Twice."""\n    return 2*x\n')]
+    kept, dropped = sp.decontaminate(train, held_out)
+    assert kept == ["MBPP/4"]
+    assert dropped == {"MBPP/1": "mbpp+:Mbpp/1 (same task)", "MBPP/2": "mbpp+:Mbpp/9 (same problem text)",
+                       "MBPP/3": "mbpp+:Mbpp/8 (same reference solution)"}
+
+
+def test_candidates_hold_out_mbpp_plus_from_the_real_training_splits():
+    """The packaged MBPP against the EvalPlus MBPP+ release: every MBPP+ task drawn from MBPP's train or
+    validation split is held out (148 of the 464 candidates, with release v0.2.0)."""
+    from datasets_build.evalplus_release import locate_plus_file
+
+    plus_file = locate_plus_file("mbpp+") or SHARED_MBPP_PLUS
+    if plus_file is None or not Path(plus_file).is_file():
+        pytest.skip("no MBPP+ release file on this machine")
+    rows = datasets_build.load_problems("mbpp", split=["train", "validation"]).to_list()
+    kept, dropped = sp.decontaminate(rows, sp.held_out_rows(str(plus_file)))
+    plus_ids = {int(r["task_id"].split("/")[1]) for r in sp.held_out_rows(str(plus_file))}
+    assert not any(int(t.split("/")[1]) in plus_ids for t in kept)
+    assert len(kept) + len(dropped) == len(rows) == 464 and len(dropped) == 148

@@ -209,8 +209,10 @@ def _discriminator_stage(disc: _Role, chains: list[Chain], fields: list[dict[str
 
 
 def accumulate_tests(chain: Chain, text: str) -> None:
-    """Add one stage's discriminator answer: its new tests join the suite (repeats of earlier
-    stages' tests count as duplicates), rejections are counted by reason."""
+    """Add one stage's discriminator answer: its new tests join the suite; repeats of earlier
+    stages' tests (same AST) are dropped here, before any reward sees them, and counted under
+    ``repeat`` with the other rejections (``disc_rejections``: the rewards count them as invalid
+    tests written, and log them as ``invalid_reasons/repeat``)."""
     known = [t for stage_tests in chain.tests_by_stage for t in stage_tests]
     parsed = extract_tests(text, chain.entry_point, known=known)
     chain.test_texts.append(text)

@@ -5,6 +5,12 @@ mode (the base model, after the warm start or bootstrap, after RL, each with its
 is its own ``evaluate.py`` run, in its own process, so that no adapter's state leaks into another;
 this merges their ``results.json`` into one ``results.json`` whose runs are labelled by input, and
 the usual report renders it: every table gets a row per input, every plot a bar per input.
+
+With one greedy sample per task, every pair of runs is also compared task by task
+(``pipeline/evaluation/paired.py``: paired difference in pass@1, Newcombe's 95 % interval, exact
+McNemar p), on the base inputs and, for HumanEval+ / MBPP+, on the plus inputs. Runs that do not
+hold the same tasks are refused; runs sampled several times per task get no paired statistics, and
+the merged results say why (``paired_skipped``).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pipeline.evaluation.paired import PairingError, has_plus_verdicts, paired_statistics
 from pipeline.evaluation.report import RESULTS_FILE
 
 # What must agree between the inputs for their numbers to be comparable.
@@ -65,6 +72,20 @@ def merge_results(inputs: Sequence[dict[str, Any]], labels: Sequence[str], sourc
     for label, results in zip(labels, inputs):
         for name, summary in results["runs"].items():
             runs[label if len(results["runs"]) == 1 else f"{label}/{name}"] = summary
+    paired: dict[str, Any] = {}
+    one_sample = all(s.get("samples_per_task") == 1 and s.get("num_samples") == s.get("num_tasks")
+                     for s in runs.values())
+    if not one_sample:
+        paired["paired_skipped"] = "paired statistics need one sample per task (greedy pass@1)"
+    else:
+        try:
+            paired["paired"] = paired_statistics(runs, list(runs))
+        except PairingError as err:
+            raise CompareError(f"--compare: {err}") from None
+        old = [name for name, s in runs.items() if "evalplus" in s and not has_plus_verdicts(s)]
+        if old:
+            paired["paired_skipped"] = (f"plus inputs not paired: {', '.join(old)} predate per-task plus verdicts "
+                                        "(num_correct_plus); evaluate again to pair them")
     return {
         **{key: first.get(key) for key in ("benchmark", "mode", "num_tasks", "greedy", "stage_names")},
         "model": first.get("model"),
@@ -77,6 +98,7 @@ def merge_results(inputs: Sequence[dict[str, Any]], labels: Sequence[str], sourc
         ],
         "sandbox": first.get("sandbox", {}),
         "timing": {},
+        **paired,
         "runs": runs,
     }
 

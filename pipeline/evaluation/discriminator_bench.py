@@ -13,7 +13,10 @@ alone in direct mode; pooled over the task's samples, duplicates removed) are ju
   construction, so this is the number a trained discriminator has to move.
 
 Also counted: valid tests that even the stand-ins pass (``vacuous``: they cannot tell a right
-answer from a constant), which the rewards would not pay for.
+answer from a constant), and valid tests that only restate the task's own asserts
+(``restates_own_test``: nothing a copy of the problem's tests does not say), which the rewards would
+not pay for. Both stay inside ``validity`` so that it compares with runs 1-2; subtract them for
+the share the rewards would count.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.evaluation.samples import Sample
-from prompts.checks import never_calls, reads_chance, stub_programs
+from prompts.checks import never_calls, own_assert_keys, reads_chance, restates_own_tests, stub_programs
 from prompts.testcases import dedup_key
 from sandbox import Job, Result
 
@@ -75,10 +78,12 @@ def discriminator_benchmark(sandbox: Any, rows_by_id: Mapping[str, Mapping[str, 
             for program in (str(rows_by_id[task_id]["reference_solution"]), *stub_programs(rows_by_id[task_id]["entry_point"]))]
     results: list[Result] = sandbox.run_many(jobs) if jobs else []
     valid: dict[str, list[str]] = {}
-    vacuous = 0
+    vacuous = restated = 0
     for at, (task_id, tests) in enumerate(runnable.items()):
         reference, *stubs = results[3 * at: 3 * at + 3]
         valid[task_id] = []
+        own = rows_by_id[task_id].get("tests") or []
+        own_keys = own_assert_keys([own] if isinstance(own, str) else own)
         for index, test in enumerate(tests):
             status = reference.tests[index].status
             if status != "passed":
@@ -86,6 +91,7 @@ def discriminator_benchmark(sandbox: Any, rows_by_id: Mapping[str, Mapping[str, 
                 continue
             valid[task_id].append(test)
             vacuous += all(stub.tests[index].status == "passed" for stub in stubs)
+            restated += restates_own_tests(test, own_keys)
     catch_jobs = [(program, Job(program=program.program, tests=tuple(valid[task_id]),
                                 setup=rows_by_id[task_id].get("test_setup") or "",
                                 entry_point=rows_by_id[task_id]["entry_point"], timeout=timeout_s))
@@ -102,6 +108,7 @@ def discriminator_benchmark(sandbox: Any, rows_by_id: Mapping[str, Mapping[str, 
         "valid": num_valid,
         "validity": num_valid / written if written else 0.0,
         "valid_but_vacuous": vacuous,
+        "valid_but_restated": restated,
         "tasks_with_valid_test": sum(1 for v in valid.values() if v),
         "tasks_with_valid_test_rate": sum(1 for v in valid.values() if v) / len(rows_by_id) if rows_by_id else 0.0,
         "subtle_programs": num_subtle,

@@ -14,6 +14,8 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from pipeline.evaluation.paired import PAIRED_HEADER, format_row
+
 RESULTS_FILE = "results.json"
 SAMPLES_FILE = "samples.jsonl"
 REPORT_FILE = "report.md"
@@ -116,10 +118,11 @@ def discriminator_table(runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
         if b:
             rows.append([name, str(b["written"]), f"{_pct(b['validity'])} ({b['valid']})",
                          f"{b['tasks_with_valid_test']}/{b['tasks']}", str(b["valid_but_vacuous"]),
+                         str(b.get("valid_but_restated", "-")),
                          f"{_pct(b['catch_rate'])} ({b['subtle_caught']}/{b['subtle_programs']})",
                          ", ".join(f"{k} {v}" for k, v in b["invalid"].items()) or "-"])
     return _table(["run", "tests written", "valid", "tasks with a valid test", "valid but vacuous",
-                   "subtly wrong programs caught", "invalid by reason"], rows) if rows else []
+                   "valid but restating the task's own asserts", "subtly wrong programs caught", "invalid by reason"], rows) if rows else []
 
 
 def best_of_table(runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -198,6 +201,15 @@ def render_report(results: Mapping[str, Any], plots: Mapping[str, str]) -> str:
         lines += _table(["label", "results", "model", "adapter", "seconds"],
                         [[c["label"], str(c["source"]), str(c["model"]), str(c["adapter"]),
                           "-" if c.get("total_s") is None else f"{c['total_s']:.0f}"] for c in compared])
+    if paired := results.get("paired"):
+        lines += ["", "## Paired differences", "",
+                  "Task by task (pipeline/evaluation/paired.py): the difference of pass@1 (after minus before, "
+                  "points), Newcombe's hybrid score interval for paired proportions, and McNemar's exact test "
+                  "(two-sided binomial on the discordant tasks). 'plus' counts a task passed on base and plus "
+                  "inputs.", ""]
+        lines += _table(PAIRED_HEADER, [format_row(p) for p in paired])
+    if results.get("paired_skipped"):
+        lines += ["", f"No paired statistics: {results['paired_skipped']}."]
     lines += ["", "## pass@k", "",
               "Unbiased estimator of Chen et al. (2021) over the official tests; greedy decoding when one sample "
               "is drawn at temperature 0.", ""]
@@ -283,6 +295,10 @@ def summary_lines(results: Mapping[str, Any], out_dir: str) -> list[str]:
         lines.append(f"{name}: {scores}  syntax-valid {100 * summary['syntax_valid_rate']:.1f}%  "
                      f"collapse {100 * summary['collapse_rate']:.1f}%  ({summary['num_tasks']} tasks, "
                      f"{summary['num_samples']} samples)")
+    for p in results.get("paired", []):
+        lines.append(f"{p['first']} -> {p['second']} ({p['metric']} inputs, {p['num_tasks']} tasks): pass@1 "
+                     f"{100 * p['difference']:+.1f} points [{100 * p['ci_low']:+.1f}, {100 * p['ci_high']:+.1f}], "
+                     f"discordant {p['first_only']}/{p['second_only']}, McNemar exact p {p['mcnemar_p']:.3g}")
     timing = results["timing"]
     if "total_s" in timing:
         lines.append(f"sandbox scoring {timing['sandbox_s']:.2f} s, total {timing['total_s']:.1f} s; wrote {out_dir}/")

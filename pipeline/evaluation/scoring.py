@@ -255,7 +255,9 @@ def summarize_run(items: Sequence[_Scored], rows_by_id: Mapping[str, Mapping[str
         summary["best_of"] = _best_of(by_task, config.best_of, metric)
     summary["tasks"] = {
         task: {"category": rows_by_id[task].get("category") or "", "num_samples": counts[task][0],
-               "num_correct": counts[task][1], "statuses": [i.result.status for i in group],
+               "num_correct": counts[task][1],
+               **({"num_correct_plus": sum(i.passed_plus for i in group)} if group[0].plus is not None else {}),
+               "statuses": [i.result.status for i in group],
                "tests_passed": [i.result.passed for i in group], "tests_total": group[0].result.total}
         for task, group in by_task.items()
     }

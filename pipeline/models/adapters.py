@@ -159,8 +159,9 @@ def attach_role_adapters(
     """Wrap `base` in a peft model with one trainable adapter per role; the first role ends up active,
     the model in eval mode.
 
-    A role listed in `init_adapters` starts from that adapter (folder or Hub id; its own LoRA config is
-    kept), the others from a fresh LoRA built from `cfg` (B = 0, so they start as the base model).
+    A role listed in `init_adapters` starts from that adapter (folder or Hub id; its own rank, alpha and
+    target modules are kept, its dropout becomes `cfg.lora_dropout`, see ``set_lora_dropout``), the
+    others from a fresh LoRA built from `cfg` (B = 0, so they start as the base model).
     """
     if not roles:
         raise ValueError("attach_role_adapters needs at least one role")
@@ -179,10 +180,36 @@ def attach_role_adapters(
             model.add_adapter(role, fresh)
         else:
             model.load_adapter(resolve_adapter_dir(source, role), adapter_name=role, is_trainable=True)
+        if source is not None:
+            set_lora_dropout(model, role, cfg.lora_dropout)
     assert model is not None
     set_active_role(model, roles[0])
     model.eval()  # generation-ready; Trainer.train() switches to train mode itself
     return model
+
+
+def set_lora_dropout(model: PeftModel, role: Role, p: float) -> int:
+    """Give `role`'s LoRA layers dropout `p` (``nn.Identity`` at 0, as peft builds a fresh adapter with
+    ``lora_dropout=0``); returns the number of layers changed.
+
+    Why: dropout is a training choice of the recipe, not part of the adapter, but peft rebuilds a loaded
+    adapter's dropout from its saved ``adapter_config.json``. Run 2's recipe said ``lora_dropout: 0.0`` and
+    trained adapters saved by the bootstrap with 0.05, so 5 % of each LoRA input was dropped in every
+    training forward pass while the rollout sampled in eval mode, without dropout (``acting_as``): the
+    log-probabilities the loss used were of a noisier policy than the one that wrote the completions
+    (TRL's ``disable_dropout`` exists for this mismatch; issue 22).
+    """
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout must lie in [0, 1), got {p!r}")
+    _check_role(model, role)
+    changed = 0
+    for module in model.modules():
+        dropouts = getattr(module, "lora_dropout", None)
+        if isinstance(dropouts, torch.nn.ModuleDict) and role in dropouts:
+            dropouts[role] = torch.nn.Dropout(p=p) if p > 0 else torch.nn.Identity()
+            changed += 1
+    model.peft_config[role].lora_dropout = p
+    return changed
 
 
 def save_adapters(model: PeftModel, out_dir: str | os.PathLike[str]) -> Path:

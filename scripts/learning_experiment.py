@@ -1,0 +1,327 @@
+"""Issue 22's learning experiment in one command: bootstrap -> selection -> RL -> held-out at three points.
+
+    scripts/learning_experiment.sh quick      # <= 60 min on 2 cores (estimate): small budgets, few steps, subsets
+    scripts/learning_experiment.sh full       # the documented run (hours; run it in the background)
+    .venv/bin/python scripts/learning_experiment.py SIZE [--out DIR] [--model DIR] [--dry_run]
+
+Steps, each a subprocess of the project's own commands, each skipped when its output is already there (so an
+interrupted run resumes where it stopped; delete a step's folder to redo it):
+
+1. ``bootstrap``: ``train.py --config configs/bootstrap_learn.yaml`` on the candidates of that recipe, MBPP+'s
+   tasks held out (``scripts/select_problems.py candidates``), then the discriminator round
+   (``configs/bootstrap_disc.yaml``) from its adapters;
+2. ``selection``: every RL candidate (``configs/rl_learn.yaml``'s problems, MBPP+ held out) sampled ``samples``
+   times, staged, with the bootstrap's adapters; the band 1..samples-1 passing is kept
+   (``select_problems.py pick``). When no problem falls in the band (a toy model), RL trains on the candidates
+   and ``summary.json`` says so under ``selection.fallback``;
+3. ``rl``: ``train.py --config configs/rl_learn.yaml`` from the bootstrap, on the selection;
+4. ``heldout``: greedy ``evaluate.py`` on HumanEval+ and MBPP+ (base and plus inputs), staged and direct, with
+   the discriminator benchmark, at three points: ``base`` (no adapter), ``bootstrap``, ``rl``;
+5. ``compare``: ``evaluate.py --compare base bootstrap rl`` per benchmark and mode (paired statistics);
+6. ``summary.json``: every point's held-out numbers, the paired statistics of every comparison, pooled over
+   both benchmarks too (issue 22's acceptance: 542 tasks), and the staged-vs-base-direct comparison.
+
+Writes under ``outputs/learning_<size>/``: the adapters (``bootstrap/final``, ``bootstrap_disc/final``,
+``rl/final``), every evaluation folder, ``times.txt`` (wall time and load of each step) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+POINTS = ("base", "bootstrap", "rl")
+BENCHMARKS = ("humaneval+", "mbpp+")
+MODES = ("staged", "direct")
+
+
+@dataclass(frozen=True)
+class Size:
+    """One size of the experiment: every budget that differs between quick, full and the CI's toy run."""
+
+    bootstrap_args: tuple[str, ...] = field(default=(), metadata={"help": "Overrides of configs/bootstrap_learn.yaml."})
+    disc_round_args: tuple[str, ...] = field(default=(), metadata={"help": "Overrides of configs/bootstrap_disc.yaml."})
+    rl_args: tuple[str, ...] = field(default=(), metadata={"help": "Overrides of configs/rl_learn.yaml."})
+    candidates_limit: int | None = field(default=None, metadata={
+        "help": "Sample only the first N RL candidates (None: every one, as issue 22 asks)."})
+    samples: int = field(default=8, metadata={"help": "Staged samples per candidate for the solve rate."})
+    heldout_limit: int | None = field(default=None, metadata={
+        "help": "Evaluate the first N tasks of each held-out benchmark (None: all 164 + 378)."})
+    eval_args: tuple[str, ...] = field(default=(), metadata={
+        "help": "Flags of every evaluate.py call (budgets, dtype, batch size)."})
+    discriminator_benchmark: bool = field(default=True, metadata={
+        "help": "Run the discriminator benchmark (validity, catch rate on the subtly wrong programs)."})
+
+
+# The chain budgets RL trains with (configs/rl_learn.yaml); held-out evaluation uses the same ones.
+EVAL_BUDGETS = ("--generator_tokens", "16", "16", "16", "16", "128", "--discriminator_tokens", "128", "80", "80", "80",
+                "80", "--max_new_tokens", "256", "--batch_size", "20")
+SIZES: dict[str, Size] = {
+    "full": Size(eval_args=EVAL_BUDGETS),
+    "quick": Size(
+        bootstrap_args=("--rounds", "1", "--max_problems_per_round", "20", "--samples_per_problem", "1",
+                        "--max_steps", "4"),
+        disc_round_args=("--max_problems_per_round", "10", "--max_steps", "4"),
+        rl_args=("--max_steps", "4", "--bench_eval_steps", "1000"),
+        candidates_limit=16, samples=8, heldout_limit=15, eval_args=EVAL_BUDGETS),
+    "toy": Size(  # the CI's wiring check on the tiny random model: one step of everything
+        bootstrap_args=("--rounds", "1", "--max_problems_per_round", "2", "--samples_per_problem", "1",
+                        "--max_steps", "1", "--generator_tokens", "2", "2", "2", "2", "4", "--discriminator_tokens", "4",
+                        "--generation_batch_size", "2"),
+        disc_round_args=("--max_problems_per_round", "2", "--max_steps", "1", "--generator_tokens", "2", "2", "2", "2",
+                         "4", "--discriminator_tokens", "4", "--generation_batch_size", "2"),
+        rl_args=("--max_steps", "1", "--generator_tokens", "2", "2", "2", "2", "4", "--discriminator_tokens", "4",
+                 "--bench_eval_steps", "1000", "--save_steps", "1000", "--per_device_train_batch_size", "2",
+                 "--gradient_accumulation_steps", "1", "--num_generations", "2"),
+        candidates_limit=2, samples=2, heldout_limit=2, discriminator_benchmark=False,
+        eval_args=("--generator_tokens", "2", "2", "2", "2", "4", "--discriminator_tokens", "4", "--max_new_tokens",
+                   "6", "--batch_size", "2")),
+}
+
+
+@dataclass
+class Step:
+    name: str
+    argv: list[str]
+    done: Path  # the step is skipped when this exists
+
+    def __str__(self) -> str:
+        return shlex.join(self.argv)
+
+
+def _train(python: str, recipe: str, out: Path, *extra: str) -> list[str]:
+    return [python, "-m", "accelerate.commands.launch", "--config_file", "accelerate_configs/cpu.yaml",
+            "--num_processes", "1", "--num_cpu_threads_per_process", "1", "train.py", "--config", recipe,
+            "--output_dir", str(out), *extra]
+
+
+def pre_selection_steps(size: Size, out: Path, python: str, model: list[str]) -> list[Step]:
+    """Bootstrap, discriminator round, candidates and their solve rates (the pick follows, see ``pick``)."""
+    py_select = [python, "scripts/select_problems.py"]
+    boot, disc = out / "bootstrap", out / "bootstrap_disc"
+    model_train = ["--model_name_or_path", model[1]] if model else []
+    adapters = ["--generator_init_adapter", str(boot / "final"), "--discriminator_init_adapter", str(boot / "final")]
+    steps = [
+        Step("bootstrap candidates", [*py_select, "candidates", "--config", "configs/bootstrap_learn.yaml",
+                                      "--out", str(out / "bootstrap_candidates.txt")], out / "bootstrap_candidates.txt"),
+        Step("bootstrap", _train(python, "configs/bootstrap_learn.yaml", boot, *model_train, "--train_task_ids_file",
+                                 str(out / "bootstrap_candidates.txt"), *size.bootstrap_args), boot / "final"),
+        Step("discriminator round", _train(python, "configs/bootstrap_disc.yaml", disc, *model_train, *adapters,
+                                           "--train_task_ids_file", str(out / "bootstrap_candidates.txt"),
+                                           *size.disc_round_args), disc / "final"),
+        Step("rl candidates", [*py_select, "candidates", "--config", "configs/rl_learn.yaml",
+                               "--out", str(out / "candidates.txt")],
+             out / "candidates.txt"),
+    ]
+    limit = ["--limit", str(size.candidates_limit)] if size.candidates_limit else []
+    steps.append(Step("solve rates", [
+        python, "evaluate.py", "--benchmark", "mbpp", "--split", "train", "validation", "--task_ids_file",
+        str(out / "candidates.txt"), *limit, "--mode", "staged", "--num_samples", str(size.samples), "--temperature",
+        "0.8", "--ks", "1", *model, "--adapter", str(disc / "final"), *size.eval_args,
+        "--output_dir", str(out / "solve_rates")], out / "solve_rates" / "results.json"))
+    return steps
+
+
+def pick(size: Size, out: Path, python: str) -> dict[str, Any]:
+    """The selection file: the band 1..samples-1 of the solve rates; the candidates sampled when the band is empty
+    (recorded, never silent)."""
+    problems = out / "problems.txt"
+    argv = [python, "scripts/select_problems.py", "pick", str(out / "solve_rates" / "samples.jsonl"), "--samples",
+            str(size.samples), "--min_passed", "1", "--max_passed", str(size.samples - 1), "--out", str(problems)]
+    result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True)
+    if result.returncode == 0:
+        header = problems.read_text().splitlines()[:2]
+        return {"fallback": False, "file": str(problems), "header": header}
+    if "passing samples" not in result.stderr:
+        raise SystemExit(f"select_problems.py pick failed:\n{result.stderr}")
+    sampled = {json.loads(line)["task_id"] for line in (out / "solve_rates" / "samples.jsonl").read_text().splitlines()
+               if line.strip()}
+    ids = [t for t in _ids(out / "candidates.txt") if t in sampled]
+    problems.write_text("# no candidate in the band 1-%d of %d: training on the %d sampled candidates\n"
+                        % (size.samples - 1, size.samples, len(ids)) + "\n".join(ids) + "\n")
+    return {"fallback": True, "file": str(problems), "reason": result.stderr.strip().splitlines()[-1],
+            "problems": len(ids)}
+
+
+def _ids(path: Path) -> list[str]:
+    return [line.split("#")[0].strip() for line in path.read_text().splitlines() if line.split("#")[0].strip()]
+
+
+def post_selection_steps(size: Size, out: Path, python: str, model: list[str]) -> list[Step]:
+    """RL, the held-out evaluations of the three points, and their comparisons."""
+    disc, rl = out / "bootstrap_disc", out / "rl"
+    model_train = ["--model_name_or_path", model[1]] if model else []
+    steps = [Step("rl", _train(python, "configs/rl_learn.yaml", rl, *model_train,
+                               "--generator_init_adapter", str(disc / "final"),
+                               "--discriminator_init_adapter", str(disc / "final"),
+                               "--train_task_ids_file", str(out / "problems.txt"), *size.rl_args), rl / "final")]
+    adapters = {"base": [], "bootstrap": ["--adapter", str(disc / "final")], "rl": ["--adapter", str(rl / "final")]}
+    limit = ["--limit", str(size.heldout_limit)] if size.heldout_limit else []
+    for point in POINTS:
+        for bench in BENCHMARKS:
+            for mode in MODES:
+                folder = out / "heldout" / point / f"{_slug(bench)}-{mode}"
+                bench_flags = ["--discriminator_benchmark"] if size.discriminator_benchmark else []
+                steps.append(Step(f"heldout {point} {bench} {mode}", [
+                    python, "evaluate.py", "--benchmark", bench, *limit, "--mode", mode, *model, *adapters[point],
+                    *bench_flags, *size.eval_args, "--output_dir", str(folder)], folder / "results.json"))
+    for bench in BENCHMARKS:
+        for mode in MODES:
+            folder = out / "compare" / f"{_slug(bench)}-{mode}"
+            sources = [str(out / "heldout" / p / f"{_slug(bench)}-{mode}") for p in POINTS]
+            steps.append(Step(f"compare {bench} {mode}", [python, "evaluate.py", "--compare", *sources, "--labels",
+                                                          *POINTS, "--output_dir", str(folder)], folder / "results.json"))
+    return steps
+
+
+def _slug(bench: str) -> str:
+    return bench.replace("+", "plus")
+
+
+def run_step(step: Step, out: Path, dry_run: bool) -> None:
+    if step.done.exists():
+        print(f"skip  {step.name} (done: {step.done})", flush=True)
+        return
+    print(f"run   {step.name}: {step}", flush=True)
+    if dry_run:
+        return
+    log = out / "logs" / f"{step.name.replace(' ', '_').replace('+', 'plus')}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "TRL_EXPERIMENTAL_SILENCE": "1",
+           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    with log.open("w") as handle:
+        code = subprocess.run(step.argv, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, env=env).returncode
+    seconds = time.monotonic() - started
+    with (out / "times.txt").open("a") as times:
+        load = " ".join(f"{value:.2f}" for value in os.getloadavg())
+        times.write(f"{step.name}\t{seconds:.0f} s\tload {load}\texit {code}\n")
+    if code != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+        raise SystemExit(f"step {step.name!r} failed (exit {code}); log {log}:\n{tail}")
+
+
+def _run_summary(results: dict[str, Any]) -> dict[str, Any]:
+    """The numbers of one held-out evaluation that the summary keeps."""
+    (run,) = results["runs"].values()
+    plus = run.get("evalplus", {})
+    out = {
+        "tasks": run["num_tasks"],
+        "pass@1_base": plus.get("base", {}).get("pass@1", run.get("pass@1")),
+        "pass@1_plus": plus.get("plus", {}).get("pass@1"),
+        "syntax_valid_rate": run["syntax_valid_rate"],
+        "collapse_rate": run["collapse_rate"],
+    }
+    bench = run.get("discriminator_benchmark")
+    if bench:
+        out["discriminator"] = {key: bench.get(key) for key in (
+            "written", "valid", "valid_but_vacuous", "valid_but_restated", "tasks", "tasks_with_valid_test",
+            "subtle_programs", "subtle_caught")}
+        out["discriminator"]["validity"] = bench["valid"] / bench["written"] if bench.get("written") else 0.0
+        out["discriminator"]["catch_rate"] = (bench["subtle_caught"] / bench["subtle_programs"]
+                                              if bench.get("subtle_programs") else 0.0)
+    return out
+
+
+def summarize(out: Path, size_name: str, size: Size, selection: dict[str, Any] | None) -> dict[str, Any]:
+    """summary.json's content from the finished evaluation folders (see the module docstring)."""
+    from pipeline.evaluation.paired import compare_verdicts, run_verdicts
+
+    heldout: dict[str, Any] = {}
+    verdicts: dict[tuple[str, str, str, str], dict[str, bool]] = {}  # (point, bench, mode, metric) -> verdicts
+    for point in POINTS:
+        for bench in BENCHMARKS:
+            for mode in MODES:
+                results = json.loads((out / "heldout" / point / f"{_slug(bench)}-{mode}" / "results.json").read_text())
+                heldout.setdefault(point, {}).setdefault(bench, {})[mode] = _run_summary(results)
+                (run,) = results["runs"].values()
+                for metric in ("base", "plus"):
+                    verdicts[point, bench, mode, metric] = {f"{bench}:{t}": v for t, v in
+                                                            run_verdicts(run, metric, point).items()}
+    comparisons: dict[str, Any] = {}
+    for bench in BENCHMARKS:
+        for mode in MODES:
+            merged = json.loads((out / "compare" / f"{_slug(bench)}-{mode}" / "results.json").read_text())
+            comparisons.setdefault(bench, {})[mode] = merged["paired"]
+    pooled: dict[str, Any] = {}
+    for mode in MODES:
+        for metric in ("base", "plus"):
+            for i, first in enumerate(POINTS):
+                for second in POINTS[i + 1:]:
+                    a = {k: v for b in BENCHMARKS for k, v in verdicts[first, b, mode, metric].items()}
+                    b_ = {k: v for b in BENCHMARKS for k, v in verdicts[second, b, mode, metric].items()}
+                    pooled.setdefault(mode, []).append(compare_verdicts(
+                        a, b_, first_label=first, second_label=second, metric=metric).to_dict())
+    # Do the stages pay for themselves? RL's staged answers against the base model's direct ones, same tasks.
+    stages_pay: list[dict[str, Any]] = []
+    for metric in ("base", "plus"):
+        base_direct = {k: v for b in BENCHMARKS for k, v in verdicts["base", b, "direct", metric].items()}
+        rl_staged = {k: v for b in BENCHMARKS for k, v in verdicts["rl", b, "staged", metric].items()}
+        stages_pay.append(compare_verdicts(base_direct, rl_staged, first_label="base direct",
+                                           second_label="rl staged", metric=metric).to_dict())
+    steps = []
+    if (out / "times.txt").is_file():  # wall time and load of each step, as run_step wrote them
+        for line in (out / "times.txt").read_text().splitlines():
+            name, seconds, load, code = line.split("\t")
+            steps.append({"step": name, "seconds": float(seconds.split()[0]), "load": load.split()[1:],
+                          "exit": int(code.split()[1])})
+    return {
+        "size": size_name,
+        "steps": steps,
+        "size_config": asdict(size),
+        "points": {"base": None, "bootstrap": str(out / "bootstrap_disc" / "final"), "rl": str(out / "rl" / "final")},
+        "adapters": {"bootstrap": str(out / "bootstrap" / "final"), "bootstrap_disc": str(out / "bootstrap_disc" / "final"),
+                     "rl": str(out / "rl" / "final")},
+        "selection": selection,
+        "heldout": heldout,
+        "paired": comparisons,
+        "paired_pooled": pooled,
+        "staged_vs_base_direct": stages_pay,
+        "statistics": "pipeline/evaluation/paired.py: Newcombe (1998) hybrid score interval, exact McNemar p",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("size", choices=sorted(SIZES))
+    parser.add_argument("--out", type=Path, default=None, help="default: outputs/learning_<size>")
+    parser.add_argument("--model", default=None, help="base model folder for every step (default: the embedded one)")
+    parser.add_argument("--python", default=str(REPO / ".venv" / "bin" / "python"))
+    parser.add_argument("--dry_run", action="store_true", help="print the commands, run nothing")
+    args = parser.parse_args(argv)
+    size = SIZES[args.size]
+    out = (args.out or REPO / "outputs" / f"learning_{args.size}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    model = ["--model", args.model] if args.model else []
+    for step in pre_selection_steps(size, out, args.python, model):
+        run_step(step, out, args.dry_run)
+    if args.dry_run:
+        selection = None
+    else:
+        selection_file = out / "selection.json"
+        if not selection_file.exists():
+            selection_file.write_text(json.dumps(pick(size, out, args.python), indent=2) + "\n")
+        selection = json.loads(selection_file.read_text())
+    for step in post_selection_steps(size, out, args.python, model):
+        run_step(step, out, args.dry_run)
+    if args.dry_run:
+        return 0
+    summary = summarize(out, args.size, size, selection)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"wrote {out / 'summary.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,142 @@
+"""scripts/learning_experiment.py: the plan of each size, summary.json from finished evaluations (hand-worked
+numbers), and, marked slow, the whole pipeline's wiring at toy size (tiny random model, one step of each)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.evaluation.compare import merge_results
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _load_script():
+    """The script as a module, registered first (its dataclasses look their module up in sys.modules)."""
+    import sys
+    from importlib.util import module_from_spec, spec_from_file_location
+
+    spec = spec_from_file_location("learning_experiment", REPO / "scripts" / "learning_experiment.py")
+    module = module_from_spec(spec)
+    sys.modules["learning_experiment"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+le = _load_script()
+SHARED_EVALPLUS = REPO / ".." / "shared" / "data" / "evalplus"
+
+# (point, benchmark, mode) -> per-task (base, plus) verdicts of 3 tasks
+VERDICTS = {
+    ("base", "direct"): [(True, True), (False, False), (False, False)],
+    ("base", "staged"): [(False, False), (False, False), (False, False)],
+    ("bootstrap", "direct"): [(True, True), (False, False), (False, False)],
+    ("bootstrap", "staged"): [(True, False), (False, False), (False, False)],
+    ("rl", "direct"): [(True, True), (True, False), (False, False)],
+    ("rl", "staged"): [(True, True), (True, True), (False, False)],
+}
+
+
+def results(bench: str, mode: str, verdicts: list[tuple[bool, bool]]) -> dict:
+    prefix = "HumanEval" if bench == "humaneval+" else "Mbpp"
+    tasks = {f"{prefix}/{i}": {"num_samples": 1, "num_correct": int(b), "num_correct_plus": int(p)}
+             for i, (b, p) in enumerate(verdicts)}
+    n = len(verdicts)
+    run = {"num_tasks": n, "num_samples": n, "samples_per_task": 1, "pass@1": sum(b for b, _ in verdicts) / n,
+           "syntax_valid_rate": 1.0, "collapse_rate": 0.0, "tasks": tasks,
+           "evalplus": {"base": {"pass@1": sum(b for b, _ in verdicts) / n},
+                        "plus": {"pass@1": sum(p for _, p in verdicts) / n}},
+           "discriminator_benchmark": {"written": 10, "valid": 4, "valid_but_vacuous": 1, "valid_but_restated": 0, "tasks": n, "tasks_with_valid_test": 2,
+                                       "subtle_programs": 5, "subtle_caught": 1}}
+    return {"benchmark": bench, "mode": mode, "num_tasks": n, "greedy": True, "config": {}, "runs": {"adapter": run}}
+
+
+def write_finished(out: Path) -> None:
+    """The evaluation and comparison folders a finished run leaves (as evaluate.py writes them)."""
+    for bench in le.BENCHMARKS:
+        for mode in le.MODES:
+            inputs = []
+            for point in le.POINTS:
+                folder = out / "heldout" / point / f"{le._slug(bench)}-{mode}"
+                folder.mkdir(parents=True)
+                inputs.append(results(bench, mode, VERDICTS[point, mode]))
+                (folder / "results.json").write_text(json.dumps(inputs[-1]))
+            folder = out / "compare" / f"{le._slug(bench)}-{mode}"
+            folder.mkdir(parents=True)
+            (folder / "results.json").write_text(json.dumps(merge_results(inputs, list(le.POINTS), ["a", "b", "c"])))
+
+
+def test_summary_holds_every_field_with_hand_worked_numbers(tmp_path):
+    write_finished(tmp_path)
+    (tmp_path / "times.txt").write_text("rl\t12 s\tload 1.50 1.20 1.00\texit 0\n")
+    summary = le.summarize(tmp_path, "toy", le.SIZES["toy"], {"fallback": False})
+    assert summary["steps"] == [{"step": "rl", "seconds": 12.0, "load": ["1.50", "1.20", "1.00"], "exit": 0}]
+    assert set(summary) == {"size", "steps", "size_config", "points", "adapters", "selection", "heldout", "paired",
+                            "paired_pooled", "staged_vs_base_direct", "statistics"}
+    rl = summary["heldout"]["rl"]["mbpp+"]["staged"]
+    assert rl["pass@1_base"] == pytest.approx(2 / 3) and rl["pass@1_plus"] == pytest.approx(2 / 3)
+    assert rl["discriminator"] == {"written": 10, "valid": 4, "valid_but_vacuous": 1, "valid_but_restated": 0, "tasks": 3, "tasks_with_valid_test": 2,
+                                   "subtle_programs": 5, "subtle_caught": 1, "validity": 0.4, "catch_rate": 0.2}
+    for bench in le.BENCHMARKS:
+        for mode in le.MODES:
+            pairs = [(p["first"], p["second"], p["metric"]) for p in summary["paired"][bench][mode]]
+            assert pairs == [(a, b, m) for a, b in (("base", "bootstrap"), ("base", "rl"), ("bootstrap", "rl"))
+                             for m in ("base", "plus")]
+    # pooled over both benchmarks: 6 tasks; bootstrap -> rl staged, plus inputs: 0 solved before, 4 after
+    pooled = {(p["first"], p["second"], p["metric"]): p for p in summary["paired_pooled"]["staged"]}
+    boot_rl = pooled["bootstrap", "rl", "plus"]
+    assert (boot_rl["num_tasks"], boot_rl["first_only"], boot_rl["second_only"]) == (6, 0, 4)
+    assert boot_rl["mcnemar_p"] == 0.125 and boot_rl["difference"] == pytest.approx(4 / 6)
+    # rl staged against base direct, base inputs: base direct solves task 0 of each benchmark, rl staged 0 and 1
+    base_inputs = summary["staged_vs_base_direct"][0]
+    assert (base_inputs["metric"], base_inputs["both"], base_inputs["second_only"], base_inputs["first_only"]) == \
+        ("base", 2, 2, 0)
+
+
+def test_sizes_plan_every_step_in_order(tmp_path):
+    for name, size in le.SIZES.items():
+        steps = le.pre_selection_steps(size, tmp_path, "python", []) + le.post_selection_steps(size, tmp_path, "python", [])
+        names = [s.name for s in steps]
+        assert names[:5] == ["bootstrap candidates", "bootstrap", "discriminator round", "rl candidates", "solve rates"]
+        assert names[5] == "rl" and len(names) == 6 + 12 + 4, name
+        solve = steps[4].argv
+        assert solve[solve.index("--num_samples") + 1] == str(size.samples)
+        rl = steps[5].argv
+        assert rl[rl.index("--train_task_ids_file") + 1] == str(tmp_path / "problems.txt")
+    assert le.SIZES["full"].candidates_limit is None and le.SIZES["full"].heldout_limit is None  # everything
+    assert le.SIZES["full"].samples == le.SIZES["quick"].samples == 8
+
+
+@pytest.mark.slow
+def test_toy_pipeline_writes_a_complete_summary(tmp_path, monkeypatch):
+    """The wiring, end to end, on the tiny random model: every step runs as a real subprocess, one step each."""
+    from pipeline.models.embedded import embedded_model_dir
+    from pipeline.models.tiny import build_tiny_model
+
+    files = {"HUMANEVAL_OVERRIDE_PATH": SHARED_EVALPLUS / "HumanEvalPlus-v0.1.10.jsonl.gz",
+             "MBPP_OVERRIDE_PATH": SHARED_EVALPLUS / "MbppPlus-v0.2.0.jsonl.gz"}
+    from datasets_build.evalplus_release import locate_plus_file
+
+    if locate_plus_file("mbpp+") is None or locate_plus_file("humaneval+") is None:
+        if not all(path.is_file() for path in files.values()):
+            pytest.skip("no HumanEval+/MBPP+ release files on this machine")
+        for variable, path in files.items():
+            monkeypatch.setenv(variable, str(path))
+    tiny = build_tiny_model(tmp_path / "tiny", tokenizer_source=str(embedded_model_dir()))
+    out = tmp_path / "out"
+    assert le.main(["toy", "--out", str(out), "--model", str(tiny)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    for point in le.POINTS:
+        for bench in le.BENCHMARKS:
+            for mode in le.MODES:
+                numbers = summary["heldout"][point][bench][mode]
+                assert set(numbers) >= {"tasks", "pass@1_base", "pass@1_plus", "syntax_valid_rate", "collapse_rate"}
+                assert numbers["tasks"] == le.SIZES["toy"].heldout_limit
+    assert len(summary["paired_pooled"]["staged"]) == 6 and len(summary["staged_vs_base_direct"]) == 2
+    for role in ("generator", "discriminator"):
+        for adapter in summary["adapters"].values():
+            assert (Path(adapter) / role / "adapter_config.json").is_file()
+    assert isinstance(summary["selection"]["fallback"], bool)
+    assert (out / "times.txt").read_text().count("exit 0") == 5 + 1 + 12 + 4  # every step ran, none failed
