@@ -13,7 +13,6 @@ from conftest import load_module
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "select_problems.py"
 sp = load_module("select_problems", SCRIPT)
-SHARED_MBPP_PLUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "evalplus" / "MbppPlus-v0.2.0.jsonl.gz"
 
 
 def _samples(path: Path, statuses: dict[str, list[str]]) -> Path:
@@ -89,9 +88,9 @@ def test_candidates_hold_out_mbpp_plus_from_the_real_training_splits():
     validation split is held out (148 of the 464 candidates, with release v0.2.0)."""
     from datasets_build.evalplus_release import locate_plus_file
 
-    plus_file = locate_plus_file("mbpp+") or SHARED_MBPP_PLUS
-    if plus_file is None or not Path(plus_file).is_file():
-        pytest.skip("no MBPP+ release file on this machine")
+    found = locate_plus_file("mbpp+")  # the release file ships with datasets_build: never absent
+    assert found is not None and found[0].is_file(), "the packaged MBPP+ release file is missing"
+    plus_file = found[0]
     rows = datasets_build.load_problems("mbpp", split=["train", "validation"]).to_list()
     kept, dropped = sp.decontaminate(rows, sp.held_out_rows(str(plus_file)))
     plus_ids = {int(r["task_id"].split("/")[1]) for r in sp.held_out_rows(str(plus_file))}
