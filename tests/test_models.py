@@ -215,8 +215,8 @@ def test_4bit_cpu_weights_are_never_repacked_even_where_bitsandbytes_would(tiny_
     or not. So the CPU flag bitsandbytes reads when it builds a `Linear4bit` is faked to say AVX512-BF16 here, on
     every CPU, and the mechanism is checked directly: `load_base_model` must turn the repacking off on every 4-bit
     layer, and no layer's weight is in the CPU inference kernel's layout before or after a generate (an eval-mode
-    forward without grad, where bitsandbytes repacks). The flag is checked before generating: on a CPU without the
-    instructions, a repacked layer would run a kernel the CPU lacks."""
+    forward without grad, where bitsandbytes repacks). The flag is checked before generating, so that a broken fix
+    fails on that assertion, not inside the packed-weight kernel on a CPU that lacks the instructions."""
     import bitsandbytes as bnb
     import bitsandbytes.nn.modules as bnb_modules
 
