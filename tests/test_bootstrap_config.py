@@ -14,16 +14,22 @@ from pipeline.bootstrap import SUMMARY_FILE, finished_rounds
 RECIPE = Path(train.__file__).resolve().parent / "configs" / "bootstrap.yaml"
 
 
-def test_the_recipe_is_read_as_the_bootstrap_job():
+@pytest.mark.parametrize("native_bf16", [True, False], ids=["avx512_bf16", "avx2_only"])
+def test_the_recipe_is_read_as_the_bootstrap_job(native_bf16, monkeypatch):
+    """The recipe and flags as the bootstrap reads them. Its bf16 autocast follows the CPU without a CUDA GPU: both
+    CPUs are faked (the capabilities PyTorch reports), so every machine checks both branches."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: native_bf16)
     argv = ["--config", str(RECIPE)]
     assert train.recipe_job(argv) == "bootstrap"
     data, run, boot, sft, model = train.parse_bootstrap_config(argv + ["--rounds", "3", "--seed", "7"])
     assert boot.rounds == 3 and sft.seed == 7  # one seed flag: SFTConfig's, which the rounds sample with
     assert len(boot.generator_tokens) == 5 and boot.samples_per_problem >= 2 and boot.temperature > 0
     assert (model.lora_r, model.lora_alpha, sft.learning_rate) == (8, 16, 1e-4)  # the warm start's recipe
-    from pipeline.models import cpu_has_native_bf16
-
-    assert sft.bf16 == cpu_has_native_bf16() or __import__("torch").cuda.is_available()  # bf16 where native
+    assert sft.bf16 is native_bf16 and sft.use_cpu  # bf16 where native (here AMX), fp32 elsewhere
 
 
 def test_defaults_without_a_recipe():

@@ -34,8 +34,11 @@ from pipeline.models import (
     ModelConfig,
     ModelLoadError,
     bnb_config,
+    cpu_has_native_bf16,
+    decoding_attention,
     load_base_model,
     load_tokenizer,
+    resolve_dtype,
     resolve_model_source,
 )
 from pipeline.models.policies import load_policies
@@ -151,6 +154,24 @@ def test_lora_targets_follow_the_architecture() -> None:
     assert set(lora_config(ModelConfig(lora_target_modules=["q_proj"]), "llama").target_modules) == {"q_proj"}
 
 
+@pytest.mark.parametrize("avx512_bf16, amx, native", [
+    (False, False, False),  # AVX2-only (or AVX512 without BF16): bf16 would be emulated, slower than fp32
+    (True, False, True),    # AVX512-BF16
+    (False, True, True),    # AMX
+    (True, True, True),
+])  # fmt: skip
+def test_native_bf16_is_detected_from_the_cpu_flags_and_picks_the_dtype(
+        monkeypatch: pytest.MonkeyPatch, avx512_bf16: bool, amx: bool, native: bool) -> None:
+    """Both answers of the detection on any machine: the CPU capabilities PyTorch reports (what oneDNN uses) are
+    faked, and `dtype: auto` must follow them without a CUDA GPU: bf16 weights only where bf16 is native."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert cpu_has_native_bf16() is native
+    assert resolve_dtype("auto") == (torch.bfloat16 if native else torch.float32)
+    assert resolve_dtype("float32") == torch.float32 and resolve_dtype("bfloat16") == torch.bfloat16
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU placement")
 def test_4bit_on_cpu_loads_on_the_cpu_with_a_warning(tiny_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     import bitsandbytes as bnb
@@ -185,6 +206,78 @@ def test_4bit_cpu_gradients_are_the_same_after_an_eval_mode_forward(tiny_dir: Pa
     assert before and before.keys() == after.keys()
     assert all(torch.equal(before[n], after[n]) for n in before)
     assert any(before[n].abs().sum() > 0 for n in before)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="bitsandbytes' CPU kernels")
+def test_4bit_cpu_weights_are_never_repacked_even_where_bitsandbytes_would(tiny_dir: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gradient test above only bites where bitsandbytes finds AVX512-BF16: elsewhere it never repacks, fixed
+    or not. So the CPU flag bitsandbytes reads when it builds a `Linear4bit` is faked to say AVX512-BF16 here, on
+    every CPU, and the mechanism is checked directly: `load_base_model` must turn the repacking off on every 4-bit
+    layer, and no layer's weight is in the CPU inference kernel's layout before or after a generate (an eval-mode
+    forward without grad, where bitsandbytes repacks). The flag is checked before generating, so that a broken fix
+    fails on that assertion, not inside the packed-weight kernel on a CPU that lacks the instructions."""
+    import bitsandbytes as bnb
+    import bitsandbytes.nn.modules as bnb_modules
+
+    monkeypatch.setattr(bnb_modules, "has_avx512bf16", lambda: True)
+    cfg = ModelConfig(load_in_4bit=True, bnb_4bit_compute_dtype="float32", lora_r=4, lora_alpha=8, lora_dropout=0.0)
+    model = attach_role_adapters(load_base_model(cfg, str(tiny_dir)), cfg, ROLES)
+    layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert len(layers) == 2 * 7  # every adapted projection of both layers: q, k, v, o, gate, up, down
+
+    def repacked() -> list[bool]:
+        return [bool(getattr(m.weight.quant_state, "packing_format_for_cpu", False)) for m in layers]
+
+    assert [m.support_avx512bf16_for_cpu for m in layers] == [False] * len(layers)
+    assert repacked() == [False] * len(layers)
+    model.eval()
+    ids = torch.randint(0, 1000, (2, 6), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=3, do_sample=False,
+                             pad_token_id=0)
+    assert out.shape[1] > ids.shape[1]  # at least one eval-mode forward ran
+    assert repacked() == [False] * len(layers)
+
+
+@pytest.mark.parametrize("dtype, while_generating", [("bfloat16", "eager"), ("float32", "sdpa")])
+def test_generation_uses_eager_attention_only_with_bf16_weights_on_the_cpu(
+        tiny_dir: Path, monkeypatch: pytest.MonkeyPatch, dtype: str, while_generating: str) -> None:
+    """`decoding_attention` switches a bf16 model on the CPU to eager attention while the chain generates (PyTorch's
+    CPU SDPA kernel is slow for one query token in bf16) and back to SDPA afterwards, for training; an fp32 model
+    keeps SDPA throughout. Checked by what runs: the implementation the attention layers read at each call, and
+    the calls that reach PyTorch's SDPA kernel, during a real `ConversationBatch.generate` and after it."""
+    from pipeline.chain.conversation import ConversationBatch, Sampling
+
+    policies = load_policies(ModelConfig(model_name_or_path=str(tiny_dir), dtype=dtype, lora_r=4))
+    base = policies.model.get_base_model()
+    assert base.config._attn_implementation == "sdpa" and next(base.parameters()).dtype == getattr(torch, dtype)
+    used: list[str] = []
+    for layer in base.model.layers:
+        layer.self_attn.register_forward_pre_hook(lambda module, args: used.append(module.config._attn_implementation))
+    sdpa_calls: list[int] = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention",
+                        lambda *args, **kwargs: sdpa_calls.append(1) or sdpa(*args, **kwargs))
+    prompts = [policies.tokenizer(text)["input_ids"] for text in PROMPTS]
+    ConversationBatch(policies.model, policies.tokenizer, prompts).generate(4, Sampling(temperature=0))
+    assert used and set(used) == {while_generating}
+    assert bool(sdpa_calls) == (while_generating == "sdpa")
+
+    used.clear(), sdpa_calls.clear()
+    with torch.no_grad():
+        policies.model(input_ids=torch.tensor([prompts[0]]))  # a forward after generating: training's attention
+    assert set(used) == {"sdpa"} and len(sdpa_calls) == len(base.model.layers)
+
+
+def test_eager_decoding_attention_is_undone_when_generation_fails(tiny_dir: Path) -> None:
+    """A generation that raises (e.g. interrupted) must not leave a bf16 model on eager attention for training."""
+    model = load_base_model(ModelConfig(dtype="bfloat16"), str(tiny_dir))
+    with pytest.raises(RuntimeError, match="interrupted"):
+        with decoding_attention(model):
+            assert model.config._attn_implementation == "eager"
+            raise RuntimeError("interrupted")
+    assert model.config._attn_implementation == "sdpa"
 
 
 def test_qlora_quantization_settings() -> None:

@@ -11,7 +11,7 @@ import yaml
 import datasets_build
 import train
 from datasets_build import DataSelectionError
-from pipeline.models import cpu_has_native_bf16, resolve_dtype
+from pipeline.models import resolve_dtype
 
 
 @pytest.fixture(scope="module")
@@ -126,12 +126,19 @@ def test_every_shipped_recipe_parses_as_its_job(recipe_file):
     assert parsed
 
 
-def test_warm_start_defaults_are_the_plans_recipe_and_cpu_safe():
+@pytest.mark.parametrize("native_bf16", [True, False], ids=["avx512_bf16", "avx2_only"])
+def test_warm_start_defaults_are_the_plans_recipe_and_cpu_safe(native_bf16, monkeypatch):
+    """Without a CUDA GPU, bf16 autocast exactly where the CPU has native bf16, as `dtype: auto` picks bf16 weights
+    there. Both CPUs are faked (the capabilities PyTorch reports), so every machine checks both branches."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     data, run, warm, bench, sft, model = train.parse_sft_config(["--job", "sft", "--output_dir", "unused"])
     assert (model.lora_r, model.lora_alpha, sft.learning_rate, sft.warmup_steps) == (8, 16, 1e-4, 0.1)
-    # this machine has no CUDA GPU: bf16 autocast exactly where the CPU has native bf16, as dtype auto's weights
-    assert (sft.bf16, sft.use_cpu, sft.activation_checkpointing) == (cpu_has_native_bf16(), True, False)
-    assert resolve_dtype(model.dtype) == (torch.bfloat16 if cpu_has_native_bf16() else torch.float32)
+    assert (sft.bf16, sft.use_cpu, sft.activation_checkpointing) == (native_bf16, True, False)
+    assert resolve_dtype(model.dtype) == (torch.bfloat16 if native_bf16 else torch.float32)
+    rl = train.parse_config(["--output_dir", "unused", "--use_cpu", "true"])[7]  # RL: the same autocast choice
+    assert (rl.bf16, rl.activation_checkpointing) == (native_bf16, False)
     data, run, warm, bench, sft, model = train.parse_sft_config(["--config", str(SFT_RECIPE), "--lora_r", "4"])
     assert (model.lora_r, model.lora_alpha, sft.learning_rate, sft.max_steps) == (4, 16, 1e-4, 4)
     assert bench.bench_modes == ["direct"] and bench.bench_eval_steps == 4 and data.train_splits[0] == "mbpp_train"
