@@ -157,19 +157,3 @@ def test_solve_bad_input_exits_2(args: list[str], expected: str, capsys: pytest.
     assert solve_main(args) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and expected in err
-
-
-def test_vllm_arguments_built_without_a_gpu():
-    """What the vLLM backend would send (the engine itself needs a GPU and never runs in CI)."""
-    from pathlib import Path
-
-    from pipeline.evaluation.generation import SamplingConfig, lora_request_args, vllm_sampling_kwargs
-
-    adapters = {"generator": Path("/ckpt/generator"), "discriminator": Path("/ckpt/discriminator")}
-    assert lora_request_args(adapters) == {"discriminator": ("discriminator", 1, "/ckpt/discriminator"),
-                                           "generator": ("generator", 2, "/ckpt/generator")}
-    assert lora_request_args(None) == {}
-    assert vllm_sampling_kwargs(SamplingConfig(64, 0.0, 0.9), with_logprobs=False) == {
-        "temperature": 0.0, "top_p": 1.0, "max_tokens": 64, "logprobs": None}
-    assert vllm_sampling_kwargs(SamplingConfig(32, 0.8, 0.9), with_logprobs=True) == {
-        "temperature": 0.8, "top_p": 0.9, "max_tokens": 32, "logprobs": 0}
