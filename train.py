@@ -18,6 +18,7 @@ from pipeline.training.quiet import quiet_third_party
 
 quiet_third_party()  # before the imports below load bitsandbytes, TRL and transformers
 
+import contextlib
 import logging
 import sys
 from contextlib import contextmanager
@@ -37,6 +38,9 @@ from pipeline.evaluation.callback import BenchmarkCallback
 from pipeline.models import ModelConfig, ModelLoadError
 from pipeline.models.policies import load_policies
 from pipeline.chain.rollout import ProblemIndex
+from pipeline.engines import EngineArguments, VllmServerError, model_stop_ids, open_vllm
+from pipeline.models import resolve_model_source
+from pipeline.training.adapter_sync import AdapterSyncCallback
 from pipeline.training.callbacks import PhaseCallback
 from pipeline.training.checkpoints import BestTracker, CheckpointCallback, CheckpointError, prepare_resume
 from pipeline.training.checks import check_rl_run
@@ -58,7 +62,7 @@ from rewards import (
 logger = logging.getLogger("train")
 
 # One dataclass per concern, every field once (trust_remote_code, seed: the trainer config's, as in TRL).
-RL_TYPES = (TrainingData, RunArguments, RLArguments, ScheduleConfig, ChainArguments, RewardArguments,
+RL_TYPES = (TrainingData, RunArguments, RLArguments, ScheduleConfig, ChainArguments, EngineArguments, RewardArguments,
             BenchmarkArguments, GRPOConfig, ModelConfig)
 SFT_TYPES = (TrainingData, RunArguments, WarmStartConfig, BenchmarkArguments, SFTConfig, ModelConfig)
 BOOTSTRAP_TYPES = (TrainingData, RunArguments, BootstrapConfig, SFTConfig, ModelConfig)
@@ -69,7 +73,7 @@ BOOTSTRAP_DEFAULTS: dict[str, Any] = {**SFT_DEFAULTS, "warmup_steps": 0}
 # What each kind of error is called on the console (exit code 2); a check before anything loads is a config error.
 ERRORS = {ConfigError: "config error", DataSelectionError: "config error", ModelLoadError: "model error",
           WarmStartError: "warm start error", BootstrapError: "bootstrap error", CheckpointError: "resume error",
-          ScheduleError: "resume error"}
+          ScheduleError: "resume error", VllmServerError: "vLLM server error"}
 
 
 @contextmanager
@@ -158,10 +162,13 @@ def bootstrap(argv: list[str]) -> int:
 def train_rl(argv: list[str]) -> int:
     """GRPO on both adapters, phase by phase and stage by stage (docs/training.md); adapters in final/."""
     # Parse and check: everything that can fail without a model fails here.
-    data, run, rl, schedule_cfg, chain_args, reward_cfg, bench, training, model_cfg = parse_config(argv)
+    data, run, rl, schedule_cfg, chain_args, engine_args, reward_cfg, bench, training, model_cfg = parse_config(argv)
     state = PartialState()
     with checks():
         schedule, resume = check_rl_run(rl, schedule_cfg, training, model_cfg, state.num_processes)
+        if engine_args.generation_engine == "vllm" and state.num_processes > 1:
+            raise ConfigError("generation_engine: vllm runs with one training process (one server serves it); "
+                              "launch with --num_processes 1, or use generation_engine: transformers")
         try:
             reward_names = resolve_names(rl.reward_funcs or default_reward_names(reward_cfg), reward_cfg)
         except ValueError as err:
@@ -180,11 +187,24 @@ def train_rl(argv: list[str]) -> int:
     adapters = {"generator": "generator",
                 "discriminator": "generator" if schedule_cfg.schedule == "unified" else "discriminator"}
 
+    with contextlib.ExitStack() as stack:
+        engine = None
+        if engine_args.generation_engine == "vllm":  # our own server (stopped at the end) or the recipe's URL
+            source = resolve_model_source(model_cfg.model_name_or_path)
+            engine = stack.enter_context(open_vllm(engine_args.server_config(), source,
+                                                   stop=model_stop_ids(source, policies.tokenizer),
+                                                   work_dir=Path(training.output_dir) / "vllm"))
+        return _train_rl(argv, data, rl, schedule_cfg, chain_args, reward_cfg, bench, training, model_cfg, state,
+                         schedule, resume, reward_names, benchmark, dataset, policies, model, adapters, engine)
+
+
+def _train_rl(argv, data, rl, schedule_cfg, chain_args, reward_cfg, bench, training, model_cfg, state, schedule,
+              resume, reward_names, benchmark, dataset, policies, model, adapters, engine) -> int:
     # Rollout and rewards: the rollout swaps in replayed failures, the rewards' context feeds the replay buffer.
     replay = ReplayBuffer(rl.replay_capacity)
     rollout = ReplayRollout(ProblemIndex(list(dataset)), chain_args.chain_config(training), schedule.phase_at(0),
                             adapters, buffer=replay, ratio=rl.replay_ratio if rl.replay_capacity else 0.0,
-                            seed=training.seed)
+                            seed=training.seed, engine=engine)
     scorer = make_scorer(reward_names, reward_cfg)  # one scorer per batch, shared by the rewards and the replay
     recorder = FailureRecorder(scorer)
     reward_funcs = get_reward_funcs(reward_names, reward_cfg, scorer=scorer)
@@ -214,6 +234,8 @@ def train_rl(argv: list[str]) -> int:
                            {"run": lambda folder: write_run_files(folder, recipe, info)}),
         guard,
     ]
+    if engine is not None:  # after PhaseCallback: a step's role is known when its end publishes the new adapter
+        callbacks.append(AdapterSyncCallback(engine.adapters, model, rollout))
     trainer = DuelGRPOTrainer(model=model, reward_funcs=reward_funcs, args=training, train_dataset=dataset,
                               processing_class=policies.tokenizer, rollout_func=rollout, callbacks=callbacks,
                               samples_per_step=rl.samples_per_step)
