@@ -150,6 +150,20 @@ def test_a_new_adapter_version_is_served_under_a_new_name(policies, engine, tmp_
     assert exact >= 0.98 * total, (exact, total)
 
 
+def test_a_new_run_on_a_given_server_numbers_past_and_unloads_the_old_runs_versions(policies, engine, tmp_path):
+    """A server given by URL outlives runs (a resume): the new run's first version of a role must not clash with
+    the names the server still holds, and those are unloaded (they would fill --max-loras)."""
+    from pipeline.engines import ServedAdapters
+
+    held = [n for n in engine.client.models() if n.startswith("discriminator-v")]
+    fresh = ServedAdapters(engine.client, tmp_path / "served")
+    name = fresh.publish("discriminator", policies.save(tmp_path / "adapters") / "discriminator")
+    now = engine.client.models()
+    assert name not in held and name in now and not set(held) & set(now)
+    engine.adapters.names["discriminator"] = name  # the module's engine serves the new version from here on
+    engine.adapters.versions["discriminator"] = fresh.versions["discriminator"]
+
+
 def test_a_refused_adapter_load_names_the_cause(engine, tmp_path):
     (tmp_path / "adapter_config.json").write_text("{\"r\": 4}")
     with pytest.raises(VllmServerError, match="refused to load adapter 'generator-v"):
@@ -169,3 +183,25 @@ def test_a_missing_vllm_venv_says_how_to_make_it(tmp_path):
     server = VllmServer(tmp_path, VllmServerConfig(python=str(tmp_path / "nope" / "python")), log_dir=tmp_path)
     with pytest.raises(VllmServerError, match="setup_vllm.sh"):
         server.start()
+
+
+def test_a_server_killed_mid_run_is_a_clear_error(policies, engine):
+    """Last in this module: it kills the module's server. What train.py then prints (exit 2), and why the last
+    checkpoint stays intact: the error is raised while generating, never while a checkpoint is written."""
+    import os
+    import signal
+    import time
+
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode() if entry.name.isdigit() else ""
+        except OSError:
+            continue
+        if "vllm.entrypoints.openai.api_server" in command and f"--model {policies.source} " in command:
+            pids.append(int(entry.name))
+    assert len(pids) == 1, pids
+    os.kill(pids[0], signal.SIGKILL)
+    time.sleep(1.0)
+    with pytest.raises(VllmServerError, match=r"not reachable .*server log: .*vllm_server.log"):
+        generate_chains(policies, PROBLEMS[:1], BUDGET, engine=engine, with_tests=False)

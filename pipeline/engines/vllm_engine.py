@@ -11,6 +11,7 @@ keyed by the adapter's name, which is why a new version of an adapter is always 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -39,20 +40,26 @@ class ServedAdapters:
         source = Path(adapter_dir)
         if not (source / "adapter_config.json").is_file():
             raise VllmServerError(f"cannot serve {role!r}: {source} holds no adapter_config.json")
-        version = self.versions.get(role, 0) + 1
+        stale = [] if role in self.names else self._served_versions(role)  # a server given by URL may hold
+        # versions from an earlier run (e.g. before a resume): numbering goes on past them, and they are unloaded
+        version = max([self.versions.get(role, 0), *(v for v, _ in stale)]) + 1
         name = f"{role}-v{version}"
         target = self.versions_dir / name
-        if target.exists():  # left by an earlier run in this folder: never served by this server
+        if target.exists():  # left by an earlier run in this folder, no longer served
             shutil.rmtree(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(source, target)
         self.client.load_adapter(name, target)
         previous = self.names.get(role)
         self.names[role], self.versions[role] = name, version
-        if previous is not None:
-            self.client.unload_adapter(previous)
-            shutil.rmtree(self.versions_dir / previous, ignore_errors=True)
+        for old in ([previous] if previous is not None else [n for _, n in stale]):
+            self.client.unload_adapter(old)
+            shutil.rmtree(self.versions_dir / old, ignore_errors=True)
         return name
+
+    def _served_versions(self, role: str) -> list[tuple[int, str]]:
+        pattern = re.compile(rf"^{re.escape(role)}-v(\d+)$")
+        return [(int(m.group(1)), name) for name in self.client.models() if (m := pattern.match(name))]
 
     def name(self, role: str) -> str:
         try:

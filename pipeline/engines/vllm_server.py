@@ -175,6 +175,14 @@ class VllmClient:
         return out
 
 
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _die_with_parent() -> None:
     """In the server's process before exec: SIGTERM it when the process that started it dies, even by SIGKILL
     (Linux's PR_SET_PDEATHSIG), so that a killed training run leaves no server holding memory and a port; the
@@ -237,7 +245,7 @@ class VllmServer:
         while time.monotonic() < deadline:
             code = self.process.poll()
             if code is not None:
-                self.process = None
+                self.stop()  # whatever it had started
                 raise VllmServerError(f"the vLLM server exited with code {code} while starting; "
                                       f"see its log: {self.log_file}")
             if self.client.healthy(timeout_s=2.0):
@@ -248,18 +256,24 @@ class VllmServer:
                               f"see its log: {self.log_file}")
 
     def stop(self) -> None:
-        """Stop the server and every process it started (its own session: vLLM starts an engine process)."""
+        """Stop the server and every process it started: they share its session (vLLM starts an engine process
+        and workers), which outlives the server itself if it died first, so the whole group is signalled."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
+        if process is None:
             return
+        group = process.pid  # start_new_session: the group id is the server's pid
         try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            os.killpg(group, signal.SIGTERM)
         except ProcessLookupError:
-            pass
+            process.wait()
+            return
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _group_alive(group):
+            process.poll()  # reap the leader, or the group stays "alive" as a zombie
+            time.sleep(0.2)
+        if _group_alive(group):
+            os.killpg(group, signal.SIGKILL)
+        process.wait()
 
     def __enter__(self) -> VllmClient:
         return self.start()
