@@ -152,6 +152,8 @@ def test_solve_prints_the_whole_chain(tiny_dir: Path, checkpoint: Path, capsys: 
     (["--problem", "Add two numbers."], "no `def NAME(`"),
     (["--task-id", "HumanEvalMini/0", "--task-file", "missing.jsonl"], "does not exist"),
     (["--problem", "x", "--task-id", "HumanEval/0"], "either --problem"),
+    (["--problem", "def f(x):", "--engine", "sglang"], "--engine must be transformers or vllm"),
+    (["--problem", "def f(x):", "--engine", "vllm", "--engine_url", "http://127.0.0.1:9"], "is not reachable"),
 ])
 def test_solve_bad_input_exits_2(args: list[str], expected: str, capsys: pytest.CaptureFixture) -> None:
     assert solve_main(args) == 2
