@@ -194,65 +194,59 @@ def train_rl(argv: list[str]) -> int:
             engine = stack.enter_context(open_vllm(engine_args.server_config(), source,
                                                    stop=model_stop_ids(source, policies.tokenizer),
                                                    work_dir=Path(training.output_dir) / "vllm"))
-        return _train_rl(argv, data, rl, schedule_cfg, chain_args, reward_cfg, bench, training, model_cfg, state,
-                         schedule, resume, reward_names, benchmark, dataset, policies, model, adapters, engine)
+        # Rollout and rewards: the rollout swaps in replayed failures, the rewards' context feeds the replay buffer.
+        replay = ReplayBuffer(rl.replay_capacity)
+        rollout = ReplayRollout(ProblemIndex(list(dataset)), chain_args.chain_config(training), schedule.phase_at(0),
+                                adapters, buffer=replay, ratio=rl.replay_ratio if rl.replay_capacity else 0.0,
+                                seed=training.seed, engine=engine)
+        scorer = make_scorer(reward_names, reward_cfg)  # one scorer per batch, shared by the rewards and the replay
+        recorder = FailureRecorder(scorer)
+        reward_funcs = get_reward_funcs(reward_names, reward_cfg, scorer=scorer)
+        reward_funcs[0] = recorder.wrap(reward_funcs[0])  # any one of them: each batch is recorded once
+        if training.reward_weights is None:
+            training.reward_weights = get_reward_weights(reward_names, reward_cfg)
 
+        # Run records: the effective recipe and what was trained on, copied into every checkpoint and final/.
+        output_dir = Path(training.output_dir)
+        recipe = effective_recipe(argv, RL_TYPES)
+        info = run_info(model=model_cfg, schedule=schedule_cfg, reward_names=reward_names, data=data,
+                        reward_weights=training.reward_weights, train_problems=len(dataset),
+                        replay={"capacity": rl.replay_capacity, "ratio": rl.replay_ratio})
+        push_repo = training.hub_model_id if training.push_to_hub else None
+        training.push_to_hub = False  # final/ is pushed once, by finish_run; not the Trainer's per-checkpoint pushes
+        if state.is_main_process:
+            write_run_files(output_dir, recipe, info)
 
-def _train_rl(argv, data, rl, schedule_cfg, chain_args, reward_cfg, bench, training, model_cfg, state, schedule,
-              resume, reward_names, benchmark, dataset, policies, model, adapters, engine) -> int:
-    # Rollout and rewards: the rollout swaps in replayed failures, the rewards' context feeds the replay buffer.
-    replay = ReplayBuffer(rl.replay_capacity)
-    rollout = ReplayRollout(ProblemIndex(list(dataset)), chain_args.chain_config(training), schedule.phase_at(0),
-                            adapters, buffer=replay, ratio=rl.replay_ratio if rl.replay_capacity else 0.0,
-                            seed=training.seed, engine=engine)
-    scorer = make_scorer(reward_names, reward_cfg)  # one scorer per batch, shared by the rewards and the replay
-    recorder = FailureRecorder(scorer)
-    reward_funcs = get_reward_funcs(reward_names, reward_cfg, scorer=scorer)
-    reward_funcs[0] = recorder.wrap(reward_funcs[0])  # any one of them: each batch is recorded once
-    if training.reward_weights is None:
-        training.reward_weights = get_reward_weights(reward_names, reward_cfg)
+        # The trainer and what runs around each step.
+        guard = CollapseGuard(CollapseGuardConfig(
+            metric=rl.collapse_guard_metric, threshold=rl.collapse_guard_threshold,
+            stop_on_collapse=rl.stop_on_collapse, patience=rl.collapse_guard_patience))
+        callbacks = [
+            PhaseCallback(schedule, rollout, model),
+            ReplayCallback(replay, recorder),
+            CheckpointCallback(schedule, replay, BestTracker(output_dir),
+                               {"run": lambda folder: write_run_files(folder, recipe, info)}),
+            guard,
+        ]
+        if engine is not None:  # after PhaseCallback: a step's role is known when its end publishes the new adapter
+            callbacks.append(AdapterSyncCallback(engine.adapters, model, rollout))
+        trainer = DuelGRPOTrainer(model=model, reward_funcs=reward_funcs, args=training, train_dataset=dataset,
+                                  processing_class=policies.tokenizer, rollout_func=rollout, callbacks=callbacks,
+                                  samples_per_step=rl.samples_per_step)
+        if benchmark is not None:
+            with checks():
+                try:
+                    benchmark.attach(trainer)
+                except ValueError as err:
+                    raise ConfigError(str(err)) from err
 
-    # Run records: the effective recipe and what was trained on, copied into every checkpoint and final/.
-    output_dir = Path(training.output_dir)
-    recipe = effective_recipe(argv, RL_TYPES)
-    info = run_info(model=model_cfg, schedule=schedule_cfg, reward_names=reward_names, data=data,
-                    reward_weights=training.reward_weights, train_problems=len(dataset),
-                    replay={"capacity": rl.replay_capacity, "ratio": rl.replay_ratio})
-    push_repo = training.hub_model_id if training.push_to_hub else None
-    training.push_to_hub = False  # final/ is pushed once, by finish_run; not the Trainer's per-checkpoint pushes
-    if state.is_main_process:
-        write_run_files(output_dir, recipe, info)
-
-    # The trainer and what runs around each step.
-    guard = CollapseGuard(CollapseGuardConfig(
-        metric=rl.collapse_guard_metric, threshold=rl.collapse_guard_threshold,
-        stop_on_collapse=rl.stop_on_collapse, patience=rl.collapse_guard_patience))
-    callbacks = [
-        PhaseCallback(schedule, rollout, model),
-        ReplayCallback(replay, recorder),
-        CheckpointCallback(schedule, replay, BestTracker(output_dir),
-                           {"run": lambda folder: write_run_files(folder, recipe, info)}),
-        guard,
-    ]
-    if engine is not None:  # after PhaseCallback: a step's role is known when its end publishes the new adapter
-        callbacks.append(AdapterSyncCallback(engine.adapters, model, rollout))
-    trainer = DuelGRPOTrainer(model=model, reward_funcs=reward_funcs, args=training, train_dataset=dataset,
-                              processing_class=policies.tokenizer, rollout_func=rollout, callbacks=callbacks,
-                              samples_per_step=rl.samples_per_step)
-    if benchmark is not None:
-        with checks():
-            try:
-                benchmark.attach(trainer)
-            except ValueError as err:
-                raise ConfigError(str(err)) from err
-
-    if resume is not None:  # the schedule position must match, the replay buffer comes back, later leftovers go
-        prepare_resume(resume, output_dir, schedule, replay)
-    trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
-    code = finish_run(output_dir, policies, trainer, guard, recipe=recipe, info=info, push_repo=push_repo,
-                      is_main_process=state.is_main_process)
-    state.wait_for_everyone()
-    return code
+        if resume is not None:  # the schedule position must match, the replay buffer comes back, later leftovers go
+            prepare_resume(resume, output_dir, schedule, replay)
+        trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
+        code = finish_run(output_dir, policies, trainer, guard, recipe=recipe, info=info, push_repo=push_repo,
+                          is_main_process=state.is_main_process)
+        state.wait_for_everyone()
+        return code
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,8 +29,9 @@ class EngineArguments:
                 "server with both role adapters served by name (GPU; on the CPU only to check it; needs "
                 "./scripts/setup_vllm.sh or engine_url)."})
     engine_url: str | None = field(default=None, metadata={
-        "help": "URL of a running vLLM server (started with --enable-lora, --served-model-name base and "
-                "VLLM_ALLOW_RUNTIME_LORA_UPDATING=1), e.g. on a second GPU. Empty: start our own from .venv-vllm."})
+        "help": "URL of a running vLLM server (started with --enable-lora, --served-model-name base, --logprobs-mode "
+                "processed_logprobs and VLLM_ALLOW_RUNTIME_LORA_UPDATING=1), e.g. on a second GPU. Empty: start "
+                "our own from .venv-vllm."})
     engine_max_loras: int = field(default=4, metadata={
         "help": "Adapters the vLLM engine holds at once (--max-loras); >= 2, one per role."})
     engine_max_lora_rank: int = field(default=64, metadata={"help": "Largest LoRA rank vLLM serves (--max-lora-rank)."})

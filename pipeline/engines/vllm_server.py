@@ -35,7 +35,8 @@ class VllmServerConfig:
 
     url: str | None = field(default=None, metadata={
         "help": "URL of a running vLLM server (e.g. http://127.0.0.1:8000, on another GPU); it must have been "
-                "started with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=1. Empty: start our own."})
+                "started with --enable-lora, --served-model-name base, --logprobs-mode processed_logprobs and "
+                "VLLM_ALLOW_RUNTIME_LORA_UPDATING=1. Empty: start our own."})
     python: str = field(default=".venv-vllm/bin/python", metadata={
         "help": "The Python of the vLLM venv (made by scripts/setup_vllm.sh), relative to the repository."})
     max_loras: int = field(default=4, metadata={
@@ -148,7 +149,8 @@ class VllmClient:
 
         The ids come back as ``token_id:N`` strings (``return_tokens_as_token_ids``) so that no text is
         re-tokenised: the trainer's tokenisation is the one that counts. Logprobs are those of the sampled
-        tokens under the distribution the server sampled from.
+        tokens under the distribution the server sampled from (our server runs with ``--logprobs-mode
+        processed_logprobs``: after temperature and top-p, as the trainer's logprobs are).
         """
         body: dict[str, Any] = {
             "model": model, "prompt": prompts, "max_tokens": max_tokens, "temperature": temperature,
@@ -219,7 +221,10 @@ class VllmServer:
                 "--served-model-name", "base", "--host", "127.0.0.1", "--port", str(port),
                 "--dtype", self.config.dtype, "--enable-lora", "--max-loras", str(self.config.max_loras),
                 "--max-lora-rank", str(self.config.max_lora_rank), "--max-model-len", str(self.config.max_model_len),
-                "--gpu-memory-utilization", str(self.config.gpu_memory_utilization)]
+                "--gpu-memory-utilization", str(self.config.gpu_memory_utilization),
+                # logprobs of the distribution sampled from (after temperature, top-p, top-k), which is what the
+                # trainer computes and what importance sampling compares (as TRL asks of its own vLLM server)
+                "--logprobs-mode", "processed_logprobs"]
         if self.enable_prefix_caching:
             args.append("--enable-prefix-caching")
         return args + list(self.config.extra_args)

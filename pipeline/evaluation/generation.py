@@ -190,7 +190,8 @@ class EngineBackend:
     """Direct-mode generation on a generation engine (``pipeline.engines``; used for vLLM): each conversation
     is rendered to token ids with the trainer's tokenizer and answered in one turn. ``code_for`` is not used:
     the server decodes whole answers (extraction reads the first block that defines the function either way).
-    ``logprob`` is the mean of the sampler's token logprobs, which vLLM reports from the raw distribution."""
+    ``logprob`` is the mean of the sampler's token logprobs: greedy, those of the raw distribution (as the
+    transformers backend's); sampling, those after temperature and top-p (the server's ``--logprobs-mode``)."""
 
     def __init__(self, engine: Any, tokenizer: Any) -> None:
         self.engine, self.tokenizer = engine, tokenizer
