@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from datasets_build import DatasetFormatError, SourceConfig, load_problems, read_task_ids, require_tasks
+from pipeline.engines.vllm_server import VllmServerError
 from pipeline.evaluation.collapse import CollapseConfig
 from pipeline.evaluation.config import EvalConfig, EvalConfigError
 from pipeline.evaluation.evalplus_judge import ReferenceFailed
@@ -309,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = parse_config(argv)
         results = evaluate(cfg)
     except (UsageError, EvalConfigError, CompletionsFileError, DatasetFormatError, TemplateError,
-            SandboxUnavailable, CompareError, ReferenceFailed) as err:
+            SandboxUnavailable, CompareError, ReferenceFailed, VllmServerError) as err:
         print(f"evaluate.py: error: {err}".splitlines()[0], file=sys.stderr)
         return 2
     print("\n".join(summary_lines(results, cfg.output_dir)))

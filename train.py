@@ -18,6 +18,7 @@ from pipeline.training.quiet import quiet_third_party
 
 quiet_third_party()  # before the imports below load bitsandbytes, TRL and transformers
 
+import contextlib
 import logging
 import sys
 from contextlib import contextmanager
@@ -37,6 +38,9 @@ from pipeline.evaluation.callback import BenchmarkCallback
 from pipeline.models import ModelConfig, ModelLoadError
 from pipeline.models.policies import load_policies
 from pipeline.chain.rollout import ProblemIndex
+from pipeline.engines import EngineArguments, VllmServerError, model_stop_ids, open_vllm
+from pipeline.models import resolve_model_source
+from pipeline.training.adapter_sync import AdapterSyncCallback
 from pipeline.training.callbacks import PhaseCallback
 from pipeline.training.checkpoints import BestTracker, CheckpointCallback, CheckpointError, prepare_resume
 from pipeline.training.checks import check_rl_run
@@ -58,7 +62,7 @@ from rewards import (
 logger = logging.getLogger("train")
 
 # One dataclass per concern, every field once (trust_remote_code, seed: the trainer config's, as in TRL).
-RL_TYPES = (TrainingData, RunArguments, RLArguments, ScheduleConfig, ChainArguments, RewardArguments,
+RL_TYPES = (TrainingData, RunArguments, RLArguments, ScheduleConfig, ChainArguments, EngineArguments, RewardArguments,
             BenchmarkArguments, GRPOConfig, ModelConfig)
 SFT_TYPES = (TrainingData, RunArguments, WarmStartConfig, BenchmarkArguments, SFTConfig, ModelConfig)
 BOOTSTRAP_TYPES = (TrainingData, RunArguments, BootstrapConfig, SFTConfig, ModelConfig)
@@ -69,7 +73,7 @@ BOOTSTRAP_DEFAULTS: dict[str, Any] = {**SFT_DEFAULTS, "warmup_steps": 0}
 # What each kind of error is called on the console (exit code 2); a check before anything loads is a config error.
 ERRORS = {ConfigError: "config error", DataSelectionError: "config error", ModelLoadError: "model error",
           WarmStartError: "warm start error", BootstrapError: "bootstrap error", CheckpointError: "resume error",
-          ScheduleError: "resume error"}
+          ScheduleError: "resume error", VllmServerError: "vLLM server error"}
 
 
 @contextmanager
@@ -158,10 +162,13 @@ def bootstrap(argv: list[str]) -> int:
 def train_rl(argv: list[str]) -> int:
     """GRPO on both adapters, phase by phase and stage by stage (docs/training.md); adapters in final/."""
     # Parse and check: everything that can fail without a model fails here.
-    data, run, rl, schedule_cfg, chain_args, reward_cfg, bench, training, model_cfg = parse_config(argv)
+    data, run, rl, schedule_cfg, chain_args, engine_args, reward_cfg, bench, training, model_cfg = parse_config(argv)
     state = PartialState()
     with checks():
         schedule, resume = check_rl_run(rl, schedule_cfg, training, model_cfg, state.num_processes)
+        if engine_args.generation_engine == "vllm" and state.num_processes > 1:
+            raise ConfigError("generation_engine: vllm runs with one training process (one server serves it); "
+                              "launch with --num_processes 1, or use generation_engine: transformers")
         try:
             reward_names = resolve_names(rl.reward_funcs or default_reward_names(reward_cfg), reward_cfg)
         except ValueError as err:
@@ -180,57 +187,66 @@ def train_rl(argv: list[str]) -> int:
     adapters = {"generator": "generator",
                 "discriminator": "generator" if schedule_cfg.schedule == "unified" else "discriminator"}
 
-    # Rollout and rewards: the rollout swaps in replayed failures, the rewards' context feeds the replay buffer.
-    replay = ReplayBuffer(rl.replay_capacity)
-    rollout = ReplayRollout(ProblemIndex(list(dataset)), chain_args.chain_config(training), schedule.phase_at(0),
-                            adapters, buffer=replay, ratio=rl.replay_ratio if rl.replay_capacity else 0.0,
-                            seed=training.seed)
-    scorer = make_scorer(reward_names, reward_cfg)  # one scorer per batch, shared by the rewards and the replay
-    recorder = FailureRecorder(scorer)
-    reward_funcs = get_reward_funcs(reward_names, reward_cfg, scorer=scorer)
-    reward_funcs[0] = recorder.wrap(reward_funcs[0])  # any one of them: each batch is recorded once
-    if training.reward_weights is None:
-        training.reward_weights = get_reward_weights(reward_names, reward_cfg)
+    with contextlib.ExitStack() as stack:
+        engine = None
+        if engine_args.generation_engine == "vllm":  # our own server (stopped at the end) or the recipe's URL
+            source = resolve_model_source(model_cfg.model_name_or_path)
+            engine = stack.enter_context(open_vllm(engine_args.server_config(), source,
+                                                   stop=model_stop_ids(source, policies.tokenizer),
+                                                   work_dir=Path(training.output_dir) / "vllm"))
+        # Rollout and rewards: the rollout swaps in replayed failures, the rewards' context feeds the replay buffer.
+        replay = ReplayBuffer(rl.replay_capacity)
+        rollout = ReplayRollout(ProblemIndex(list(dataset)), chain_args.chain_config(training), schedule.phase_at(0),
+                                adapters, buffer=replay, ratio=rl.replay_ratio if rl.replay_capacity else 0.0,
+                                seed=training.seed, engine=engine)
+        scorer = make_scorer(reward_names, reward_cfg)  # one scorer per batch, shared by the rewards and the replay
+        recorder = FailureRecorder(scorer)
+        reward_funcs = get_reward_funcs(reward_names, reward_cfg, scorer=scorer)
+        reward_funcs[0] = recorder.wrap(reward_funcs[0])  # any one of them: each batch is recorded once
+        if training.reward_weights is None:
+            training.reward_weights = get_reward_weights(reward_names, reward_cfg)
 
-    # Run records: the effective recipe and what was trained on, copied into every checkpoint and final/.
-    output_dir = Path(training.output_dir)
-    recipe = effective_recipe(argv, RL_TYPES)
-    info = run_info(model=model_cfg, schedule=schedule_cfg, reward_names=reward_names, data=data,
-                    reward_weights=training.reward_weights, train_problems=len(dataset),
-                    replay={"capacity": rl.replay_capacity, "ratio": rl.replay_ratio})
-    push_repo = training.hub_model_id if training.push_to_hub else None
-    training.push_to_hub = False  # final/ is pushed once, by finish_run; not the Trainer's per-checkpoint pushes
-    if state.is_main_process:
-        write_run_files(output_dir, recipe, info)
+        # Run records: the effective recipe and what was trained on, copied into every checkpoint and final/.
+        output_dir = Path(training.output_dir)
+        recipe = effective_recipe(argv, RL_TYPES)
+        info = run_info(model=model_cfg, schedule=schedule_cfg, reward_names=reward_names, data=data,
+                        reward_weights=training.reward_weights, train_problems=len(dataset),
+                        replay={"capacity": rl.replay_capacity, "ratio": rl.replay_ratio})
+        push_repo = training.hub_model_id if training.push_to_hub else None
+        training.push_to_hub = False  # final/ is pushed once, by finish_run; not the Trainer's per-checkpoint pushes
+        if state.is_main_process:
+            write_run_files(output_dir, recipe, info)
 
-    # The trainer and what runs around each step.
-    guard = CollapseGuard(CollapseGuardConfig(
-        metric=rl.collapse_guard_metric, threshold=rl.collapse_guard_threshold,
-        stop_on_collapse=rl.stop_on_collapse, patience=rl.collapse_guard_patience))
-    callbacks = [
-        PhaseCallback(schedule, rollout, model),
-        ReplayCallback(replay, recorder),
-        CheckpointCallback(schedule, replay, BestTracker(output_dir),
-                           {"run": lambda folder: write_run_files(folder, recipe, info)}),
-        guard,
-    ]
-    trainer = DuelGRPOTrainer(model=model, reward_funcs=reward_funcs, args=training, train_dataset=dataset,
-                              processing_class=policies.tokenizer, rollout_func=rollout, callbacks=callbacks,
-                              samples_per_step=rl.samples_per_step)
-    if benchmark is not None:
-        with checks():
-            try:
-                benchmark.attach(trainer)
-            except ValueError as err:
-                raise ConfigError(str(err)) from err
+        # The trainer and what runs around each step.
+        guard = CollapseGuard(CollapseGuardConfig(
+            metric=rl.collapse_guard_metric, threshold=rl.collapse_guard_threshold,
+            stop_on_collapse=rl.stop_on_collapse, patience=rl.collapse_guard_patience))
+        callbacks = [
+            PhaseCallback(schedule, rollout, model),
+            ReplayCallback(replay, recorder),
+            CheckpointCallback(schedule, replay, BestTracker(output_dir),
+                               {"run": lambda folder: write_run_files(folder, recipe, info)}),
+            guard,
+        ]
+        if engine is not None:  # after PhaseCallback: a step's role is known when its end publishes the new adapter
+            callbacks.append(AdapterSyncCallback(engine.adapters, model, rollout))
+        trainer = DuelGRPOTrainer(model=model, reward_funcs=reward_funcs, args=training, train_dataset=dataset,
+                                  processing_class=policies.tokenizer, rollout_func=rollout, callbacks=callbacks,
+                                  samples_per_step=rl.samples_per_step)
+        if benchmark is not None:
+            with checks():
+                try:
+                    benchmark.attach(trainer)
+                except ValueError as err:
+                    raise ConfigError(str(err)) from err
 
-    if resume is not None:  # the schedule position must match, the replay buffer comes back, later leftovers go
-        prepare_resume(resume, output_dir, schedule, replay)
-    trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
-    code = finish_run(output_dir, policies, trainer, guard, recipe=recipe, info=info, push_repo=push_repo,
-                      is_main_process=state.is_main_process)
-    state.wait_for_everyone()
-    return code
+        if resume is not None:  # the schedule position must match, the replay buffer comes back, later leftovers go
+            prepare_resume(resume, output_dir, schedule, replay)
+        trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
+        code = finish_run(output_dir, policies, trainer, guard, recipe=recipe, info=info, push_repo=push_repo,
+                          is_main_process=state.is_main_process)
+        state.wait_for_everyone()
+        return code
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,14 +1,15 @@
-"""The pipeline: models and adapters, the five-stage chain, evaluation, the warm start, training, the bootstrap
+"""The pipeline: models and adapters, generation engines, the five-stage chain, evaluation, the warm start, training, the bootstrap
 and command-line tools. Imports ``sandbox`` and ``prompts`` of ours, nothing else (``train.py`` and
 ``evaluate.py`` wire in ``datasets_build`` and ``rewards``).
 
 Its sub-packages are levels; each imports only the levels below it (``tests/test_layering.py`` checks):
 
 0. ``models``: base model, tokenizer, precision, the two role adapters, ``Policies``.
-1. ``chain``: the five stages for both roles, and the ``rollout_func`` TRL calls.
-2. ``evaluation``: benchmarks, sampling, scoring, the collapse measure and guard, the benchmark callback.
-3. ``warmstart``: supervised warm start of the generator adapter.
-4. ``training``: the GRPO trainer, schedule, replay, checkpoints, console, report, run records and the end of a
+1. ``engines``: generation engines (transformers; vLLM's server over HTTP with the role adapters served by name).
+2. ``chain``: the five stages for both roles, and the ``rollout_func`` TRL calls.
+3. ``evaluation``: benchmarks, sampling, scoring, the collapse measure and guard, the benchmark callback.
+4. ``warmstart``: supervised warm start of the generator adapter.
+5. ``training``: the GRPO trainer, schedule, replay, checkpoints, console, report, run records and the end of a
    run; ``bootstrap``: expert iteration on the model's own verified samples.
-5. ``tools``: memory estimate, Hub push, solve rates, generation speed.
+6. ``tools``: memory estimate, Hub push, solve rates, generation speed.
 """

@@ -152,24 +152,10 @@ def test_solve_prints_the_whole_chain(tiny_dir: Path, checkpoint: Path, capsys: 
     (["--problem", "Add two numbers."], "no `def NAME(`"),
     (["--task-id", "HumanEvalMini/0", "--task-file", "missing.jsonl"], "does not exist"),
     (["--problem", "x", "--task-id", "HumanEval/0"], "either --problem"),
+    (["--problem", "def f(x):", "--engine", "sglang"], "--engine must be transformers or vllm"),
+    (["--problem", "def f(x):", "--engine", "vllm", "--engine_url", "http://127.0.0.1:9"], "is not reachable"),
 ])
 def test_solve_bad_input_exits_2(args: list[str], expected: str, capsys: pytest.CaptureFixture) -> None:
     assert solve_main(args) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and expected in err
-
-
-def test_vllm_arguments_built_without_a_gpu():
-    """What the vLLM backend would send (the engine itself needs a GPU and never runs in CI)."""
-    from pathlib import Path
-
-    from pipeline.evaluation.generation import SamplingConfig, lora_request_args, vllm_sampling_kwargs
-
-    adapters = {"generator": Path("/ckpt/generator"), "discriminator": Path("/ckpt/discriminator")}
-    assert lora_request_args(adapters) == {"discriminator": ("discriminator", 1, "/ckpt/discriminator"),
-                                           "generator": ("generator", 2, "/ckpt/generator")}
-    assert lora_request_args(None) == {}
-    assert vllm_sampling_kwargs(SamplingConfig(64, 0.0, 0.9), with_logprobs=False) == {
-        "temperature": 0.0, "top_p": 1.0, "max_tokens": 64, "logprobs": None}
-    assert vllm_sampling_kwargs(SamplingConfig(32, 0.8, 0.9), with_logprobs=True) == {
-        "temperature": 0.8, "top_p": 0.9, "max_tokens": 32, "logprobs": 0}

@@ -52,7 +52,7 @@ def test_gpu_recipe_runs_one_step_on_the_cpu(recipe_file: Path, humaneval_mini: 
             "--generator_tokens", "2", "--discriminator_tokens", "2", "--max_steps", "1", "--output_dir", str(out),
             "--report_to", "none", "--dataset_dir", str(humaneval_mini), "--train_splits", "humaneval_mini_test",
             "--eval_splits", "humaneval_mini_test", "--allow_contamination", "true", "--torch_threads", "1"]
-    data, run, rl, schedule, chain, reward, bench, training, model = train.parse_config(argv)
+    data, run, rl, schedule, chain, engine, reward, bench, training, model = train.parse_config(argv)
     # What the recipe says is what runs: 4-bit base, bf16, checkpointing, the batch shape and the group size.
     assert (model.load_in_4bit, model.use_bnb_nested_quant, model.bnb_4bit_compute_dtype) == (
         True, True, "bfloat16")

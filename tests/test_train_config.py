@@ -48,6 +48,9 @@ def run_main(recipe: Path, *overrides: str) -> int:
     (["--train_splits", "mbpp_train"], "mbpp_train"),
     (["--save_total_limit", "1"], "save_total_limit"),
     (["--use_vllm", "true"], "use_vllm"),
+    (["--generation_engine", "sglang"], "generation_engine must be one of"),
+    (["--generation_engine", "vllm", "--engine_max_loras", "1"], "engine_max_loras must be >= 2"),
+    (["--generation_engine", "vllm", "--engine_url", "localhost:8000"], "engine_url must start with http://"),
     (["--schedule", "unified"], "needs >= 2 groups"),
     (["--eval_splits", "humaneval_mini_test", "--allow_contamination", "false"], "overlap evaluation tasks"),
     (["--allow_contamination", "false"], "contamination cannot be checked"),
@@ -166,7 +169,7 @@ def test_existing_checkpoints_need_an_explicit_resume(recipe, tmp_path, capsys):
 def test_command_line_overrides_yaml_and_the_effective_recipe_records_it(recipe):
     argv = ["--config", str(recipe), "--stages", "3", "--learning_rate=2e-5", "--weights", '{"format": 0.5}',
             "--resume_from_checkpoint", "latest", "--activation_checkpointing", "false"]
-    data, run, rl, schedule, chain, reward, bench, training, model = train.parse_config(argv)
+    data, run, rl, schedule, chain, engine, reward, bench, training, model = train.parse_config(argv)
     assert schedule.stages == [3] and schedule.role_steps == 1
     assert training.learning_rate == 2e-5 and training.per_device_train_batch_size == 2
     assert reward.weights == {"format": 0.5} and model.lora_r == 16 and bench.bench_eval_steps is None
@@ -177,7 +180,7 @@ def test_command_line_overrides_yaml_and_the_effective_recipe_records_it(recipe)
     rerun = recipe.parent / "rerun.yaml"
     rerun.write_text(yaml.safe_dump(recorded))
     again = train.parse_config(["--config", str(rerun)])
-    assert again[3] == schedule and again[5].weights == {"format": 0.5} and again[7].learning_rate == 2e-5
+    assert again[3] == schedule and again[6].weights == {"format": 0.5} and again[8].learning_rate == 2e-5
 
 
 def test_training_rows_get_a_unique_short_prompt(recipe):

@@ -1,7 +1,7 @@
 """The five-stage chain and the rollout: the generator writes each stage, the discriminator tests it, and the
 ``StagedRollout`` hands TRL the completions, masks and the plain-data record the rewards read.
 
-Imports ``prompts`` and ``pipeline.models``. ``conversation`` (a batch of chats that keep their KV cache),
+Imports ``prompts``, ``pipeline.models`` and ``pipeline.engines`` (which runs the model).
 ``stages`` (``generate_chains``: both roles through the five stages), ``rollout`` (TRL's ``rollout_func``).
 """
 

@@ -2,7 +2,8 @@
 
 Contract of TRL 1.16 (see ../shared/NOTES.md): called as ``rollout_func(prompts, trainer)`` with the
 prompts already repeated ``num_generations`` times; returns ``prompt_ids``, ``completion_ids``,
-``logprobs`` (None: generated with transformers, no importance-sampling correction), ``env_mask``
+``logprobs`` (the sampler's per-token logprobs when the engine reports them, as the vLLM engine does, NaN on
+inserted tokens; None with transformers, which samples from the trained model itself), ``env_mask``
 (1 = a token the policy generated and is trained on, 0 = inserted context) and any extra fields,
 which TRL forwards to the reward functions as keyword arguments.
 
@@ -25,6 +26,7 @@ from prompts.record import RolloutRecord, columns
 from prompts.stages import NUM_STAGES
 
 from pipeline.chain import Chain, ChainConfig, generate_chains
+from pipeline.engines.base import GenerationEngine
 from prompts.roles import ROLES
 from pipeline.models.policies import Policies
 
@@ -83,6 +85,20 @@ def assemble(chain: Chain, role: str, train_stage: int) -> tuple[list[int], list
     return list(turns.prompt), completion, mask
 
 
+def sampler_logprobs(chain: Chain, role: str) -> list[float] | None:
+    """The sampler's logprob of every completion token of ``role``'s side (NaN on inserted tokens, which
+    nobody sampled), aligned with ``assemble``'s ``completion_ids``; None when the engine reported none."""
+    turns = chain.generator if role == "generator" else chain.discriminator
+    if turns.logprobs is None:
+        return None
+    out: list[float] = []
+    for stage, values in enumerate(turns.logprobs, start=1):
+        if stage > 1:
+            out += [float("nan")] * len(turns.inserted[stage - 2])
+        out += values
+    return out
+
+
 def roles_for(phase: Phase, n: int, num_generations: int, offset: int = 0) -> list[str]:
     """The role of each of ``n`` completions: the phase's, or in ``unified`` mode alternating per
     group of ``num_generations`` (GRPO compares completions within a group, so a group keeps one role).
@@ -97,23 +113,29 @@ class StagedRollout:
     """``rollout_func`` for ``GRPOTrainer``. The training loop sets ``phase`` before each step.
 
     ``adapters`` maps each role to the adapter that plays it (in ``unified`` mode both map to one).
+    ``engine`` generates; None: transformers on the trainer's own model (unwrapped for generation).
     """
 
     def __init__(self, problems: ProblemIndex, chain: ChainConfig, phase: Phase = Phase(),
-                 adapters: dict[str, str] | None = None):
+                 adapters: dict[str, str] | None = None, engine: GenerationEngine | None = None):
         self.problems = problems
         self.chain = chain
         self.phase = phase
         self.adapters = adapters or {role: role for role in ROLES}
+        self.engine = engine
 
     def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, Any]:
         from trl.models import unwrap_model_for_generation
 
         rows = self.problems_for(prompts, trainer)
-        with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator,
-                                         gradient_checkpointing_kwargs=trainer.args.gradient_checkpointing_kwargs) as model:
-            policies = Policies(model, trainer.processing_class)
-            chains = generate_chains(policies, rows, self.chain, adapters=self.adapters)
+        if self.engine is not None:
+            chains = generate_chains(Policies(trainer.model, trainer.processing_class), rows, self.chain,
+                                     adapters=self.adapters, engine=self.engine)
+        else:
+            with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator,
+                                             gradient_checkpointing_kwargs=trainer.args.gradient_checkpointing_kwargs) as model:
+                policies = Policies(model, trainer.processing_class)
+                chains = generate_chains(policies, rows, self.chain, adapters=self.adapters)
         offset = trainer.accelerator.process_index * len(chains)  # TRL gives each process one slice
         return self.to_trl(chains, roles_for(self.phase, len(chains), trainer.num_generations, offset))
 
@@ -124,11 +146,15 @@ class StagedRollout:
     def to_trl(self, chains: list[Chain], roles: list[str]) -> dict[str, Any]:
         """The dict TRL expects, plus the ``RolloutRecord`` of each completion as extra fields (``prompts.record``)."""
         out: dict[str, Any] = {"prompt_ids": [], "completion_ids": [], "logprobs": None, "env_mask": []}
+        logprobs = []
         for chain, role in zip(chains, roles):
             prompt, completion, mask = assemble(chain, role, self.phase.train_stage)
             out["prompt_ids"].append(prompt)
             out["completion_ids"].append(completion)
             out["env_mask"].append(mask)
+            logprobs.append(sampler_logprobs(chain, role))
+        if logprobs and all(values is not None for values in logprobs):
+            out["logprobs"] = logprobs
         out.update(columns([
             RolloutRecord(role=role, train_stage=self.phase.train_stage, stage_texts=c.stage_texts,
                           test_texts=c.test_texts, final_code=c.final_code, tests_by_stage=c.tests_by_stage,

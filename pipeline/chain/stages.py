@@ -1,8 +1,9 @@
 """The five-stage chain: the generator reasons stage by stage, the discriminator tests each stage.
 
-For a batch of problems, every stage is one batched ``generate`` call per role: the generator
-writes stage k for all problems, then the discriminator writes stage k's tests for all problems.
-Each role keeps its own conversation (and KV cache) per problem; only new turns are fed.
+For a batch of problems, every stage is one batched call to the generation engine per role
+(``pipeline.engines``: transformers or vLLM): the generator writes stage k for all problems, then the
+discriminator writes stage k's tests for all problems. Each role keeps its own conversation per problem
+(with its KV cache, or as a growing prompt the vLLM server's prefix cache reuses); only new turns are fed.
 
 Everything a trainer or an evaluator needs comes back per problem in a ``Chain``: the texts, the
 exact token ids of both conversations split into generated and inserted parts (so that a rollout
@@ -22,8 +23,8 @@ from prompts.stages import NUM_STAGES
 from prompts.templates import TemplateSet, load_templates
 from prompts.testcases import extract_tests
 
-from pipeline.models.adapters import acting_as
-from pipeline.chain.conversation import ConversationBatch, Sampling
+from pipeline.engines.base import Conversations, GenerationEngine, Sampling
+from pipeline.engines.transformers_engine import TransformersEngine
 from pipeline.models.policies import Policies
 
 
@@ -64,11 +65,13 @@ class ChainConfig:
 @dataclass
 class Turns:
     """One role's conversation as token ids: ``prompt``, then for each stage the ``generated`` ids,
-    with ``inserted[k]`` (the end of turn k and the user turn of stage k+1) between them."""
+    with ``inserted[k]`` (the end of turn k and the user turn of stage k+1) between them; ``logprobs[k]``
+    holds the sampler's log-probability of each id of ``generated[k]`` when the engine reports them."""
 
     prompt: list[int] = field(default_factory=list)
     generated: list[list[int]] = field(default_factory=list)
     inserted: list[list[int]] = field(default_factory=list)
+    logprobs: list[list[float]] | None = None
 
 
 @dataclass
@@ -106,16 +109,17 @@ class PrefixUnstableError(RuntimeError):
 class _Role:
     """A role's conversations for the batch: messages (for rendering) and the cached token batch."""
 
-    def __init__(self, model: Any, tokenizer: Any, adapter: str):
-        self.model, self.tokenizer, self.adapter = model, tokenizer, adapter
+    def __init__(self, engine: GenerationEngine, tokenizer: Any, adapter: str):
+        self.engine, self.tokenizer, self.adapter = engine, tokenizer, adapter
         self.histories: list[list[dict[str, str]]] = []
-        self.batch: ConversationBatch | None = None
+        self.batch: Conversations | None = None
         self.last: list[list[int]] = []
+        self.last_logprobs: list[list[float]] | None = None
 
     def start(self, histories: list[list[dict[str, str]]]) -> list[list[int]]:
         self.histories = histories
         prompts = [chat.render_ids(self.tokenizer, h) for h in histories]
-        self.batch = ConversationBatch(self.model, self.tokenizer, prompts)
+        self.batch = self.engine.conversations(prompts)
         return prompts
 
     def add_turn(self, answers: list[str], new_turns: list[dict[str, str]]) -> list[list[int]]:
@@ -138,37 +142,40 @@ class _Role:
 
     def generate(self, max_new_tokens: int, sampling: Sampling) -> list[str]:
         assert self.batch is not None
-        with acting_as(self.model, self.adapter):
-            self.last = self.batch.generate(max_new_tokens, sampling)
+        self.last = self.batch.generate(max_new_tokens, sampling, self.adapter)
+        self.last_logprobs = self.batch.logprobs
         return self.tokenizer.batch_decode(self.last, skip_special_tokens=True)
 
 
 def generate_chains(policies: Policies, problems: Sequence[dict[str, Any]], config: ChainConfig, *,
                     with_tests: bool = True, templates: TemplateSet | None = None,
-                    adapters: dict[str, str] | None = None) -> list[Chain]:
+                    adapters: dict[str, str] | None = None, engine: GenerationEngine | None = None) -> list[Chain]:
     """Run the five stages for every problem in one batch; with_tests adds the discriminator.
 
     ``policies`` holds the model with both role adapters and its tokenizer (``pipeline.models.policies.Policies``);
-    ``adapters`` names the adapter that plays each role (default: the role's own name).
+    ``adapters`` names the adapter that plays each role (default: the role's own name); ``engine`` generates
+    (default: transformers on ``policies.model``).
     """
     chains: list[Chain] = []
     for chains in iter_chain_stages(policies, problems, config, with_tests=with_tests, templates=templates,
-                                    adapters=adapters):
+                                    adapters=adapters, engine=engine):
         pass
     return chains
 
 
 def iter_chain_stages(policies: Policies, problems: Sequence[dict[str, Any]], config: ChainConfig, *,
                       with_tests: bool = True, templates: TemplateSet | None = None,
-                      adapters: dict[str, str] | None = None) -> Iterator[list[Chain]]:
+                      adapters: dict[str, str] | None = None,
+                      engine: GenerationEngine | None = None) -> Iterator[list[Chain]]:
     """Like ``generate_chains`` but yields the chains after every stage (for progress reporting)."""
+    engine = engine or TransformersEngine(policies.model, policies.tokenizer)
     templates = templates or load_templates(config.templates)
     adapters = adapters or {"generator": "generator", "discriminator": "discriminator"}
     fields = [_problem_fields(p) for p in problems]
     chains = [Chain(task_id=str(p.get("task_id", i)), entry_point=f["entry_point"]) for i, (p, f) in
               enumerate(zip(problems, fields))]
-    gen = _Role(policies.model, policies.tokenizer, adapters["generator"])
-    disc = _Role(policies.model, policies.tokenizer, adapters["discriminator"])
+    gen = _Role(engine, policies.tokenizer, adapters["generator"])
+    disc = _Role(engine, policies.tokenizer, adapters["discriminator"])
     prompts = gen.start([chat.generator_messages(templates, **f) for f in fields])
     for chain, prompt in zip(chains, prompts):
         chain.generator.prompt = prompt
@@ -180,9 +187,10 @@ def iter_chain_stages(policies: Policies, problems: Sequence[dict[str, Any]], co
                 chain.generator.inserted.append(ids)
         texts = gen.generate(config.generator_tokens[stage - 1], config.sampling)
         seconds = time.perf_counter() - started
-        for chain, text, ids in zip(chains, texts, gen.last):
+        for row, (chain, text, ids) in enumerate(zip(chains, texts, gen.last)):
             chain.stage_texts.append(text)
             chain.generator.generated.append(ids)
+            _keep_logprobs(chain.generator, gen.last_logprobs, row)
             chain.stage_seconds.append(seconds)
         if with_tests:
             _discriminator_stage(disc, chains, fields, templates, stage, texts, config)
@@ -203,9 +211,20 @@ def _discriminator_stage(disc: _Role, chains: list[Chain], fields: list[dict[str
         for chain, ids in zip(chains, disc.add_turn([c.test_texts[-1] for c in chains], turns)):
             chain.discriminator.inserted.append(ids)
     texts = disc.generate(config.discriminator_tokens[stage - 1], config.sampling)
-    for chain, text, ids in zip(chains, texts, disc.last):
+    for row, (chain, text, ids) in enumerate(zip(chains, texts, disc.last)):
         chain.discriminator.generated.append(ids)
+        _keep_logprobs(chain.discriminator, disc.last_logprobs, row)
         accumulate_tests(chain, text)
+
+
+def _keep_logprobs(turns: Turns, logprobs: list[list[float]] | None, row: int) -> None:
+    """Record the sampler's logprobs of the turn just generated (engines that report none leave None)."""
+    if logprobs is None:
+        turns.logprobs = None
+        return
+    if turns.logprobs is None:
+        turns.logprobs = []
+    turns.logprobs.append(list(logprobs[row]))
 
 
 def accumulate_tests(chain: Chain, text: str) -> None:

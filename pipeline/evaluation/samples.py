@@ -114,10 +114,12 @@ def problem_tests(backend: Backend, rows: Sequence[Mapping[str, Any]], templates
 
 
 def staged_samples(policies: Any, rows: Sequence[Mapping[str, Any]], chain_config: Any, num_samples: int, *,
-                   batch_size: int, with_tests: bool, use_adapters: bool = True) -> list[Sample]:
+                   batch_size: int, with_tests: bool, use_adapters: bool = True, engine: Any = None) -> list[Sample]:
     """`num_samples` five-stage chains per task, `batch_size` chains at a time; only the final code is scored.
 
     With `use_adapters=False` the chain runs with every adapter disabled: the base model plays both roles.
+    `engine` generates (a `pipeline.engines` engine, already set to the adapters' use); None: transformers on
+    `policies.model`.
     A chain reports each stage's batch wall time; a sample gets its share (time / chains in the batch).
     """
     from pipeline.chain import generate_chains
@@ -129,9 +131,10 @@ def staged_samples(policies: Any, rows: Sequence[Mapping[str, Any]], chain_confi
     bar = tqdm(total=len(pairs), desc="staged chains", unit="chain", leave=False)
     for start in range(0, len(pairs), batch_size):
         batch = pairs[start:start + batch_size]
-        disabled = contextlib.nullcontext() if use_adapters else policies.model.disable_adapter()
+        disabled = contextlib.nullcontext() if use_adapters or engine is not None else policies.model.disable_adapter()
         with disabled:
-            chains = generate_chains(policies, [dict(row) for row, _ in batch], chain_config, with_tests=with_tests)
+            chains = generate_chains(policies, [dict(row) for row, _ in batch], chain_config, with_tests=with_tests,
+                                     engine=engine)
         for (row, index), chain in zip(batch, chains):
             samples.append(Sample(
                 row["task_id"], index, chain.stage_texts[-1] if chain.stage_texts else "", chain.final_code,

@@ -56,8 +56,13 @@ class SolveConfig:
         default_factory=lambda: [128], metadata={"help": "Token budget of each discriminator answer (1 or 5 values)."})
     templates: str = field(default="default", metadata={"help": "Prompt template set: packaged name or folder."})
     timeout_s: float = field(default=3.0, metadata={"help": "Sandbox seconds per test."})
+    engine: str = field(default="transformers", metadata={
+        "help": "Generation engine: transformers, or vllm (a vLLM server from .venv-vllm, or --engine_url)."})
+    engine_url: str | None = field(default=None, metadata={"help": "With --engine vllm: a running server's URL."})
 
     def __post_init__(self) -> None:
+        if self.engine not in ("transformers", "vllm"):
+            raise SolveError(f"--engine must be transformers or vllm, got {self.engine!r}")
         if (self.problem is None) == (self.task_id is None):
             raise SolveError("give either --problem (with --entry_point) or --task_id (with --task_file)")
         if self.task_file is not None and self.task_id is None:
@@ -125,6 +130,32 @@ def _verdict_lines(title: str, tests: Sequence[str], result: Any) -> list[str]:
     return lines
 
 
+def _vllm_chain(cfg: SolveConfig, problem: dict[str, Any], chain_cfg: Any) -> Any:
+    """The chain generated on a vLLM server (the adapters served by name, or the base model without --adapter)."""
+    import tempfile
+
+    from pipeline.chain import generate_chains
+    from pipeline.engines import VllmServerConfig, VllmServerError, model_stop_ids, open_vllm
+    from pipeline.evaluation.runs import vllm_dtype
+    from pipeline.models import ModelLoadError, load_tokenizer, resolve_model_source
+    from pipeline.models.adapters import resolve_adapter_dir
+    from pipeline.models.policies import Policies
+    from prompts.roles import ROLES
+
+    try:
+        source = resolve_model_source(cfg.model)
+        adapters = {role: resolve_adapter_dir(cfg.adapter, role) for role in ROLES} if cfg.adapter else None
+        tokenizer = load_tokenizer(source)
+        with tempfile.TemporaryDirectory(prefix="duelcoder-solve-") as work, \
+                open_vllm(VllmServerConfig(url=cfg.engine_url, dtype=vllm_dtype(cfg.dtype)), source,
+                          stop=model_stop_ids(source, tokenizer), work_dir=work, adapters=adapters) as engine:
+            (chain,) = generate_chains(Policies(None, tokenizer), [problem], chain_cfg, with_tests=True,
+                                       engine=engine.with_adapters(bool(adapters)))
+    except (ModelLoadError, VllmServerError) as err:
+        raise SolveError(str(err)) from None
+    return chain
+
+
 def solve(cfg: SolveConfig) -> str:
     """Run the chain on the configured problem; returns the printable account."""
     from transformers import set_seed
@@ -140,19 +171,22 @@ def solve(cfg: SolveConfig) -> str:
         problem = read_task(cfg.task_file or humaneval_file(), cfg.task_id)
     else:
         problem = free_problem(cfg.problem or "", cfg.entry_point)
-    try:
-        policies, _ = load_eval_policies(cfg.model, cfg.adapter, dtype=cfg.dtype)
-    except (ModelLoadError, EmbeddedModelError) as err:
-        raise SolveError(str(err)) from None
     budgets = {"generator_tokens": tuple(cfg.generator_tokens)} if cfg.generator_tokens else {}
     chain_cfg = ChainConfig(**budgets, discriminator_tokens=tuple(cfg.discriminator_tokens), temperature=cfg.temperature,
                             top_p=cfg.top_p, top_k=0, templates=cfg.templates)
     set_seed(cfg.seed)
-    if cfg.adapter:
-        (chain,) = generate_chains(policies, [problem], chain_cfg, with_tests=True)
+    if cfg.engine == "vllm":
+        chain = _vllm_chain(cfg, problem, chain_cfg)
     else:
-        with policies.model.disable_adapter():
+        try:
+            policies, _ = load_eval_policies(cfg.model, cfg.adapter, dtype=cfg.dtype)
+        except (ModelLoadError, EmbeddedModelError) as err:
+            raise SolveError(str(err)) from None
+        if cfg.adapter:
             (chain,) = generate_chains(policies, [problem], chain_cfg, with_tests=True)
+        else:
+            with policies.model.disable_adapter():
+                (chain,) = generate_chains(policies, [problem], chain_cfg, with_tests=True)
 
     lines: list[str] = []
     for stage, text in zip(STAGES, chain.stage_texts):

@@ -28,8 +28,8 @@ def check_rl_run(rl: RLArguments, schedule_cfg: ScheduleConfig, training: Any, m
         raise ConfigError("use_vllm: TRL syncs a LoRA policy into vLLM by merging the adapter into the base "
                           "(GRPOTrainer._move_model_to_vllm calls merge_adapter), so one engine holds one merged "
                           "model and cannot serve two role adapters per request; and with a 4-bit base that sync "
-                          "fails (packed NF4 shapes, TRL issue #4973). The staged rollout generates with "
-                          "transformers (pipeline.chain). Set use_vllm: false.")
+                          "fails (packed NF4 shapes, TRL issue #4973). Set use_vllm: false and "
+                          "generation_engine: vllm (both role adapters served by name, synced alone).")
     if schedule_cfg.schedule == "unified" and model.discriminator_init_adapter is not None:
         raise ConfigError("discriminator_init_adapter: the unified schedule trains the generator adapter alone (it plays "
                           "both roles), so a discriminator adapter would never be used; remove it")

@@ -25,6 +25,8 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
     ("catch", "discriminator/bug_catch_rate", "{:.2f}"),
     ("zero_std", "frac_reward_zero_std", "{:.2f}"),
     ("collapse", "generator/collapse_rate", "{:.2f}"),
+    ("logp_gap", "sampling/sampling_logp_difference/mean", "{:.4f}"),  # vllm engine: |sampler - trainer|
+    ("is_ratio", "sampling/importance_sampling_ratio/mean", "{:.3f}"),
 )
 
 

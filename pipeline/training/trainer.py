@@ -10,6 +10,12 @@ What it adds to TRL's trainer, and why:
 * ``_load_from_checkpoint`` restores each role's adapter from ``checkpoint/<role>/``.
 * ``_prepare_inputs`` refuses to train a buffered generation batch under another phase than the
   one it was generated in (the schedule's alignment check should make this impossible).
+* with the ``vllm`` generation engine, TRL's own importance-sampling correction of its vLLM path
+  (``vllm_importance_sampling_correction``, ``vllm_importance_sampling_mode``, ``..._clip_max``) runs on the
+  sampler's logprobs the rollout returns: TRL gates it on ``use_vllm``, which stays False (its weight sync
+  merges the LoRA into the base), so the flag is raised only around TRL's generation-and-scoring and loss
+  code, with TRL's weight sync marked done (``AdapterSyncCallback`` syncs the adapters instead). The mean
+  gap |sampler - trainer| per token is logged as ``<role>/logprob_gap`` beside TRL's ``sampling/`` metrics.
 * timing of generation, rewards (with the sandbox's share) and the rest of each step, the syntax
   validity of the final code, ``generator/collapse_rate`` (share of generator samples with a stage that
   ``pipeline.evaluation.collapse.is_collapsed`` flags: what train.py's ``CollapseGuard`` watches),
@@ -19,6 +25,7 @@ What it adds to TRL's trainer, and why:
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import math
 import time
@@ -52,8 +59,11 @@ PRIVATE_HOOKS: dict[str, tuple[str, ...]] = {
     "_calculate_rewards": ("inputs", "prompts", "completions", "completion_ids_list"),  # time rewards, log rates
     "_log_metric": ("name", "value"),  # log a metric averaged over processes with TRL's own
     "_get_output_dir": ("trial",),  # where the checkpoint being saved goes
+    "_generate_and_score_completions": ("inputs",),  # importance sampling against our own vLLM sampler
+    "_compute_loss": ("model", "inputs"),  # the same, in the loss
 }
-PRIVATE_ATTRIBUTES = ("_metrics", "_step", "_buffered_inputs")  # set in GRPOTrainer.__init__, read here
+PRIVATE_ATTRIBUTES = ("_metrics", "_step", "_buffered_inputs", "_last_loaded_step")  # set in GRPOTrainer.__init__
+# (_last_loaded_step: set here too, see _sampler_is_vllm), read or written here
 # Logged metrics that are copied under `stage<k>/` so that each curriculum stage has its own curves.
 STAGE_METRIC_PREFIXES = ("reward", "rewards/", "generator/", "discriminator/", "invalid_reasons/", "quality/")
 
@@ -206,6 +216,41 @@ class DuelGRPOTrainer(GRPOTrainer):
                     "tests_by_stage": row.get("tests_by_stage"), "final_code": row.get("final_code"),
                 }
                 out.write(json.dumps(record) + "\n")
+
+    # ------------------------------------------------------------ importance sampling against the vLLM sampler
+
+    @property
+    def _sampler_is_vllm(self) -> bool:
+        engine = getattr(self.rollout_func, "engine", None)
+        return engine is not None and getattr(engine, "name", "") == "vllm"
+
+    @contextlib.contextmanager
+    def _as_trl_vllm_path(self):
+        """TRL's vLLM branches on for the block, without TRL's weight sync (ours syncs adapters only)."""
+        self._last_loaded_step = self.state.global_step
+        self.use_vllm = True
+        try:
+            yield
+        finally:
+            self.use_vllm = False
+
+    def _generate_and_score_completions(self, inputs):
+        if not (self._sampler_is_vllm and self.vllm_importance_sampling_correction):
+            return super()._generate_and_score_completions(inputs)
+        window = self._metrics["train" if self.model.training else "eval"]
+        with self._as_trl_vllm_path():
+            output = super()._generate_and_score_completions(inputs)
+        gaps = window.get("sampling/sampling_logp_difference/mean")
+        if gaps:
+            role = self.rollout_func.phase.role
+            window[f"{role}/logprob_gap"].append(gaps[-1])
+        return output
+
+    def _compute_loss(self, model, inputs):
+        if not (self._sampler_is_vllm and self.vllm_importance_sampling_correction):
+            return super()._compute_loss(model, inputs)
+        with self._as_trl_vllm_path():
+            return super()._compute_loss(model, inputs)
 
     # ------------------------------------------------------------ logs
 
