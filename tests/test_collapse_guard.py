@@ -101,6 +101,30 @@ def test_other_metrics_and_non_numbers_are_ignored(tmp_path, caplog):
     assert not (tmp_path / GUARD_FILE).exists()
 
 
+def test_a_metric_never_logged_is_reported_at_the_end_of_training(tmp_path, caplog):
+    """The guard skips logs without its metric (a discriminator phase logs no generator metrics), so a metric
+    that is never logged at all (renamed, misspelt in a recipe) would leave it silent for a whole run: the end of
+    training says so. A run that logged the metric once says nothing."""
+    silent = Run(tmp_path, CollapseGuard(CollapseGuardConfig(metric=METRIC, stop_on_collapse=True)))
+    for step in (1, 2, 3):
+        silent.state.global_step = step
+        silent.guard.on_log(silent.args, silent.state, silent.control, logs={"collapse_rate": 0.9, "loss": 1.0})
+    with caplog.at_level(logging.WARNING, logger="pipeline.evaluation.guard"):
+        silent.guard.on_train_end(silent.args, silent.state, silent.control)
+    assert f"{METRIC} was never logged (3 logs read)" in caplog.text
+    assert silent.guard.report()["logs_with_metric"] == 0
+
+    caplog.clear()
+    watched = Run(tmp_path, CollapseGuard(CollapseGuardConfig(metric=METRIC)))
+    watched.state.global_step = 1
+    watched.guard.on_log(watched.args, watched.state, watched.control, logs={"loss": 1.0})
+    watched.log(2, 0.1)
+    with caplog.at_level(logging.WARNING, logger="pipeline.evaluation.guard"):
+        watched.guard.on_train_end(watched.args, watched.state, watched.control)
+    assert "never logged" not in caplog.text
+    assert watched.guard.report()["logs_with_metric"] == 1
+
+
 def test_config_is_checked():
     for bad in ({"threshold": 0.0}, {"threshold": 1.5}, {"patience": 0}, {"metric": ""}):
         with pytest.raises(ValueError):

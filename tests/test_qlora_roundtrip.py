@@ -2,6 +2,10 @@
 a warm start (SFT) on the 4-bit base; RL from its adapters on the 4-bit base, interrupted and resumed from a
 checkpoint; the saved adapters evaluated by `evaluate.py` on a 4-bit base and on a full-precision one.
 
+The RL run carries real gradients (`text_spread`, tests/spread_train.py: a reward that differs within every group,
+`grad_norm > 0` checked), so the resumed run's adapters equal the uninterrupted run's only if the resume restored
+the adapters, the optimizer's moments, the scheduler and the sampling RNG.
+
 The model is the tiny Llama built from the embedded tokenizer (the code path is the model's size apart the
 same); compute is fp32 (`bnb_4bit_compute_dtype: float32`), the dtype the rest of these tests pin.
 """
@@ -19,10 +23,13 @@ from safetensors.torch import load_file
 
 import datasets_build
 import train
+from rewards import RewardConfig, default_reward_names
+from rewards.registry import REWARD_FUNCS
 from pipeline.models import ModelConfig
 from pipeline.warmstart import WarmStartConfig, run_warm_start, sft_training_args
 
 from conftest import load_evaluate_cli
+from spread_train import SPREAD, text_spread
 from test_train_step import shared_tiny_model
 
 cli = load_evaluate_cli("duelcoder_evaluate_qlora")
@@ -38,7 +45,7 @@ def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 
 
 @pytest.mark.slow
-def test_warm_start_rl_resume_and_evaluation_on_a_4bit_base(tmp_path_factory, tmp_path):
+def test_warm_start_rl_resume_and_evaluation_on_a_4bit_base(tmp_path_factory, tmp_path, monkeypatch):
     tiny = shared_tiny_model(tmp_path_factory)
     rows = list(datasets_build.load_problems("humaneval-mini"))[:4]
 
@@ -54,6 +61,7 @@ def test_warm_start_rl_resume_and_evaluation_on_a_4bit_base(tmp_path_factory, tm
     data = tmp_path / "data"
     datasets_build.build(datasets_build.BuildConfig(sources=("humaneval-mini",), out=str(data), progress=False))
     out = tmp_path / "rl"
+    monkeypatch.setitem(REWARD_FUNCS, SPREAD, text_spread)
     recipe = tmp_path / "rl.yaml"
     recipe.write_text(yaml.safe_dump({
         "model_name_or_path": str(tiny), **QUANT, "lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.0,
@@ -63,10 +71,14 @@ def test_warm_start_rl_resume_and_evaluation_on_a_4bit_base(tmp_path_factory, tm
         "generator_tokens": [3], "discriminator_tokens": [4], "temperature": 1.0,
         "stages": [1, 2], "role_steps": 1, "alternating_steps": 0, "max_steps": 4,
         "per_device_train_batch_size": 2, "num_generations": 2, "learning_rate": 0.05, "weight_decay": 0.1,
+        "reward_funcs": [*default_reward_names(RewardConfig()), SPREAD],
         "use_cpu": True, "bf16": False, "activation_checkpointing": True, "torch_threads": 1,
         "output_dir": str(out), "save_steps": 1, "logging_steps": 1, "report_to": "none", "seed": 0,
     }))  # fmt: skip
     assert train.main(["--config", str(recipe)]) == 0
+    history = json.loads((out / "final" / "trainer_state.json").read_text())["log_history"]
+    norms = [h["grad_norm"] for h in history if "loss" in h]
+    assert len(norms) == 4 and all(n > 0 for n in norms), norms
     # Step 1 trained the discriminator only: the generator is the warm start's, bit for bit (AdamW's weight decay
     # moves every LoRA matrix of the adapter it updates, so "changed" means "updated" even with a zero gradient).
     assert same(lora(out / "checkpoint-1", "generator"), lora(sft, "generator"))
@@ -84,7 +96,10 @@ def test_warm_start_rl_resume_and_evaluation_on_a_4bit_base(tmp_path_factory, tm
     assert same(lora(out / "checkpoint-3", "generator"), lora(out / "checkpoint-2", "generator"))
     assert not same(lora(out / "checkpoint-3", "discriminator"), lora(out / "checkpoint-2", "discriminator"))
     assert json.loads((out / "final" / "trainer_state.json").read_text())["global_step"] == 4
-    assert all(lora(out / "final", role).keys() == uninterrupted[role].keys() for role in uninterrupted)
+    # The resumed run ends where the uninterrupted one ended: the adapters' values, bit for bit (same seed, the
+    # checkpoint's optimizer, scheduler and RNG states restored on the 4-bit base).
+    for role, expected in uninterrupted.items():
+        assert same(lora(out / "final", role), expected), f"{role}: the resumed run's adapter differs"
 
     # 4. The adapters RL saved evaluate on a 4-bit base and on a full-precision base.
     for name, extra in (("nf4", ["--load_in_4bit", "true", "--bnb_4bit_compute_dtype", "float32"]),

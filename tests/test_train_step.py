@@ -170,3 +170,35 @@ def test_a_4bit_base_trains_each_adapter_in_its_own_phase(tiny_dir, tmp_path):
         ("discriminator", {"discriminator"}, {"discriminator"}),
         ("generator", {"generator"}, {"generator"}),
     ]
+
+
+@pytest.mark.slow
+def test_the_phase_guard_refuses_a_buffered_batch_generated_under_another_phase(tiny_dir, tmp_path):
+    """The trainer's last line of defence when a schedule is not aligned with generation batches (train.py refuses
+    such recipes before anything loads, so only a direct trainer can reach it): with ``steps_per_generation=2`` one
+    batch is generated for two optimizer steps, and the schedule hands step 1 to the generator. Training the
+    discriminator's buffered completions under the generator's phase (its adapter, its rewards) must stop the run,
+    at step 1, before that step trains anything."""
+    policies = load_policies(ModelConfig(model_name_or_path=str(tiny_dir), lora_r=4, lora_alpha=8, lora_dropout=0.0))
+    rows = [dict(row, prompt=row["task_id"]) for row in list(load_problems("humaneval-mini"))[:2]]
+    schedule = AdversarialSchedule(ScheduleConfig(stages=[1], role_steps=1, alternating_steps=0))
+    rollout = ReplayRollout(ProblemIndex(rows), ChainConfig(generator_tokens=[3], discriminator_tokens=[4],
+                                                            temperature=1.0), schedule.phase_at(0),
+                            buffer=ReplayBuffer(capacity=1), seed=0)
+    probe = Probe(policies.model, rollout)
+
+    def id_checksum(prompts, completions, completion_ids, **kwargs):
+        return [float(sum(ids) % 1000) / 1000 for ids in completion_ids]
+
+    args = GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, num_generations=2, max_steps=2,
+                      steps_per_generation=2, learning_rate=0.05, use_cpu=True, bf16=False,
+                      activation_checkpointing=False, report_to="none", save_strategy="no", logging_steps=1, seed=0)
+    trainer = DuelGRPOTrainer(model=policies.model, reward_funcs=[id_checksum], args=args,
+                              train_dataset=Dataset.from_list(rows), processing_class=policies.tokenizer,
+                              rollout_func=rollout, samples_per_step=0,
+                              callbacks=[PhaseCallback(schedule, rollout, policies.model), probe])
+    with pytest.raises(RuntimeError, match="inside a generation batch generated under"):
+        trainer.train()
+    assert trainer.state.global_step == 1  # step 0 trained the discriminator on the fresh batch
+    assert probe.records == [("discriminator", {"discriminator"}, {"discriminator"})]
+    assert rollout.phase.role == "generator"  # step 1 had begun under the generator's phase when it was refused

@@ -51,6 +51,10 @@ class CollapseGuard(TrainerCallback):
     checkpoint out under `save_total_limit`). Writes `collapse_guard.json` to `output_dir` at each
     collapsed log, naming `last_good_checkpoint`: the newest checkpoint still on disk that was saved
     before the current run of collapsed logs began.
+
+    A metric that is never logged leaves the guard with nothing to watch (a renamed metric, a recipe naming the
+    wrong key): at the end of training it warns, with the number of logs it read, instead of staying quiet.
+    ``seen`` counts the logs that carried the metric.
     """
 
     def __init__(self, config: CollapseGuardConfig | None = None):
@@ -61,6 +65,8 @@ class CollapseGuard(TrainerCallback):
         self.streak = 0
         self.stopped = False
         self.output_dir: str | None = None
+        self.logs = 0  # logs read by on_log
+        self.seen = 0  # of which carried config.metric
 
     # -- what the guard knows
 
@@ -74,7 +80,8 @@ class CollapseGuard(TrainerCallback):
 
     def report(self) -> dict[str, Any]:
         return {"config": asdict(self.config), "stopped": self.stopped, "collapse_start_step": self.streak_start,
-                "last_good_checkpoint": self.last_good_checkpoint(), "events": self.events}
+                "last_good_checkpoint": self.last_good_checkpoint(), "events": self.events,
+                "logs_with_metric": self.seen}
 
     # -- callback events
 
@@ -91,10 +98,17 @@ class CollapseGuard(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         self.saved[state.global_step] = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
 
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.logs and not self.seen:
+            logger.warning("collapse guard: %s was never logged (%d logs read); the guard watched nothing. "
+                           "Set collapse_guard_metric to a metric the run logs", self.config.metric, self.logs)
+
     def on_log(self, args, state, control, logs=None, **kwargs):
+        self.logs += 1
         value = (logs or {}).get(self.config.metric)
         if value is None:
             return control
+        self.seen += 1
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             logger.warning("collapse guard: %s = %r at step %d is not a finite number; ignored",
                            self.config.metric, value, state.global_step)
