@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -45,3 +48,15 @@ def load_module(name: str, path: Path):
 def load_evaluate_cli(name: str):
     """evaluate.py as a module, under another name: "evaluate" is the Hugging Face library's module name."""
     return load_module(name, Path(__file__).resolve().parents[1] / "evaluate.py")
+
+
+def kill_when_complete(run: subprocess.Popen, marker: Path, log: Path, timeout_s: float) -> None:
+    """SIGKILL a launched run's whole process group as soon as ``marker`` (a checkpoint's completeness file)
+    exists: the crash a resume must survive. Fails if the run ends first or the marker never comes."""
+    deadline = time.monotonic() + timeout_s
+    while not marker.is_file():
+        assert run.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"no {marker} in {timeout_s:.0f} s"
+        time.sleep(0.1)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait(timeout=60)

@@ -247,7 +247,8 @@ def test_generation_uses_eager_attention_only_with_bf16_weights_on_the_cpu(
     CPU SDPA kernel is slow for one query token in bf16) and back to SDPA afterwards, for training; an fp32 model
     keeps SDPA throughout. Checked by what runs: the implementation the attention layers read at each call, and
     the calls that reach PyTorch's SDPA kernel, during a real `ConversationBatch.generate` and after it."""
-    from pipeline.chain.conversation import ConversationBatch, Sampling
+    from pipeline.engines.base import Sampling
+    from pipeline.engines.transformers_engine import ConversationBatch
 
     policies = load_policies(ModelConfig(model_name_or_path=str(tiny_dir), dtype=dtype, lora_r=4))
     base = policies.model.get_base_model()
@@ -260,7 +261,7 @@ def test_generation_uses_eager_attention_only_with_bf16_weights_on_the_cpu(
     monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention",
                         lambda *args, **kwargs: sdpa_calls.append(1) or sdpa(*args, **kwargs))
     prompts = [policies.tokenizer(text)["input_ids"] for text in PROMPTS]
-    ConversationBatch(policies.model, policies.tokenizer, prompts).generate(4, Sampling(temperature=0))
+    ConversationBatch(policies.model, policies.tokenizer, prompts).generate(4, Sampling(temperature=0), "generator")
     assert used and set(used) == {while_generating}
     assert bool(sdpa_calls) == (while_generating == "sdpa")
 

@@ -140,7 +140,7 @@ def test_warm_start_defaults_are_the_plans_recipe_and_cpu_safe(native_bf16, monk
     assert (model.lora_r, model.lora_alpha, sft.learning_rate, sft.warmup_steps) == (8, 16, 1e-4, 0.1)
     assert (sft.bf16, sft.use_cpu, sft.activation_checkpointing) == (native_bf16, True, False)
     assert resolve_dtype(model.dtype) == (torch.bfloat16 if native_bf16 else torch.float32)
-    rl = train.parse_config(["--output_dir", "unused", "--use_cpu", "true"])[7]  # RL: the same autocast choice
+    rl = train.parse_config(["--output_dir", "unused", "--use_cpu", "true"])[train.RL_TYPES.index(train.GRPOConfig)]
     assert (rl.bf16, rl.activation_checkpointing) == (native_bf16, False)
     data, run, warm, bench, sft, model = train.parse_sft_config(["--config", str(SFT_RECIPE), "--lora_r", "4"])
     assert (model.lora_r, model.lora_alpha, sft.learning_rate, sft.max_steps) == (4, 16, 1e-4, 4)

@@ -26,11 +26,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +47,7 @@ from rewards import RewardConfig, default_reward_names
 
 from spread_train import SPREAD
 from test_train_step import shared_tiny_model
+from conftest import kill_when_complete
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ACCELERATE = Path(sys.executable).with_name("accelerate")
@@ -120,13 +119,7 @@ def test_two_process_training_survives_sigkill_and_resumes_exactly(tmp_path_fact
 
     # Run 1: killed (whole process group, SIGKILL) as soon as its first checkpoint is complete.
     first = launch(recipe, tmp_path / "first.log", script=SPREAD_TRAIN)
-    deadline = time.monotonic() + 400
-    while not (out / "checkpoint-1" / COMPLETE).is_file():
-        assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
-        assert time.monotonic() < deadline, "no complete checkpoint in time"
-        time.sleep(0.1)
-    os.killpg(first.pid, signal.SIGKILL)
-    first.wait(timeout=60)
+    kill_when_complete(first, out / "checkpoint-1" / COMPLETE, tmp_path / "first.log", timeout_s=400)
     assert not (out / "final").exists(), "the run finished before it could be killed"
     resumed_from = latest_complete(out)
     killed_samples = (out / SAMPLES_FILE).read_bytes()  # what run 2 appends starts after these bytes

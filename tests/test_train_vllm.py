@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import yaml
 import datasets_build
 from pipeline.models.tiny import build_tiny_model
 from pipeline.training.checkpoints import COMPLETE, latest_complete
+from conftest import kill_when_complete
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,13 +68,7 @@ def test_two_steps_on_vllm_survive_sigkill_and_resume_on_a_new_server(tmp_path):
     }))  # fmt: skip
 
     first = launch(recipe, tmp_path / "first.log")
-    deadline = time.monotonic() + 600
-    while not (out / "checkpoint-1" / COMPLETE).is_file():
-        assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
-        assert time.monotonic() < deadline, "no complete checkpoint in time"
-        time.sleep(0.2)
-    os.killpg(first.pid, signal.SIGKILL)
-    first.wait(timeout=60)
+    kill_when_complete(first, out / "checkpoint-1" / COMPLETE, tmp_path / "first.log", timeout_s=600)
     assert not (out / "final").exists(), "the run finished before it could be killed"
     deadline = time.monotonic() + 60
     while servers_of(tiny) and time.monotonic() < deadline:  # the server dies with the run that started it
