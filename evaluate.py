@@ -31,7 +31,7 @@ from typing import Any
 
 from datasets_build import DatasetFormatError, SourceConfig, load_problems, read_task_ids, require_tasks
 from pipeline.engines.vllm_server import VllmServerError
-from pipeline.evaluation.collapse import CollapseConfig
+from prompts.collapse import CollapseConfig
 from pipeline.evaluation.config import EvalConfig, EvalConfigError
 from pipeline.evaluation.evalplus_judge import ReferenceFailed
 from pipeline.evaluation.metric import load_pass_at_k

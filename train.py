@@ -37,21 +37,22 @@ from pipeline.models.embedded import cache_root
 from pipeline.evaluation.callback import BenchmarkCallback
 from pipeline.models import ModelConfig, ModelLoadError
 from pipeline.models.policies import load_policies
-from pipeline.chain.rollout import ProblemIndex
+from pipeline.chain.rollout import ProblemIndex, StagedRollout
 from pipeline.engines import EngineArguments, VllmServerError, model_stop_ids, open_vllm
 from pipeline.models import resolve_model_source
 from pipeline.training.adapter_sync import AdapterSyncCallback
-from pipeline.training.callbacks import PhaseCallback
-from pipeline.training.checkpoints import BestTracker, CheckpointCallback, CheckpointError, prepare_resume
+from pipeline.training.callbacks import DuelCallback
+from pipeline.training.checkpoints import BestTracker, CheckpointError
 from pipeline.training.checks import check_rl_run
 from pipeline.training.config import (
     BenchmarkArguments, ChainArguments, ConfigError, RLArguments, RunArguments, device_defaults, effective_recipe,
     parse_recipe, recipe_job,
 )  # fmt: skip
 from pipeline.training.finish import finish_run
-from pipeline.training.records import run_info, write_run_files
-from pipeline.training.replay import FailureRecorder, ReplayBuffer, ReplayCallback, ReplayRollout
+from pipeline.training.records import SAMPLES_FILE, RunFiles, SampleLog, run_info, write_run_files
+from pipeline.training.replay import ReplayBuffer
 from pipeline.training.schedule import ScheduleConfig, ScheduleError
+from pipeline.training.state import DuelState
 from pipeline.training.trainer import DuelGRPOTrainer
 from pipeline.evaluation.guard import CollapseGuard, CollapseGuardConfig
 from pipeline.warmstart import RECIPE_DEFAULTS, WarmStartConfig, WarmStartError, check_sft_run, run_warm_start
@@ -194,20 +195,20 @@ def train_rl(argv: list[str]) -> int:
             engine = stack.enter_context(open_vllm(engine_args.server_config(), source,
                                                    stop=model_stop_ids(source, policies.tokenizer),
                                                    work_dir=Path(training.output_dir) / "vllm"))
-        # Rollout and rewards: the rollout swaps in replayed failures, the rewards' context feeds the replay buffer.
-        replay = ReplayBuffer(rl.replay_capacity)
-        rollout = ReplayRollout(ProblemIndex(list(dataset)), chain_args.chain_config(training), schedule.phase_at(0),
-                                adapters, buffer=replay, ratio=rl.replay_ratio if rl.replay_capacity else 0.0,
-                                seed=training.seed, engine=engine)
-        scorer = make_scorer(reward_names, reward_cfg)  # one scorer per batch, shared by the rewards and the replay
-        recorder = FailureRecorder(scorer)
+        # The duel's state (schedule position, replay buffer, best checkpoint), read by the rollout and the trainer's
+        # logs, moved and saved by DuelCallback; the rewards' scorer keeps each scored batch for it (replay, samples).
+        output_dir = Path(training.output_dir)
+        replay = ReplayBuffer(rl.replay_capacity, ratio=rl.replay_ratio if rl.replay_capacity else 0.0,
+                              seed=training.seed)
+        duel = DuelState(schedule, replay, BestTracker(output_dir))
+        rollout = StagedRollout(ProblemIndex(list(dataset)), chain_args.chain_config(training), duel, adapters,
+                                engine=engine, num_generations=training.num_generations)
+        scorer = make_scorer(reward_names, reward_cfg, keep_scored=True)  # one scorer: each batch runs once
         reward_funcs = get_reward_funcs(reward_names, reward_cfg, scorer=scorer)
-        reward_funcs[0] = recorder.wrap(reward_funcs[0])  # any one of them: each batch is recorded once
         if training.reward_weights is None:
             training.reward_weights = get_reward_weights(reward_names, reward_cfg)
 
         # Run records: the effective recipe and what was trained on, copied into every checkpoint and final/.
-        output_dir = Path(training.output_dir)
         recipe = effective_recipe(argv, RL_TYPES)
         info = run_info(model=model_cfg, schedule=schedule_cfg, reward_names=reward_names, data=data,
                         reward_weights=training.reward_weights, train_problems=len(dataset),
@@ -221,18 +222,13 @@ def train_rl(argv: list[str]) -> int:
         guard = CollapseGuard(CollapseGuardConfig(
             metric=rl.collapse_guard_metric, threshold=rl.collapse_guard_threshold,
             stop_on_collapse=rl.stop_on_collapse, patience=rl.collapse_guard_patience))
-        callbacks = [
-            PhaseCallback(schedule, rollout, model),
-            ReplayCallback(replay, recorder),
-            CheckpointCallback(schedule, replay, BestTracker(output_dir),
-                               {"run": lambda folder: write_run_files(folder, recipe, info)}),
-            guard,
-        ]
-        if engine is not None:  # after PhaseCallback: a step's role is known when its end publishes the new adapter
-            callbacks.append(AdapterSyncCallback(engine.adapters, model, rollout))
+        callbacks = [DuelCallback(duel, model, scorer, RunFiles(recipe, info),
+                                  SampleLog(output_dir / SAMPLES_FILE, rl.samples_per_step)), guard]
+        if engine is not None:  # after DuelCallback: a step's role is known when its end publishes the new adapter
+            callbacks.append(AdapterSyncCallback(engine.adapters, model, duel, adapters))
         trainer = DuelGRPOTrainer(model=model, reward_funcs=reward_funcs, args=training, train_dataset=dataset,
                                   processing_class=policies.tokenizer, rollout_func=rollout, callbacks=callbacks,
-                                  samples_per_step=rl.samples_per_step)
+                                  duel=duel, vllm_sampler=engine is not None)
         if benchmark is not None:
             with checks():
                 try:
@@ -241,7 +237,7 @@ def train_rl(argv: list[str]) -> int:
                     raise ConfigError(str(err)) from err
 
         if resume is not None:  # the schedule position must match, the replay buffer comes back, later leftovers go
-            prepare_resume(resume, output_dir, schedule, replay)
+            duel.resume(resume, output_dir)
         trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
         code = finish_run(output_dir, policies, trainer, guard, recipe=recipe, info=info, push_repo=push_repo,
                           is_main_process=state.is_main_process)

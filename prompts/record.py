@@ -1,12 +1,13 @@
-"""The rollout's record of one completion: the contract between the rollout, the rewards, replay and the trainer.
+"""The rollout's record of one completion: the one contract between the rollout, the rewards, replay and the logs.
 
 TRL's ``GRPOTrainer`` hands a reward function the batch as keyword arguments, one list per column: the
-dataset's columns (the problem) and the extra fields the ``rollout_func`` returns (what the chain wrote).
-``ProblemRecord`` and ``RolloutRecord`` name those columns and their types once: the rollout builds its
-columns with ``columns``, the rewards check them against ``REWARD_COLUMNS`` (``rewards.batch``), failure replay
-copies ``PROBLEM_COLUMNS`` into its buffer, and the trainer's sample log reads them. Plain data only (text,
-numbers, lists, dicts), so the rewards never see a model object. Here, beside the prompts, because both
-``rewards`` and ``pipeline`` may import ``prompts`` and neither may import the other.
+dataset's columns merged with the extra fields the ``rollout_func`` returns. The rollout returns every field of
+``RolloutRecord`` (the problem it actually posed, which failure replay may have swapped in, and what the chain
+wrote), so the reward functions see exactly the records the rollout built; ``rewards.batch.parse_batch`` checks
+the columns and turns them back into ``RolloutRecord``\\ s, which the rewards, failure replay and the sample log
+read under these names. Plain data only (text, numbers, lists, dicts), so the rewards never see a model object.
+Here, beside the prompts, because both ``rewards`` and ``pipeline`` may import ``prompts`` and neither may
+import the other.
 """
 
 from __future__ import annotations
@@ -30,13 +31,14 @@ class ProblemRecord:
 
 
 @dataclass(frozen=True)
-class RolloutRecord:
-    """What the chain produced for one completion, returned by the ``rollout_func`` as extra fields.
+class RolloutRecord(ProblemRecord):
+    """One completion: the problem (``ProblemRecord``'s fields) and what the chain produced for it.
 
     ``role`` is the role trained on this completion, ``train_stage`` the curriculum stage (0 = all);
     ``stage_texts`` / ``test_texts`` are the generator's and the discriminator's answer per stage,
     ``tests_by_stage`` the discriminator's parsed new tests per stage, ``disc_rejections`` the count of its
-    rejected test lines by reason, ``stage_tokens`` the generator's tokens per stage.
+    rejected test lines by reason, ``stage_tokens`` the generator's tokens per stage; ``replayed`` says that
+    failure replay posed this problem again (with the tests that caught an earlier answer).
     """
 
     role: str
@@ -47,18 +49,33 @@ class RolloutRecord:
     tests_by_stage: Sequence[Sequence[str]]
     disc_rejections: Mapping[str, int]
     stage_tokens: Sequence[int]
+    replayed: bool = False
+
+    def stages_in_scope(self, scope: str) -> tuple[int, ...]:
+        """Stage ids (1-based) whose tests count for this completion's reward under ``scope`` (``current``: the
+        curriculum stage only; otherwise every stage up to it; all of them when ``train_stage`` is 0)."""
+        n = len(self.tests_by_stage)
+        if self.train_stage == 0:
+            return tuple(range(1, n + 1))
+        if scope == "current":
+            return (self.train_stage,)
+        return tuple(range(1, self.train_stage + 1))
+
+    def problem_row(self) -> dict[str, Any]:
+        """The problem's columns as a dataset row (what failure replay stores and poses again)."""
+        return {name: getattr(self, name) for name in PROBLEM_COLUMNS}
 
 
 PROBLEM_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ProblemRecord))
-ROLLOUT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RolloutRecord))
-# What the reward functions read (rewards.batch.parse_batch checks each is there, with one value per completion):
-# everything but the texts and token counts that only the logs show.
+RECORD_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RolloutRecord))
+# What the reward functions need (rewards.batch.parse_batch checks each is there, with one value per completion);
+# the others (texts and token counts that only the logs show, the replay flag) default when a caller that is not
+# the rollout (an evaluation, the bootstrap) leaves them out.
 REWARD_COLUMNS: tuple[str, ...] = tuple(
-    name for name in (*ROLLOUT_COLUMNS, *PROBLEM_COLUMNS)
-    if name not in ("test_texts", "stage_tokens", "problem", "signature")
+    name for name in RECORD_COLUMNS if name not in ("test_texts", "stage_tokens", "problem", "signature", "replayed")
 )
 
 
 def columns(records: Sequence[RolloutRecord]) -> dict[str, list[Any]]:
     """The records as TRL's extra fields: one list per ``RolloutRecord`` field, one entry per completion."""
-    return {name: [getattr(record, name) for record in records] for name in ROLLOUT_COLUMNS}
+    return {name: [getattr(record, name) for record in records] for name in RECORD_COLUMNS}

@@ -1,5 +1,5 @@
-"""The reward functions' view of one batch: TRL's per-column kwargs turned into one record per
-completion, checked once.
+"""The reward functions' view of one batch: TRL's per-column kwargs turned back into the rollout's
+``prompts.record.RolloutRecord``\ s, one per completion, checked once.
 
 The columns come from our rollout and dataset (``prompts.record`` names them), so a missing column or a wrong shape is a pipeline
 bug and raises at once with the column's name. What the model wrote (stage texts, code, tests) is
@@ -10,45 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from prompts.record import REWARD_COLUMNS
+from prompts.record import REWARD_COLUMNS, RolloutRecord
 from prompts.roles import ROLES
 
 
 class BatchError(ValueError):
     """The batch's columns are not what the rollout contract promises."""
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One completion's episode, as the rewards need it.
-
-    ``tests_by_stage`` and ``stage_texts`` are padded to ``num_stages`` (a rollout that stopped
-    early left the later stages empty). ``own_tests`` are the problem's tests.
-    """
-
-    role: str
-    train_stage: int
-    stage_texts: tuple[str, ...]
-    final_code: str
-    tests_by_stage: tuple[tuple[str, ...], ...]
-    rejections: Mapping[str, int]
-    task_id: str
-    entry_point: str | None
-    reference: str
-    own_tests: tuple[str, ...]
-    setup: str
-
-    def stages_in_scope(self, scope: str) -> tuple[int, ...]:
-        """Stage ids (1-based) whose tests count for this sample's reward under ``scope``."""
-        n = len(self.tests_by_stage)
-        if self.train_stage == 0:
-            return tuple(range(1, n + 1))
-        if scope == "current":
-            return (self.train_stage,)
-        return tuple(range(1, self.train_stage + 1))
 
 
 def _strings(value: Any, what: str) -> tuple[str, ...]:
@@ -59,7 +28,7 @@ def _strings(value: Any, what: str) -> tuple[str, ...]:
     raise BatchError(f"{what} must be a string or a list of strings, got {type(value).__name__}")
 
 
-def _row(columns: Mapping[str, Sequence[Any]], i: int, num_stages: int) -> Sample:
+def _row(columns: Mapping[str, Sequence[Any]], i: int, num_stages: int) -> RolloutRecord:
     where = f"row {i}"
     role = columns["role"][i]
     if role not in ROLES:
@@ -88,23 +57,30 @@ def _row(columns: Mapping[str, Sequence[Any]], i: int, num_stages: int) -> Sampl
     entry_point = columns["entry_point"][i] or None
     if entry_point is not None and (not isinstance(entry_point, str) or not entry_point.isidentifier()):
         raise BatchError(f"{where}: entry_point must be a Python identifier, got {entry_point!r}")
-    return Sample(
+    optional = {name: columns[name][i] for name in ("problem", "signature") if name in columns}
+    return RolloutRecord(
+        task_id=str(columns["task_id"][i]),
+        problem=optional.get("problem") or "",
+        signature=optional.get("signature") or "",
+        entry_point=entry_point,
+        reference_solution=reference,
+        test_setup=setup or "",
+        tests=_strings(columns["tests"][i], f"{where}: tests"),
         role=role,
         train_stage=stage,
         stage_texts=texts + ("",) * (num_stages - len(texts)),
+        test_texts=tuple(columns["test_texts"][i]) if "test_texts" in columns else (),
         final_code=final_code,
         tests_by_stage=tests + ((),) * (num_stages - len(tests)),
-        rejections=dict(rejections),
-        task_id=str(columns["task_id"][i]),
-        entry_point=entry_point,
-        reference=reference,
-        own_tests=_strings(columns["tests"][i], f"{where}: tests"),
-        setup=setup or "",
+        disc_rejections=dict(rejections),
+        stage_tokens=tuple(columns["stage_tokens"][i]) if "stage_tokens" in columns else (),
+        replayed=bool(columns["replayed"][i]) if "replayed" in columns else False,
     )
 
 
-def parse_batch(kwargs: Mapping[str, Any], num_stages: int) -> list[Sample]:
-    """One ``Sample`` per completion from TRL's reward kwargs (other kwargs are ignored)."""
+def parse_batch(kwargs: Mapping[str, Any], num_stages: int) -> list[RolloutRecord]:
+    """One ``RolloutRecord`` per completion from TRL's reward kwargs (columns of the record that the rewards do
+    not need may be missing; other kwargs are ignored)."""
     missing = [c for c in REWARD_COLUMNS if c not in kwargs]
     if missing:
         raise BatchError(f"reward kwargs lack column(s) {missing}; the rollout must forward them")
@@ -112,6 +88,9 @@ def parse_batch(kwargs: Mapping[str, Any], num_stages: int) -> list[Sample]:
     if len(set(lengths.values())) != 1:
         raise BatchError(f"reward columns have different lengths: {lengths}")
     columns = {c: kwargs[c] for c in REWARD_COLUMNS}
+    for name in ("problem", "signature", "test_texts", "stage_tokens", "replayed"):
+        if name in kwargs and len(kwargs[name]) == lengths["role"]:
+            columns[name] = kwargs[name]
     return [_row(columns, i, num_stages) for i in range(lengths["role"])]
 
 

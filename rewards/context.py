@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from rewards.batch import Sample
+from prompts.record import RolloutRecord
 from rewards.config import RewardConfig
 from rewards.engine import ExecutionEngine
 from rewards.phases import BatchRuns, Task
@@ -45,7 +45,7 @@ class RewardContext:
         need_mutants: build and run mutants (the ``mutation`` variant or its metrics are wanted).
     """
 
-    def __init__(self, samples: Sequence[Sample], config: RewardConfig, engine: ExecutionEngine, need_mutants: bool):
+    def __init__(self, samples: Sequence[RolloutRecord], config: RewardConfig, engine: ExecutionEngine, need_mutants: bool):
         self._batch = BatchRuns(samples, config, engine, need_mutants)
         self.samples = self._batch.samples
         self.config = config
@@ -54,6 +54,7 @@ class RewardContext:
         self.tasks: dict[tuple, Task] = self._batch.tasks
         self.reference_flags: list[set[str]] = self._batch.reference_flags
         self.records, self.code_verdicts = conclude(self._batch)
+        self.returned: dict[str, list[float | None]] = {}  # what each reward function returned, by its name
 
     # ----------------------------------------------------------------- components
 
@@ -74,7 +75,7 @@ class RewardContext:
         plus the valid generated tests of stages <= train_stage). Sandbox failures are left out."""
         sample = self.samples[index]
         if tests is None:
-            tests = list(sample.own_tests) + self.valid_tests(index, sample.stages_in_scope("cumulative"))
+            tests = list(sample.tests) + self.valid_tests(index, sample.stages_in_scope("cumulative"))
         verdicts = [self.code_verdicts[index][t] for t in dict.fromkeys(tests)]
         judged = [v for v in verdicts if v.status != "infra_error"]
         return sum(v.passed for v in judged) / len(judged) if judged else 0.0
@@ -93,7 +94,7 @@ class RewardContext:
         score.valid = sum(r.status == "valid" for r in records)
         score.invalid = sum(r.status == "invalid" for r in records)
         if cfg.count_rejections_as_invalid and stages >= set(range(1, cfg.num_stages + 1)):
-            score.invalid += sum(sample.rejections.values())
+            score.invalid += sum(sample.disc_rejections.values())
         total = score.valid + score.invalid
         if total:
             score.validity, score.invalid_pct = score.valid / total, score.invalid / total
@@ -115,7 +116,7 @@ class RewardContext:
     def invalid_reasons(self, index: int, stage: int | None = None) -> dict[str, int]:
         """Counts of invalid tests by reason: all of them with the rollout's parse rejections (which
         carry no stage), or those written after ``stage``."""
-        counts = dict(self.samples[index].rejections) if stage is None else {}
+        counts = dict(self.samples[index].disc_rejections) if stage is None else {}
         for r in self.records[index]:
             if r.status == "invalid" and r.reason and (stage is None or r.stage == stage):
                 counts[r.reason] = counts.get(r.reason, 0) + 1
@@ -145,7 +146,7 @@ class RewardContext:
                 out.append(format_score(list(s.stage_texts), s.final_code, s.entry_point, self.config.num_stages))
             else:
                 accepted = sum(len(t) for t in s.tests_by_stage)
-                total = accepted + sum(s.rejections.values())
+                total = accepted + sum(s.disc_rejections.values())
                 out.append(accepted / total if total else 0.0)
         return out
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from prompts.collapse import is_collapsed
+from prompts.parsing import safe_parse
+
 from rewards.context import RewardContext
 
 _DISC_COMPONENTS = ("validity", "invalid_pct", "bug_catch_rate", "adversarial", "weighted")
@@ -23,6 +26,11 @@ def _mean(values: Iterable[float]) -> float | None:
 def _put(out: dict[str, float], name: str, value: float | None) -> None:
     if value is not None:
         out[name] = float(value)
+
+
+def parses(code: str) -> bool:
+    """Whether the final code is syntactically valid Python (empty code is not)."""
+    return bool(code.strip()) and safe_parse(code) is not None
 
 
 def group_metrics(rates: list[tuple[str, float | None]]) -> dict[str, float]:
@@ -62,13 +70,17 @@ def batch_metrics(ctx: RewardContext) -> dict[str, float]:
     formats = ctx.format_rewards()
     if gens:
         _put(out, "generator/pass_rate", _mean(ctx.generator_pass_rate(i) for i in gens))
-        _put(out, "generator/pass_rate_own", _mean(ctx.generator_pass_rate(i, samples[i].own_tests) for i in gens))
+        _put(out, "generator/pass_rate_own", _mean(ctx.generator_pass_rate(i, samples[i].tests) for i in gens))
         scoped = [(i, ctx.valid_tests(i, samples[i].stages_in_scope("cumulative"))) for i in gens]
         _put(out, "generator/pass_rate_generated", _mean(ctx.generator_pass_rate(i, t) for i, t in scoped if t))
         _put(out, "generator/format", _mean(formats[i] for i in gens))
         _put(out, "generator/repetition_reward", _mean(r for r in ctx.repetition_rewards() if r is not None))
         _put(out, "generator/hack_rate", _mean(float(hacks[i] != 0) for i in gens))
-        out.update(group_metrics([(samples[i].task_id, ctx.generator_pass_rate(i, samples[i].own_tests)) for i in gens]))
+        # the final code parses as Python; a stage is degenerate repetition (what the collapse guard watches)
+        _put(out, "generator/syntax_valid", _mean(float(parses(samples[i].final_code)) for i in gens))
+        _put(out, "generator/collapse_rate",
+             _mean(float(any(is_collapsed(text) for text in samples[i].stage_texts)) for i in gens))
+        out.update(group_metrics([(samples[i].task_id, ctx.generator_pass_rate(i, samples[i].tests)) for i in gens]))
         for k in stages:
             _put(out, f"generator/repetition/stage{k}", _mean(ctx.repetition_scores(i)[k - 1] for i in gens))
             _put(out, f"generator/nonempty/stage{k}", _mean(float(bool(samples[i].stage_texts[k - 1].strip())) for i in gens))

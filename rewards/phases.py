@@ -28,7 +28,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from rewards.batch import Sample
+from prompts.record import RolloutRecord
 from rewards.config import RewardConfig
 from rewards.engine import ExecStats, ExecutionEngine, Program, Verdict
 from rewards.mutation import Mutant, generate_mutants
@@ -61,8 +61,8 @@ def _mutants(reference: str, max_mutants: int, seed: int) -> tuple[Mutant, ...]:
     return tuple(generate_mutants(reference, max_mutants, seed))
 
 
-def _task_key(sample: Sample) -> tuple:
-    return (sample.task_id, sample.reference, sample.setup, sample.entry_point, sample.own_tests)
+def _task_key(sample: RolloutRecord) -> tuple:
+    return (sample.task_id, sample.reference_solution, sample.test_setup, sample.entry_point, sample.tests)
 
 
 class BatchRuns:
@@ -80,7 +80,7 @@ class BatchRuns:
     ran) and ``candidates`` (those that passed run 0 on the reference and went on to the candidates).
     """
 
-    def __init__(self, samples: Sequence[Sample], config: RewardConfig, engine: ExecutionEngine, need_mutants: bool):
+    def __init__(self, samples: Sequence[RolloutRecord], config: RewardConfig, engine: ExecutionEngine, need_mutants: bool):
         self.samples = list(samples)
         self.config = config
         self.need_mutants = need_mutants
@@ -89,7 +89,7 @@ class BatchRuns:
         for sample in self.samples:
             if _task_key(sample) not in self.tasks:
                 self.tasks[_task_key(sample)] = Task(
-                    sample.own_tests, (sample.setup, sample.entry_point), sample.reference
+                    sample.tests, (sample.test_setup, sample.entry_point), sample.reference_solution
                 )
         self.reference_flags: list[set[str]] = []
         self.code_runs: list[dict[str, list[Verdict]]] = [{} for _ in self.samples]
@@ -130,9 +130,9 @@ class BatchRuns:
         own_keys: dict[tuple[str, ...], frozenset[str]] = {}
         for sample in self.samples:
             static: dict[str, str] = {}
-            keys = own_keys.setdefault(sample.own_tests, own_assert_keys(sample.own_tests))
+            keys = own_keys.setdefault(sample.tests, own_assert_keys(sample.tests))
             for test in dict.fromkeys(t for stage in sample.tests_by_stage for t in stage if t.strip()):
-                if never_calls(test, sample.entry_point, sample.reference):
+                if never_calls(test, sample.entry_point, sample.reference_solution):
                     static[test] = "no_call"
                 elif reads_chance(test):
                     static[test] = "chance_source"
@@ -149,7 +149,7 @@ class BatchRuns:
         for sample, tests in zip(self.samples, self.distinct):
             task = self.tasks[_task_key(sample)]
             first = len(requests)
-            requests.append((self._program(sample.reference, task), tests))
+            requests.append((self._program(sample.reference_solution, task), tests))
             stubs = stub_programs(sample.entry_point)
             requests += [(self._program(stub, task), tests) for stub in stubs]
             per_sample.append((first, range(first + 1, first + 1 + len(stubs))))
@@ -168,7 +168,7 @@ class BatchRuns:
             self.reference_flags.append(flags)
 
     def _provisional(self, index: int) -> list[str]:
-        """Sample ``index``'s tests that passed run 0 on the reference (no flag, fast enough, not
+        """RolloutRecord ``index``'s tests that passed run 0 on the reference (no flag, fast enough, not
         passing on a stand-in): the ones that go on to the candidates."""
         if self.reference_flags[index]:
             return []
@@ -187,9 +187,9 @@ class BatchRuns:
         for i, sample in enumerate(self.samples):
             task = self.tasks[_task_key(sample)]
             for run in range(1, self.config.verdict_runs):
-                requests.append((self._program(sample.reference, task, run=run), self.candidates[i]))
+                requests.append((self._program(sample.reference_solution, task, run=run), self.candidates[i]))
                 owners.append(("reference", i, task))
-            tests = list(dict.fromkeys(list(sample.own_tests) + self.candidates[i]))
+            tests = list(dict.fromkeys(list(sample.tests) + self.candidates[i]))
             for request in self._limited(sample.final_code, task, tests):
                 requests.append(request)
                 owners.append(("code", i, task))
@@ -233,7 +233,7 @@ class BatchRuns:
             task = self.tasks[_task_key(sample)]
             failing = [t for t in self.candidates[i] if self.code_runs[i][t][0].status not in ("passed", "infra_error")]
             for run in range(1, extra + 1):
-                requests.append((self._program(sample.reference, task, run=self.config.verdict_runs - 1 + run), failing))
+                requests.append((self._program(sample.reference_solution, task, run=self.config.verdict_runs - 1 + run), failing))
                 owners.append(("reference", i, task))
                 for request in self._limited(sample.final_code, task, failing, run):
                     requests.append(request)

@@ -25,7 +25,8 @@ from typing import Any
 
 from prompts.stages import NUM_STAGES, get_stage
 from prompts.testcases import dedup_key
-from rewards.batch import Sample, parse_batch
+from prompts.record import RolloutRecord
+from rewards.batch import parse_batch
 
 PSEUDOCODE_STAGE = get_stage("pseudocode").id
 MIN_IDENTIFIER_CHARS = 3
@@ -86,13 +87,13 @@ def _mean(values: Iterable[float | None]) -> float | None:
     return sum(kept) / len(kept) if kept else None
 
 
-def quality_metrics(batch: Mapping[str, Any] | Sequence[Sample], num_stages: int = NUM_STAGES) -> dict[str, float]:
+def quality_metrics(batch: Mapping[str, Any] | Sequence[RolloutRecord], num_stages: int = NUM_STAGES) -> dict[str, float]:
     """`quality/diversity/stage<k>`, `quality/diversity` (all stages of a task pooled) and
     `quality/coherence` (mean over samples where it is defined) of a batch: TRL reward kwargs or parsed
-    `Sample`s. Every sample is one episode; tests are pooled per `task_id`. Metrics with nothing to
+    `RolloutRecord`s. Every sample is one episode; tests are pooled per `task_id`. Metrics with nothing to
     average are left out."""
     samples = parse_batch(batch, num_stages) if isinstance(batch, Mapping) else list(batch)
-    by_task: dict[str, list[Sample]] = defaultdict(list)
+    by_task: dict[str, list[RolloutRecord]] = defaultdict(list)
     for sample in samples:
         by_task[sample.task_id].append(sample)
     out: dict[str, float] = {}

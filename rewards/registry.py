@@ -56,11 +56,13 @@ def get_reward_weights(names: Sequence[str], config: RewardConfig) -> list[float
     return [float(config.weights.get(n, 1.0)) for n in resolve_names(names, config)]
 
 
-def make_scorer(names: Sequence[str], config: RewardConfig, engine: ExecutionEngine | None = None) -> RewardScorer:
-    """The ``RewardScorer`` the reward functions of ``names`` share (it builds mutants only when a name needs them)."""
+def make_scorer(names: Sequence[str], config: RewardConfig, engine: ExecutionEngine | None = None,
+                keep_scored: bool = False) -> RewardScorer:
+    """The ``RewardScorer`` the reward functions of ``names`` share (it builds mutants only when a name needs them;
+    ``keep_scored``: it keeps each scored batch until ``drain``, for a trainer that reads them after the step)."""
     resolved = resolve_names(names, config)
     need_mutants = "discriminator_mutation" in resolved or config.discriminator_variant == "mutation"
-    return RewardScorer(config, engine, need_mutants)
+    return RewardScorer(config, engine, need_mutants, keep_scored=keep_scored)
 
 
 def get_reward_funcs(
@@ -85,12 +87,15 @@ def get_reward_funcs(
         compute = REWARD_FUNCS[name]
 
         def reward(prompts: list, completions: list, completion_ids: list | None = None, **kwargs: Any) -> list:
-            ctx, fresh = scorer.context(kwargs)
-            log_metric = kwargs.get("log_metric")
-            if fresh and log_metrics and callable(log_metric):
-                for metric, value in {**batch_metrics(ctx), **quality_metrics(ctx.samples, config.num_stages)}.items():
-                    log_metric(metric, value)
-            return compute(ctx)
+            with scorer.timed():
+                ctx, fresh = scorer.context(kwargs)
+                log_metric = kwargs.get("log_metric")
+                if fresh and log_metrics and callable(log_metric):
+                    for metric, value in {**batch_metrics(ctx), **quality_metrics(ctx.samples, config.num_stages)}.items():
+                        log_metric(metric, value)
+                values = compute(ctx)
+                ctx.returned[name] = list(values)
+                return values
 
         reward.__name__ = reward.__qualname__ = name
         reward.scorer = scorer  # type: ignore[attr-defined]

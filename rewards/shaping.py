@@ -6,7 +6,7 @@ push back before the loop takes over the whole policy.
 
 Two measures of degenerate text, with two names, on purpose: this ``repetition_score`` (4-grams of words and
 punctuation, any stuttered word) is the reward's *graded* signal, so GRPO sees mild repetition cost a little
-and heavy repetition a lot; ``pipeline.evaluation.collapse`` (8-grams, stuttered keywords only, a threshold) is
+and heavy repetition a lot; ``prompts.collapse`` (8-grams, stuttered keywords only, a threshold) is
 the *verdict* "this sample collapsed" that training logs as ``generator/collapse_rate``, the collapse guard
 watches and evaluation reports, tuned to flag only degenerate output. The reward's settings are
 ``repetition_*``, the verdict's ``collapse_*``.

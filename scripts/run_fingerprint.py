@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 # Logged keys that depend on the wall clock, not on what was trained.
-CLOCK_KEYS = ("timing/", "/timing/", "sandbox/seconds", "sandbox/jobs_per_s", "train_runtime", "train_samples_per_second",
+CLOCK_KEYS = ("timing/", "/timing/", "step_time", "sandbox/seconds", "sandbox/jobs_per_s", "sandbox/tests_per_s", "train_runtime", "train_samples_per_second",
               "train_steps_per_second", "eval_bench/", "total_flos")
 
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.evaluation.collapse import CollapseConfig, collapse_score, is_collapsed, keyword_stutters
+from prompts.collapse import CollapseConfig, collapse_score, is_collapsed, keyword_stutters
 from pipeline.evaluation.metric import PASS_AT_K_PATH, hf_evaluate, load_pass_at_k
 from pipeline.evaluation.model_card import replace_section, update_model_card
 from pipeline.evaluation.programs import assemble_program

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
 from pipeline.chain import ChainConfig
-from pipeline.chain.rollout import ProblemIndex
-from pipeline.training.replay import ROW_FIELDS, FailureRecorder, ReplayBuffer, ReplayRollout
+from pipeline.chain.rollout import ProblemIndex, RolloutState, StagedRollout
+from pipeline.training.replay import ReplayBuffer, failure_records
+from prompts.record import PROBLEM_COLUMNS
 from rewards import RewardConfig, get_reward_funcs, make_scorer
 
 REFERENCE = "def add(a, b):\n    return a + b\n"
@@ -31,36 +30,36 @@ def columns(rows: list[dict]) -> dict[str, list]:
 
 
 @pytest.fixture(scope="module")
-def scored() -> tuple[list, dict, FailureRecorder]:
-    """One batch through the real reward function and sandbox, with the recorder around it."""
-    scorer = make_scorer(["generator_pass_rate", "format"], RewardConfig())
+def scored() -> tuple[list, dict, list[dict]]:
+    """One batch through the real reward functions and sandbox; the failure records of what the scorer kept."""
+    scorer = make_scorer(["generator_pass_rate", "format"], RewardConfig(), keep_scored=True)
     funcs = get_reward_funcs(["generator_pass_rate", "format"], RewardConfig(), scorer=scorer)
-    recorder = FailureRecorder(scorer)
-    wrapped = recorder.wrap(funcs[1])  # any of the functions: the recorder reads the shared scorer, not its reward
     batch = columns([
         row("T/1", BUGGY, [[CATCHING, INVALID], [], [], [], []]),
         row("T/2", REFERENCE, [[CATCHING], [], [], [], []]),
         row("T/3", REFERENCE, [[], [], [], [], []], replayed=True),
     ])  # fmt: skip
-    wrapped(["p1", "p2", "p3"], ["", "", ""], [[1], [1], [1]], **batch)
     rewards = funcs[0](["p1", "p2", "p3"], ["", "", ""], [[1], [1], [1]], **batch)
-    return rewards, batch, recorder
+    funcs[1](["p1", "p2", "p3"], ["", "", ""], [[1], [1], [1]], **batch)
+    kept, seconds = scorer.drain()
+    assert len(kept) == 1 and seconds > 0  # one batch, scored once for both functions
+    assert set(kept[0].returned) == {"generator_pass_rate", "format"}
+    assert scorer.drain() == ([], 0.0)
+    return rewards, batch, failure_records(kept[0])
 
 
-def test_wrapper_keeps_the_reward_and_its_name_and_queues_one_record_per_completion(scored):
-    rewards, _, recorder = scored
+def test_one_record_per_completion(scored):
+    rewards, _, records = scored
     assert rewards == [0.5, 1.0, 1.0]  # the buggy code fails the catching test, passes its own
-    assert [r["task_id"] for r in recorder.pending] == ["T/1", "T/2", "T/3"]
-    wrapped = recorder.wrap(get_reward_funcs(["format"], RewardConfig())[0])
-    assert wrapped.__name__ == "format" and hasattr(wrapped, "scorer")
+    assert [r["task_id"] for r in records] == ["T/1", "T/2", "T/3"]
 
 
 def test_failures_carry_the_valid_tests_that_caught_them(scored):
-    _, _, recorder = scored
-    failed, solved, replay_solved = recorder.pending
+    _, _, records = scored
+    failed, solved, replay_solved = records
     assert failed["failed"] and not solved["failed"] and not replay_solved["failed"]
     assert failed["item"]["tests"] == ["assert add(1, 2) == 3", CATCHING]  # own + catching, not the invalid one
-    assert set(failed["item"]) == set(ROW_FIELDS)
+    assert list(failed["item"]) == [*[c for c in PROBLEM_COLUMNS if c != "tests"], "tests"]
     assert replay_solved["replayed"] and not failed["replayed"]
 
 
@@ -68,9 +67,9 @@ def test_buffer_adds_failures_graduates_solved_replays_and_evicts_the_oldest(sco
     _, batch, _ = scored
     buffer = ReplayBuffer(capacity=2)
     buffer.update([{"task_id": "T/3", "failed": True, "replayed": False,
-                    "item": {**{k: batch[k][2] for k in ROW_FIELDS}}}])
+                    "item": {**{k: batch[k][2] for k in PROBLEM_COLUMNS}}}])
     assert list(buffer.items) == ["T/3"]
-    buffer.update(scored[2].pending)
+    buffer.update(scored[2])
     assert list(buffer.items) == ["T/1"] and buffer.graduated == 1
     for name in ("A", "B"):
         buffer.update([{"task_id": name, "failed": True, "replayed": False,
@@ -79,10 +78,10 @@ def test_buffer_adds_failures_graduates_solved_replays_and_evicts_the_oldest(sco
 
 
 def test_buffer_merges_catching_tests_and_survives_a_save(tmp_path, scored):
-    _, _, recorder = scored
+    _, _, records = scored
     buffer = ReplayBuffer(capacity=4)
-    buffer.update(recorder.pending)
-    again = dict(recorder.pending[0], item={**recorder.pending[0]["item"], "tests": ["assert add(9, 9) == 18"]})
+    buffer.update(records)
+    again = dict(records[0], item={**records[0]["item"], "tests": ["assert add(9, 9) == 18"]})
     buffer.update([again])
     assert buffer.items["T/1"]["tests"] == ["assert add(1, 2) == 3", CATCHING, "assert add(9, 9) == 18"]
     buffer.save(tmp_path)
@@ -95,17 +94,20 @@ def test_buffer_merges_catching_tests_and_survives_a_save(tmp_path, scored):
 
 
 def test_rollout_swaps_whole_groups_and_every_process_agrees(scored):
-    _, _, recorder = scored
-    buffer = ReplayBuffer(capacity=4)
-    buffer.update(recorder.pending)
+    _, _, records = scored
     problems = ProblemIndex([{"prompt": f"p{i}", "task_id": f"D/{i}", "problem": "x", "entry_point": "f"}
                              for i in range(40)])
     prompts = [f"p{i // 2}" for i in range(80)]  # 40 groups of 2
-    trainer = SimpleNamespace(state=SimpleNamespace(global_step=3))
+
+    def rollout(ratio: float) -> StagedRollout:
+        buffer = ReplayBuffer(capacity=4, ratio=ratio, seed=7)
+        buffer.update(records)
+        return StagedRollout(problems, ChainConfig(), RolloutState(step=3, replay=buffer))
 
     def swapped(ratio: float) -> list[str]:
-        rollout = ReplayRollout(problems, ChainConfig(), buffer=buffer, ratio=ratio, seed=7)
-        return [r["task_id"] for r in rollout.problems_for(prompts, trainer)]
+        rows, replayed = rollout(ratio).rows_for(prompts)
+        assert replayed == [r["task_id"] == "T/1" for r in rows]
+        return [r["task_id"] for r in rows]
 
     assert swapped(0.0) == [f"D/{i // 2}" for i in range(80)]
     assert swapped(1.0) == ["T/1"] * 80
@@ -114,7 +116,9 @@ def test_rollout_swaps_whole_groups_and_every_process_agrees(scored):
     assert all(half[i] == half[i + 1] for i in range(0, 80, 2))  # groups are swapped whole
     assert 5 < half.count("T/1") / 2 < 35  # roughly half of the 40 groups
     # A group split over two processes: each half decides alone and reaches the same decision.
-    rollout = ReplayRollout(problems, ChainConfig(), buffer=buffer, ratio=0.5, seed=7)
-    first = rollout.problems_for(prompts[:41], trainer)
-    second = rollout.problems_for(prompts[41:], trainer)
+    split = rollout(0.5)
+    first, _ = split.rows_for(prompts[:41])
+    second, _ = split.rows_for(prompts[41:])
     assert [r["task_id"] for r in first + second] == half
+    with pytest.raises(ValueError, match="ratio"):
+        ReplayBuffer(4, ratio=1.5)

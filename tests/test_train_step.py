@@ -21,12 +21,17 @@ from pipeline.chain import ChainConfig
 from pipeline.models.embedded import embedded_model_dir
 from pipeline.models import ModelConfig
 from pipeline.models.policies import load_policies
-from pipeline.chain.rollout import ProblemIndex
+from pipeline.chain.rollout import ProblemIndex, StagedRollout
 from pipeline.models.tiny import build_tiny_model
-from pipeline.training.callbacks import PhaseCallback
-from pipeline.training.replay import ROW_FIELDS, ReplayBuffer, ReplayRollout
+from pipeline.training.callbacks import DuelCallback
+from pipeline.training.checkpoints import BestTracker
+from pipeline.training.records import RunFiles
+from pipeline.training.replay import ReplayBuffer
 from pipeline.training.schedule import AdversarialSchedule, ScheduleConfig
+from pipeline.training.state import DuelState
 from pipeline.training.trainer import DuelGRPOTrainer, role_adapter_parameters
+from prompts.record import PROBLEM_COLUMNS
+from rewards import RewardConfig, make_scorer
 
 
 def shared_tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -43,11 +48,25 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return shared_tiny_model(tmp_path_factory)
 
 
+def duel_parts(rows, schedule, chain, output_dir, replay: ReplayBuffer | None = None, num_generations: int = 2):
+    """The run's state and the rollout that reads it, as train.py wires them."""
+    duel = DuelState(schedule, replay if replay is not None else ReplayBuffer(1), BestTracker(output_dir))
+    return duel, StagedRollout(ProblemIndex(rows), chain, duel, num_generations=num_generations)
+
+
+def duel_trainer(policies, rows, duel, rollout, reward, args, *extra_callbacks):
+    """A DuelGRPOTrainer with the one DuelCallback (its scorer is the rewards' one; a custom reward leaves it idle)."""
+    scorer = make_scorer(["format"], RewardConfig(), keep_scored=True)
+    return DuelGRPOTrainer(model=policies.model, reward_funcs=[reward], args=args, train_dataset=Dataset.from_list(rows),
+                           processing_class=policies.tokenizer, rollout_func=rollout, duel=duel,
+                           callbacks=[DuelCallback(duel, policies.model, scorer, RunFiles({})), *extra_callbacks])
+
+
 class Probe(TrainerCallback):
     """Per step: the phase, which adapters hold a gradient at the optimizer step, which ones changed."""
 
-    def __init__(self, model, rollout):
-        self.model, self.rollout = model, rollout
+    def __init__(self, model, duel):
+        self.model, self.duel = model, duel
         self.records: list[tuple[str, set[str], set[str]]] = []
 
     def _params(self):
@@ -62,19 +81,16 @@ class Probe(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         changed = {role for role, ps in self._params().items()
                    if any(not torch.equal(p, old) for (_, p), old in zip(ps, self.before[role]))}
-        self.records.append((self.rollout.phase.role, self.with_grad, changed))
+        self.records.append((self.duel.phase.role, self.with_grad, changed))
 
 
-def train_two_phases(policies, rows, schedule, rollout, reward, tmp_path):
+def train_two_phases(policies, rows, duel, rollout, reward, tmp_path):
     """Two real GRPO steps (one per role, the schedule's order) on CPU; returns the trainer and its Probe."""
-    probe = Probe(policies.model, rollout)
+    probe = Probe(policies.model, duel)
     args = GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, num_generations=2, max_steps=2,
                       learning_rate=0.05, weight_decay=0.1, use_cpu=True, bf16=False, activation_checkpointing=False,
                       report_to="none", save_strategy="no", logging_steps=1, seed=0)
-    trainer = DuelGRPOTrainer(model=policies.model, reward_funcs=[reward], args=args,
-                              train_dataset=Dataset.from_list(rows), processing_class=policies.tokenizer,
-                              rollout_func=rollout, samples_per_step=1,
-                              callbacks=[PhaseCallback(schedule, rollout, policies.model), probe])
+    trainer = duel_trainer(policies, rows, duel, rollout, reward, args, probe)
     trainer.train()
     return trainer, probe
 
@@ -86,19 +102,19 @@ def test_each_phase_trains_only_its_own_adapter_and_replayed_rows_reach_the_rewa
     problems = list(load_problems("humaneval-mini"))[:3]
     rows = [dict(row, prompt=row["task_id"]) for row in problems[:2]]
     replayed = dict(problems[2], tests=[*problems[2]["tests"], "assert True or 'a caught bug'"])
-    buffer = ReplayBuffer(capacity=4)
+    buffer = ReplayBuffer(capacity=4, ratio=1.0, seed=0)
     buffer.update([{"task_id": replayed["task_id"], "failed": True, "replayed": False,
-                    "item": {k: replayed[k] for k in ROW_FIELDS}}])
+                    "item": {k: replayed[k] for k in PROBLEM_COLUMNS}}])
     schedule = AdversarialSchedule(ScheduleConfig(stages=[1], role_steps=1, alternating_steps=0))
     chain = ChainConfig(generator_tokens=[3], discriminator_tokens=[4], temperature=1.0)
-    rollout = ReplayRollout(ProblemIndex(rows), chain, schedule.phase_at(0), buffer=buffer, ratio=1.0, seed=0)
+    duel, rollout = duel_parts(rows, schedule, chain, tmp_path, replay=buffer)
     seen: list[dict] = []
 
     def id_checksum(prompts, completions, completion_ids, **kwargs):
         seen.append({k: kwargs[k] for k in ("task_id", "tests", "replayed", "role")})
         return [float(sum(ids) % 1000) / 1000 for ids in completion_ids]
 
-    trainer, probe = train_two_phases(policies, rows, schedule, rollout, id_checksum, tmp_path)
+    trainer, probe = train_two_phases(policies, rows, duel, rollout, id_checksum, tmp_path)
     assert probe.records == [
         ("discriminator", {"discriminator"}, {"discriminator"}),
         ("generator", {"generator"}, {"generator"}),
@@ -112,7 +128,6 @@ def test_each_phase_trains_only_its_own_adapter_and_replayed_rows_reach_the_rewa
     for batch in seen:
         assert batch["task_id"] == [replayed["task_id"]] * 2 and batch["replayed"] == [True, True]
         assert batch["tests"] == [replayed["tests"]] * 2
-    assert (tmp_path / "samples.jsonl").read_text().count("\n") == 2
 
 
 @pytest.mark.slow
@@ -158,14 +173,13 @@ def test_a_4bit_base_trains_each_adapter_in_its_own_phase(tiny_dir, tmp_path):
     assert any(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())
     rows = [dict(row, prompt=row["task_id"]) for row in list(load_problems("humaneval-mini"))[:2]]
     schedule = AdversarialSchedule(ScheduleConfig(stages=[1], role_steps=1, alternating_steps=0))
-    rollout = ReplayRollout(ProblemIndex(rows), ChainConfig(generator_tokens=[3], discriminator_tokens=[4],
-                                                            temperature=1.0), schedule.phase_at(0),
-                            buffer=ReplayBuffer(capacity=1), seed=0)
+    duel, rollout = duel_parts(rows, schedule, ChainConfig(generator_tokens=[3], discriminator_tokens=[4],
+                                                           temperature=1.0), tmp_path)
 
     def id_checksum(prompts, completions, completion_ids, **kwargs):  # a reward with spread: non-zero gradients
         return [float(sum(ids) % 1000) / 1000 for ids in completion_ids]
 
-    _, probe = train_two_phases(policies, rows, schedule, rollout, id_checksum, tmp_path)
+    _, probe = train_two_phases(policies, rows, duel, rollout, id_checksum, tmp_path)
     assert probe.records == [
         ("discriminator", {"discriminator"}, {"discriminator"}),
         ("generator", {"generator"}, {"generator"}),
@@ -174,7 +188,7 @@ def test_a_4bit_base_trains_each_adapter_in_its_own_phase(tiny_dir, tmp_path):
 
 @pytest.mark.slow
 def test_the_phase_guard_refuses_a_buffered_batch_generated_under_another_phase(tiny_dir, tmp_path):
-    """The trainer's last line of defence when a schedule is not aligned with generation batches (train.py refuses
+    """The duel's last line of defence when a schedule is not aligned with generation batches (train.py refuses
     such recipes before anything loads, so only a direct trainer can reach it): with ``steps_per_generation=2`` one
     batch is generated for two optimizer steps, and the schedule hands step 1 to the generator. Training the
     discriminator's buffered completions under the generator's phase (its adapter, its rewards) must stop the run,
@@ -182,10 +196,9 @@ def test_the_phase_guard_refuses_a_buffered_batch_generated_under_another_phase(
     policies = load_policies(ModelConfig(model_name_or_path=str(tiny_dir), lora_r=4, lora_alpha=8, lora_dropout=0.0))
     rows = [dict(row, prompt=row["task_id"]) for row in list(load_problems("humaneval-mini"))[:2]]
     schedule = AdversarialSchedule(ScheduleConfig(stages=[1], role_steps=1, alternating_steps=0))
-    rollout = ReplayRollout(ProblemIndex(rows), ChainConfig(generator_tokens=[3], discriminator_tokens=[4],
-                                                            temperature=1.0), schedule.phase_at(0),
-                            buffer=ReplayBuffer(capacity=1), seed=0)
-    probe = Probe(policies.model, rollout)
+    duel, rollout = duel_parts(rows, schedule, ChainConfig(generator_tokens=[3], discriminator_tokens=[4],
+                                                           temperature=1.0), tmp_path)
+    probe = Probe(policies.model, duel)
 
     def id_checksum(prompts, completions, completion_ids, **kwargs):
         return [float(sum(ids) % 1000) / 1000 for ids in completion_ids]
@@ -193,12 +206,9 @@ def test_the_phase_guard_refuses_a_buffered_batch_generated_under_another_phase(
     args = GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, num_generations=2, max_steps=2,
                       steps_per_generation=2, learning_rate=0.05, use_cpu=True, bf16=False,
                       activation_checkpointing=False, report_to="none", save_strategy="no", logging_steps=1, seed=0)
-    trainer = DuelGRPOTrainer(model=policies.model, reward_funcs=[id_checksum], args=args,
-                              train_dataset=Dataset.from_list(rows), processing_class=policies.tokenizer,
-                              rollout_func=rollout, samples_per_step=0,
-                              callbacks=[PhaseCallback(schedule, rollout, policies.model), probe])
+    trainer = duel_trainer(policies, rows, duel, rollout, id_checksum, args, probe)
     with pytest.raises(RuntimeError, match="inside a generation batch generated under"):
         trainer.train()
     assert trainer.state.global_step == 1  # step 0 trained the discriminator on the fresh batch
     assert probe.records == [("discriminator", {"discriminator"}, {"discriminator"})]
-    assert rollout.phase.role == "generator"  # step 1 had begun under the generator's phase when it was refused
+    assert duel.phase.role == "generator" and duel.batch_phase.role == "discriminator"  # refused as step 1 began

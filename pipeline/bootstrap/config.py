@@ -51,7 +51,7 @@ class BootstrapConfig:
     min_stage_chars: int = field(
         default=1, metadata={"help": "A generator stage with fewer non-blank characters counts as empty (dropped)."})
     collapse_threshold: float = field(
-        default=0.5, metadata={"help": "Repetition score (pipeline.evaluation.collapse) at or above which a stage is "
+        default=0.5, metadata={"help": "Repetition score (prompts.collapse) at or above which a stage is "
                                        "collapsed and its chain dropped; keyword stutters always are."})
     collapse_ngram: int = field(default=8, metadata={"help": "n-gram length of the repetition score."})
     test_timeout_s: float = field(

@@ -5,7 +5,7 @@ Rejection sampling is only as good as its filter: a chain that passes by luck of
 sample is judged by execution in the sandbox (never by the model), and every one that is dropped is
 counted under exactly one reason, the first check it fails:
 
-Generator chains (`GENERATOR_REASONS`): a blank stage, a collapsed stage (`pipeline.evaluation.collapse`),
+Generator chains (`GENERATOR_REASONS`): a blank stage, a collapsed stage (`prompts.collapse`),
 stages that repeat one another (the chain's text as a whole collapsed, as the evaluation measures it),
 final code that is missing, does not parse or does not define the entry point, a problem without tests,
 code that fails (or errors, or times out on) the problem's own tests, no verdict from the sandbox, the
@@ -36,7 +36,7 @@ from prompts.stages import NUM_STAGES
 from prompts.testcases import dedup_key
 
 from pipeline.bootstrap.config import BootstrapConfig
-from pipeline.evaluation.collapse import CollapseConfig, is_collapsed
+from prompts.collapse import CollapseConfig, is_collapsed
 
 GENERATOR_REASONS = (
     "empty_stage",      # a stage with fewer than min_stage_chars non-blank characters

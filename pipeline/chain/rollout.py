@@ -19,10 +19,11 @@ where only the role's own generated stages >= ``train_stage`` are unmasked (the 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any, Sequence
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
 
-from prompts.record import RolloutRecord, columns
+from prompts.record import PROBLEM_COLUMNS, RolloutRecord, columns
 from prompts.stages import NUM_STAGES
 
 from pipeline.chain import Chain, ChainConfig, generate_chains
@@ -109,25 +110,57 @@ def roles_for(phase: Phase, n: int, num_generations: int, offset: int = 0) -> li
     return [ROLES[((offset + i) // num_generations) % 2] for i in range(n)]
 
 
-class StagedRollout:
-    """``rollout_func`` for ``GRPOTrainer``. The training loop sets ``phase`` before each step.
+class ReplaySource(Protocol):
+    """Failure replay as the rollout sees it (``pipeline.training.replay.ReplayBuffer``): the stored problem that
+    replaces the prompt group of ``key`` at ``step``, or None. A pure function of its arguments and the buffer,
+    so every process decides the same for the same group."""
 
-    ``adapters`` maps each role to the adapter that plays it (in ``unified`` mode both map to one).
-    ``engine`` generates; None: transformers on the trainer's own model (unwrapped for generation).
+    def choose(self, key: str, step: int) -> dict[str, Any] | None: ...
+
+
+@dataclass
+class RolloutState:
+    """What the rollout reads when it generates, owned by the training loop (``pipeline.training.state.DuelState``
+    extends it): the ``phase`` and optimizer ``step`` the batch is generated for, and the failure ``replay`` to
+    draw from (None: none). The rollout reports back through ``generated``: the phase the buffered generation
+    batch belongs to (``batch_phase``, which the phase guard compares) and the seconds it took."""
+
+    phase: Phase = field(default_factory=Phase)
+    step: int = 0
+    replay: ReplaySource | None = None
+    batch_phase: Phase | None = None
+    generation_seconds: float = 0.0
+
+    def generated(self, seconds: float) -> None:
+        self.batch_phase = self.phase
+        self.generation_seconds += seconds
+
+
+class StagedRollout:
+    """``rollout_func`` for ``GRPOTrainer``: reads ``state`` (phase, step, replay) and builds one batch.
+
+    ``adapters`` maps each role to the adapter that plays it (in ``unified`` mode both map to one);
+    ``num_generations`` is the GRPO group size (the ``unified`` phase gives each group one role).
+    ``engine`` generates; None: transformers on the trainer's own model, which TRL's rollout contract hands over
+    as ``trainer`` (the one thing read from it: the model to generate with, unwrapped for generation).
     """
 
-    def __init__(self, problems: ProblemIndex, chain: ChainConfig, phase: Phase = Phase(),
-                 adapters: dict[str, str] | None = None, engine: GenerationEngine | None = None):
+    def __init__(self, problems: ProblemIndex, chain: ChainConfig, state: RolloutState | None = None,
+                 adapters: dict[str, str] | None = None, engine: GenerationEngine | None = None,
+                 num_generations: int | None = None):
         self.problems = problems
         self.chain = chain
-        self.phase = phase
+        self.state = state if state is not None else RolloutState()
         self.adapters = adapters or {role: role for role in ROLES}
         self.engine = engine
+        self.num_generations = num_generations
 
     def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, Any]:
+        from accelerate import PartialState
         from trl.models import unwrap_model_for_generation
 
-        rows = self.problems_for(prompts, trainer)
+        rows, replayed = self.rows_for(prompts)
+        started = time.perf_counter()
         if self.engine is not None:
             chains = generate_chains(Policies(trainer.model, trainer.processing_class), rows, self.chain,
                                      adapters=self.adapters, engine=self.engine)
@@ -136,29 +169,55 @@ class StagedRollout:
                                              gradient_checkpointing_kwargs=trainer.args.gradient_checkpointing_kwargs) as model:
                 policies = Policies(model, trainer.processing_class)
                 chains = generate_chains(policies, rows, self.chain, adapters=self.adapters)
-        offset = trainer.accelerator.process_index * len(chains)  # TRL gives each process one slice
-        return self.to_trl(chains, roles_for(self.phase, len(chains), trainer.num_generations, offset))
+        self.state.generated(time.perf_counter() - started)
+        offset = PartialState().process_index * len(chains)  # TRL gives each process one slice
+        return self.to_trl(chains, self.roles(len(chains), offset), rows, replayed)
 
-    def problems_for(self, prompts: list[Any], trainer: Any) -> list[dict[str, Any]]:
-        """The problem row behind each prompt; a subclass may substitute rows (e.g. failure replay)."""
-        return [self.problems[p] for p in prompts]
+    def roles(self, n: int, offset: int = 0) -> list[str]:
+        """The role of each of ``n`` completions under the current phase (see ``roles_for``)."""
+        if self.state.phase.role == "unified" and not self.num_generations:
+            raise ValueError("the unified phase needs the rollout's num_generations (the GRPO group size)")
+        return roles_for(self.state.phase, n, self.num_generations or 1, offset)
 
-    def to_trl(self, chains: list[Chain], roles: list[str]) -> dict[str, Any]:
-        """The dict TRL expects, plus the ``RolloutRecord`` of each completion as extra fields (``prompts.record``)."""
+    def rows_for(self, prompts: list[Any]) -> tuple[list[dict[str, Any]], list[bool]]:
+        """The problem row behind each prompt, whole prompt groups swapped for failure replay's stored problems
+        where ``state.replay`` draws one, and which rows were swapped."""
+        rows = [self.problems[p] for p in prompts]
+        replay = self.state.replay
+        if replay is None:
+            return rows, [False] * len(rows)
+        decided: dict[str, dict[str, Any] | None] = {}
+        out, replayed = [], []
+        for prompt, row in zip(prompts, rows):
+            key = prompt_key(prompt)
+            if key not in decided:
+                decided[key] = replay.choose(key, self.state.step)
+            item = decided[key]
+            out.append({**row, **item} if item is not None else row)
+            replayed.append(item is not None)
+        return out, replayed
+
+    def to_trl(self, chains: list[Chain], roles: list[str], rows: Sequence[dict[str, Any]],
+               replayed: Sequence[bool] | None = None) -> dict[str, Any]:
+        """The dict TRL expects, plus every field of each completion's ``RolloutRecord`` as extra fields
+        (``prompts.record``): the problem posed (``rows``) and what the chain wrote."""
         out: dict[str, Any] = {"prompt_ids": [], "completion_ids": [], "logprobs": None, "env_mask": []}
         logprobs = []
+        train_stage = self.state.phase.train_stage
         for chain, role in zip(chains, roles):
-            prompt, completion, mask = assemble(chain, role, self.phase.train_stage)
+            prompt, completion, mask = assemble(chain, role, train_stage)
             out["prompt_ids"].append(prompt)
             out["completion_ids"].append(completion)
             out["env_mask"].append(mask)
             logprobs.append(sampler_logprobs(chain, role))
         if logprobs and all(values is not None for values in logprobs):
             out["logprobs"] = logprobs
+        replayed = replayed if replayed is not None else [False] * len(chains)
         out.update(columns([
-            RolloutRecord(role=role, train_stage=self.phase.train_stage, stage_texts=c.stage_texts,
-                          test_texts=c.test_texts, final_code=c.final_code, tests_by_stage=c.tests_by_stage,
-                          disc_rejections=dict(c.rejections), stage_tokens=c.stage_tokens)
-            for c, role in zip(chains, roles)
+            RolloutRecord(**{name: row.get(name) for name in PROBLEM_COLUMNS}, role=role, train_stage=train_stage,
+                          stage_texts=c.stage_texts, test_texts=c.test_texts, final_code=c.final_code,
+                          tests_by_stage=c.tests_by_stage, disc_rejections=dict(c.rejections),
+                          stage_tokens=c.stage_tokens, replayed=bool(again))
+            for c, role, row, again in zip(chains, roles, rows, replayed)
         ]))
         return out

@@ -30,7 +30,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from pipeline.evaluation.collapse import CollapseConfig
+from prompts.collapse import CollapseConfig
 from pipeline.evaluation.config import MODES
 from pipeline.evaluation.scoring import ScoreConfig, score_runs
 from prompts.templates import load_templates

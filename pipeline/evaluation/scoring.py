@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from pipeline.evaluation.evalplus_judge import PlusVerdict
-from pipeline.evaluation.collapse import DEFAULT_COLLAPSE, CollapseConfig, collapse_score, is_collapsed
+from prompts.collapse import DEFAULT_COLLAPSE, CollapseConfig, collapse_score, is_collapsed
 from pipeline.evaluation.programs import CompletionFormat, assemble_program, job_with_tests, make_job
 from pipeline.evaluation.samples import Sample
 from prompts.checks import never_calls, reads_chance, stub_programs

@@ -20,7 +20,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from pipeline.chain.rollout import StagedRollout
+from pipeline.chain.rollout import RolloutState
 from pipeline.engines import ServedAdapters
 from pipeline.models.adapters import save_adapters
 
@@ -28,10 +28,11 @@ logger = logging.getLogger(__name__)
 
 
 class AdapterSyncCallback(TrainerCallback):
-    """Publishes the role adapters the rollout's vLLM engine generates with."""
+    """Publishes the role adapters the rollout's vLLM engine generates with: ``adapters`` maps each role to the
+    adapter that plays it (the rollout's), ``state`` says which role the step that ended trained."""
 
-    def __init__(self, served: ServedAdapters, model: Any, rollout: StagedRollout) -> None:
-        self.served, self.model, self.rollout = served, model, rollout
+    def __init__(self, served: ServedAdapters, model: Any, state: RolloutState, adapters: dict[str, str]) -> None:
+        self.served, self.model, self.state, self.adapters = served, model, state, adapters
 
     def _publish(self, roles: list[str]) -> None:
         with tempfile.TemporaryDirectory(prefix="duelcoder-adapters-") as staging:
@@ -41,9 +42,9 @@ class AdapterSyncCallback(TrainerCallback):
                 logger.info("vLLM serves %s as %s", role, name)
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self._publish(sorted(set(self.rollout.adapters.values())))
+        self._publish(sorted(set(self.adapters.values())))
 
     def on_step_end(self, args, state, control, **kwargs):
-        phase = self.rollout.phase
-        role = self.rollout.adapters["generator"] if phase.role == "unified" else self.rollout.adapters[phase.role]
+        phase = self.state.phase
+        role = self.adapters["generator"] if phase.role == "unified" else self.adapters[phase.role]
         self._publish([role])

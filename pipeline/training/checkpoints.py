@@ -2,10 +2,11 @@
 
 The Trainer writes a checkpoint as many files, by several processes (each writes its own RNG
 state), so a run killed while saving leaves a folder that looks like a checkpoint but is not one.
-``CheckpointCallback.on_save`` runs after the Trainer has written everything (weights, optimizer,
-scheduler, RNG states, trainer state; see ``Trainer._maybe_log_save_evaluate``); it waits for
-every process, adds this project's state (schedule position, replay buffer, recipe, run info) and
-writes the ``COMPLETE`` marker last. Resuming considers only folders with the marker.
+``DuelCallback.on_save`` (``pipeline.training.callbacks``) runs after the Trainer has written everything
+(weights, optimizer, scheduler, RNG states, trainer state; see ``Trainer._maybe_log_save_evaluate``); it waits
+for every process, adds this project's state (``DuelState.save``: schedule position, replay buffer; the recipe
+and run info) and writes the ``COMPLETE`` marker last (``mark_complete``). Resuming considers only folders
+with the marker.
 """
 
 from __future__ import annotations
@@ -16,14 +17,8 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Callable
-
-from transformers import TrainerCallback
-
 from prompts.roles import ROLES
 from pipeline.models.adapters import ADAPTER_CONFIG
-from pipeline.training.replay import ReplayBuffer
-from pipeline.training.schedule import AdversarialSchedule
 
 logger = logging.getLogger(__name__)
 
@@ -94,31 +89,7 @@ def discard_after(output_dir: str | os.PathLike[str], step: int) -> list[Path]:
     return removed
 
 
-def prepare_resume(resume: Path, output_dir: Path, schedule: Any, replay: Any) -> None:
-    """Before resuming from ``resume``: its schedule position must be the schedule's (``ScheduleError`` if not),
-    the replay buffer comes back, and (main process) checkpoints after it are discarded, leftovers of the run
-    that was interrupted. Every process calls it; they wait for each other at the end."""
-    from accelerate import PartialState
-
-    state = PartialState()
-    saved = read_schedule_state(resume)
-    schedule.check_state(saved)
-    replay.load(resume)
-    if state.is_main_process:
-        discard_after(output_dir, int(saved["position"]["global_step"]))
-    state.wait_for_everyone()
-    logger.info("resuming from %s", resume)
-
-
-def read_schedule_state(checkpoint: str | os.PathLike[str]) -> dict[str, Any]:
-    path = Path(checkpoint) / SCHEDULE_FILE
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise CheckpointError(f"{path} is missing or unreadable ({err}); this is not a checkpoint of train.py") from err
-
-
-def _fsync_write(path: Path, text: str) -> None:
+def fsync_write(path: Path, text: str) -> None:
     with open(path, "w") as handle:
         handle.write(text)
         handle.flush()
@@ -180,30 +151,11 @@ class BestTracker:
         return True
 
 
-class CheckpointCallback(TrainerCallback):
-    """Completes each checkpoint: project state, then the ``COMPLETE`` marker, then ``best_reward``.
+def mark_complete(folder: Path, step: int) -> None:
+    """Write the ``COMPLETE`` marker last, after everything else in ``folder`` is on disk."""
+    fsync_write(folder / COMPLETE, json.dumps({"global_step": step}))
 
-    ``extra_files`` maps a file name to a function writing it into the checkpoint folder.
-    """
 
-    def __init__(self, schedule: AdversarialSchedule, replay: ReplayBuffer, best: BestTracker,
-                 extra_files: dict[str, Callable[[Path], None]] | None = None):
-        self.schedule, self.replay, self.best = schedule, replay, best
-        self.extra_files = extra_files or {}
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        self.best.observe(logs or {})
-
-    def on_save(self, args, state, control, **kwargs):
-        from accelerate import PartialState
-
-        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        PartialState().wait_for_everyone()  # every process has written its RNG state
-        if state.is_world_process_zero:
-            _fsync_write(folder / SCHEDULE_FILE, json.dumps(self.schedule.state_dict(state.global_step), indent=2))
-            self.replay.save(folder)
-            for write in self.extra_files.values():
-                write(folder)
-            _fsync_write(folder / COMPLETE, json.dumps({"global_step": state.global_step}))
-            self.best.consider(folder, state.global_step)
-        PartialState().wait_for_everyone()
+def unmark(folder: Path) -> None:
+    """A folder of a step about to be saved again (left by an abandoned run) must not look complete meanwhile."""
+    (folder / COMPLETE).unlink(missing_ok=True)

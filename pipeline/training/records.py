@@ -3,7 +3,7 @@
 ``recipe.yaml`` is the effective recipe (the YAML with the command line applied); ``run_info.json`` says
 what was trained on and from where each adapter started (with the hash of an init adapter's weights and,
 for a warm start's folder, what its ``warmstart.json`` says). Both go into the output folder, every
-checkpoint and ``final/``.
+checkpoint and ``final/``. ``samples.jsonl`` gets a few whole chains of every generation batch, with their rewards.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import asdict
+import math
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 
@@ -78,3 +79,46 @@ def write_run_files(folder: Path, recipe: dict[str, Any], info: dict[str, Any] |
     (folder / RECIPE_FILE).write_text(yaml.safe_dump(recipe, sort_keys=False))
     if info is not None:
         (folder / RUN_INFO_FILE).write_text(json.dumps(info, indent=2))
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """The run's ``recipe.yaml`` and ``run_info.json``, written into every checkpoint and ``final/``."""
+
+    recipe: dict[str, Any]
+    info: dict[str, Any] | None = None
+
+    def write(self, folder: Path) -> None:
+        write_run_files(folder, self.recipe, self.info)
+
+
+SAMPLES_FILE = "samples.jsonl"
+
+
+@dataclass(frozen=True)
+class SampleLog:
+    """``output_dir/samples.jsonl``: the first ``per_batch`` chains of every scored batch (main process), with the
+    step, the phase and what each reward function returned (as TRL holds it: float32, None for no reward)."""
+
+    path: Path
+    per_batch: int
+
+    def write(self, scored: Sequence[Any], duel: Any) -> None:
+        import torch
+
+        if self.per_batch <= 0 or not scored:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as out:
+            for context in scored:
+                names = list(context.returned)
+                values = torch.tensor([[math.nan if v is None else v for v in context.returned[n]] for n in names],
+                                      dtype=torch.float32).T.tolist() if names else [[] for _ in context.samples]
+                for record, row in list(zip(context.samples, values))[: self.per_batch]:
+                    out.write(json.dumps({
+                        "global_step": duel.step, "phase": duel.phase.role, "train_stage": duel.phase.train_stage,
+                        "role": record.role, "task_id": record.task_id, "replayed": record.replayed,
+                        "rewards": {n: (None if math.isnan(v) else v) for n, v in zip(names, row)},
+                        "stage_texts": list(record.stage_texts), "test_texts": list(record.test_texts),
+                        "tests_by_stage": [list(t) for t in record.tests_by_stage], "final_code": record.final_code,
+                    }) + "\n")

@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 class GenerationProbe(TrainerCallback):
     """Greedy generations for `prompts` (chat messages) every `every_steps` optimizer steps.
 
-    `is_collapsed(text)` decides degeneration (e.g. `pipeline.evaluation.collapse.is_collapsed`).
+    `is_collapsed(text)` decides degeneration (e.g. `prompts.collapse.is_collapsed`).
     `entry_points[i]` is the function prompt i asks for, or None when its answer is not code.
     Call `attach(trainer)` once: the metrics join the trainer's next log line (TRL trainers average
     their `_metrics` into each log; other trainers get a log call of their own).

@@ -60,7 +60,7 @@ def _check_args(sft_config: SFTConfig, warm_config: WarmStartConfig) -> None:
 
 def _probe(warm_config: WarmStartConfig, examples: list[dict[str, Any]], rows: Sequence[Mapping[str, Any]],
            tokenizer: Any) -> GenerationProbe:
-    from pipeline.evaluation.collapse import is_collapsed
+    from prompts.collapse import is_collapsed
 
     chosen = examples[: warm_config.probe_prompts]
     entry_point = {str(row.get("task_id", i)): row.get("entry_point") for i, row in enumerate(rows)}
