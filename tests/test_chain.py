@@ -14,9 +14,9 @@ from pipeline.models.adapters import acting_as
 from pipeline.chain import Chain, ChainConfig, PrefixUnstableError, accumulate_tests, generate_chains
 from pipeline.models import ModelConfig
 from pipeline.models.policies import Policies, load_policies
-from pipeline.chain.rollout import Phase, ProblemIndex, StagedRollout, assemble, roles_for
+from pipeline.chain.rollout import Phase, ProblemIndex, RolloutState, StagedRollout, assemble, roles_for
 from pipeline.models.tiny import build_tiny_model
-from prompts.record import PROBLEM_COLUMNS, ROLLOUT_COLUMNS
+from prompts.record import RECORD_COLUMNS
 from rewards.batch import parse_batch
 
 PROBLEMS = [
@@ -136,19 +136,19 @@ def test_unified_mode_keeps_one_role_per_group():
 
 
 def test_to_trl_fields(chains):
-    rollout = StagedRollout(ProblemIndex([dict(p, prompt=p["task_id"]) for p in PROBLEMS]), BUDGET,
-                            Phase("discriminator", 2))
-    out = rollout.to_trl(chains, ["discriminator"] * len(chains))
+    rows = [dict(p, prompt=p["task_id"], tests=[], reference_solution="", test_setup="") for p in PROBLEMS]
+    rollout = StagedRollout(ProblemIndex(rows), BUDGET, RolloutState(Phase("discriminator", 2)))
+    out = rollout.to_trl(chains, ["discriminator"] * len(chains), rows, [False, True, False])
     assert out["logprobs"] is None
     # the extra fields are exactly the rollout's record (prompts.record), one entry per completion
-    assert set(out) - {"prompt_ids", "completion_ids", "logprobs", "env_mask"} == set(ROLLOUT_COLUMNS)
-    for key in ("prompt_ids", "completion_ids", "env_mask", *ROLLOUT_COLUMNS):
+    assert set(out) - {"prompt_ids", "completion_ids", "logprobs", "env_mask"} == set(RECORD_COLUMNS)
+    for key in ("prompt_ids", "completion_ids", "env_mask", *RECORD_COLUMNS):
         assert len(out[key]) == len(chains), key
-    # with the problem's columns (the dataset's), they are what the rewards parse: no column missing
-    problems = {name: [p.get(name, "") for p in PROBLEMS] for name in PROBLEM_COLUMNS}
-    problems["tests"] = [[] for _ in PROBLEMS]
-    samples = parse_batch({**out, **problems}, num_stages=5)
-    assert [s.role for s in samples] == ["discriminator"] * 3 and samples[0].stage_texts == tuple(chains[0].stage_texts)
+    assert out["task_id"] == [p["task_id"] for p in PROBLEMS] and out["replayed"] == [False, True, False]
+    # alone, they are what the rewards parse: no column missing, the same record back
+    records = parse_batch(out, num_stages=5)
+    assert [r.role for r in records] == ["discriminator"] * 3 and records[0].stage_texts == tuple(chains[0].stage_texts)
+    assert [r.replayed for r in records] == [False, True, False] and records[1].task_id == PROBLEMS[1]["task_id"]
     assert out["train_stage"] == [2, 2, 2]
     assert all(len(c) == len(m) for c, m in zip(out["completion_ids"], out["env_mask"]))
 

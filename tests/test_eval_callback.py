@@ -32,7 +32,7 @@ from pipeline.evaluation.callback import (
 )
 from pipeline.models import ModelConfig
 from pipeline.models.policies import load_policies
-from pipeline.chain.rollout import Phase, ProblemIndex, StagedRollout
+from pipeline.chain.rollout import Phase, ProblemIndex, RolloutState, StagedRollout
 from pipeline.models.tiny import build_tiny_model
 from prompts import direct_messages, load_templates
 
@@ -228,7 +228,7 @@ def test_grpo_with_the_staged_rollout_logs_the_benchmark(tiny, rows, tmp_path):
     model = policies.model
     train = [dict(row, prompt=row["task_id"]) for row in rows[:2]]
     rollout = StagedRollout(ProblemIndex(train), ChainConfig(generator_tokens=[3], discriminator_tokens=[3],
-                                                             temperature=1.0), Phase("generator"))
+                                                             temperature=1.0), RolloutState(Phase("generator")))
 
     def length_reward(prompts, completions, completion_ids, **kwargs):
         return [len(ids) / 100 for ids in completion_ids]

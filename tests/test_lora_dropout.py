@@ -12,7 +12,7 @@ import torch
 from accelerate import Accelerator
 
 from pipeline.chain import ChainConfig
-from pipeline.chain.rollout import Phase, ProblemIndex, StagedRollout
+from pipeline.chain.rollout import Phase, ProblemIndex, RolloutState, StagedRollout
 from pipeline.models import ModelConfig
 from pipeline.models.adapters import ROLES, set_active_role, set_lora_dropout
 from pipeline.models.policies import load_policies
@@ -92,7 +92,7 @@ def test_no_dropout_module_is_active_while_the_rollout_samples(saved, dropout):
     model.train()
     trainer = SimpleNamespace(model_wrapped=model, accelerator=Accelerator(cpu=True), processing_class=policies.tokenizer,
                               args=SimpleNamespace(gradient_checkpointing_kwargs=None), num_generations=2)
-    rollout = StagedRollout(ProblemIndex(PROBLEMS), BUDGET, Phase("generator", 0))
+    rollout = StagedRollout(ProblemIndex(PROBLEMS), BUDGET, RolloutState(Phase("generator", 0)))
     try:
         out = rollout(["a", "a"], trainer)
     finally:

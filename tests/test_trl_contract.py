@@ -109,13 +109,13 @@ def test_the_private_attributes_we_read_are_set_by_trl() -> None:
 @pytest.mark.slow
 def test_trl_calls_each_declared_hook_during_a_real_step_save_and_resume(tmp_path_factory, tmp_path) -> None:
     """Every ``PRIVATE_HOOKS`` method is wrapped on a real trainer instance, which records who called it; one
-    generator step (generation, rewards, optimizer step), a checkpoint and a resume from it must reach each
+    discriminator step (generation, rewards, optimizer step), a checkpoint and a resume from it must reach each
     override from TRL's or transformers' own code (our code calling it does not count)."""
     tiny = shared_tiny_model(tmp_path_factory)
     policies = load_policies(ModelConfig(model_name_or_path=str(tiny), lora_r=4, lora_alpha=8, lora_dropout=0.0))
     rows = [dict(row, prompt=row["task_id"]) for row in list(load_problems("humaneval-mini"))[:2]]
-    schedule = AdversarialSchedule(ScheduleConfig(stages=[1], role_steps=0, alternating_steps=0))
-    assert schedule.phase_at(0) == Phase("generator", 1)
+    schedule = AdversarialSchedule(ScheduleConfig(stages=[1], role_steps=1, alternating_steps=0))
+    assert schedule.phase_at(0) == Phase("discriminator", 1)
     duel, rollout = duel_parts(rows, schedule, ChainConfig(generator_tokens=[3], discriminator_tokens=[4],
                                                            temperature=1.0), tmp_path)
 

@@ -99,18 +99,26 @@ class DuelState(RolloutState):
         fsync_write(folder / SCHEDULE_FILE, json.dumps(state["schedule"], indent=2))
         self.buffer.save(folder)
 
+    def load_state_dict(self, state: dict[str, Any]) -> int:
+        """The saved position must be where this run's schedule puts that step (``ScheduleError`` if not); the
+        replay buffer comes back (when the state has one). Returns the saved step."""
+        self.schedule.check_state(state["schedule"])
+        if state.get("replay") is not None:
+            self.buffer.load_state_dict(state["replay"])
+        step = int(state["schedule"]["position"]["global_step"])
+        self.enter(step)
+        return step
+
     def load(self, folder: Path) -> int:
-        """From a checkpoint: the saved position must be where this run's schedule puts that step
-        (``ScheduleError`` if not); the replay buffer comes back. Returns the checkpoint's step."""
+        """From a checkpoint: its ``schedule.json`` (``load_state_dict``) and ``replay.json`` (absent: replay was
+        off). Returns the checkpoint's step."""
         path = Path(folder) / SCHEDULE_FILE
         try:
-            saved = json.loads(path.read_text())
+            schedule = json.loads(path.read_text())
         except (OSError, ValueError) as err:
             raise CheckpointError(f"{path} is missing or unreadable ({err}); this is not a checkpoint of train.py") from err
-        self.schedule.check_state(saved)
+        step = self.load_state_dict({"schedule": schedule, "replay": None})
         self.buffer.load(folder)
-        step = int(saved["position"]["global_step"])
-        self.enter(step)
         return step
 
     def resume(self, checkpoint: Path, output_dir: Path) -> None:
