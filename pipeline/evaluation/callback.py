@@ -33,6 +33,7 @@ from transformers import TrainerCallback
 from pipeline.evaluation.collapse import CollapseConfig
 from pipeline.evaluation.config import MODES
 from pipeline.evaluation.scoring import ScoreConfig, score_runs
+from prompts.stages import stage_budgets
 from prompts.templates import load_templates
 from sandbox import Sandbox, SandboxConfig
 
@@ -99,8 +100,7 @@ class BenchmarkEvalConfig:
         for name in ("bench_eval_steps", "bench_limit"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (or None), got {getattr(self, name)}")
-        if len(self.bench_generator_tokens) not in (1, 5) or min(self.bench_generator_tokens) < 1:
-            raise ValueError(f"bench_generator_tokens takes 1 or 5 positive budgets, got {self.bench_generator_tokens}")
+        stage_budgets("bench_generator_tokens", self.bench_generator_tokens)
         if not self.bench_timeout_s > 0:
             raise ValueError(f"bench_timeout_s must be > 0, got {self.bench_timeout_s}")
         if not 0 < self.bench_collapse_threshold <= 1:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from prompts.stages import stage_budgets
+
 from pipeline.evaluation.programs import COMPLETION_FORMATS
 from pipeline.evaluation.scoring import DEFAULT_KS
 
@@ -157,9 +159,11 @@ class EvalConfig:
         if not 0 < self.top_p <= 1:
             raise EvalConfigError(f"--top_p must be in (0, 1], got {self.top_p}")
         for name in ("generator_tokens", "discriminator_tokens"):
-            budgets = getattr(self, name)
-            if budgets is not None and (len(budgets) not in (1, 5) or min(budgets) < 1):
-                raise EvalConfigError(f"--{name} takes 1 or 5 positive budgets, got {budgets}")
+            if getattr(self, name) is not None:
+                try:
+                    stage_budgets(f"--{name}", getattr(self, name))
+                except ValueError as err:
+                    raise EvalConfigError(str(err)) from err
         if not self.ks or any(k < 1 for k in self.ks):
             raise EvalConfigError(f"--ks must be positive integers, got {self.ks}")
         if not self.timeout_s > 0:

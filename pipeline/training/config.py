@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from prompts.stages import DEFAULT_GENERATOR_TOKENS
 from pipeline.chain import ChainConfig
 from pipeline.evaluation.callback import BenchmarkEvalConfig
 from pipeline.models import cpu_has_native_bf16
@@ -106,7 +107,7 @@ class ChainArguments:
     """Token budgets and templates of the five-stage chain (sampling: GRPOConfig's temperature/top_p/top_k)."""
 
     generator_tokens: list[int] = field(
-        default_factory=lambda: [96, 128, 128, 96, 256],
+        default_factory=lambda: list(DEFAULT_GENERATOR_TOKENS),
         metadata={"help": "Max new tokens per generator stage (5, or 1 for all)."})
     discriminator_tokens: list[int] = field(
         default_factory=lambda: [128], metadata={"help": "Max new tokens per discriminator stage (5, or 1 for all)."})
