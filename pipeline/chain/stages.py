@@ -54,7 +54,7 @@ class ChainConfig:
 
     @property
     def sampling(self) -> Sampling:
-        return Sampling(self.temperature, self.top_p, self.top_k)
+        return Sampling(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k)
 
 
 @dataclass

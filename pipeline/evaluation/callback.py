@@ -262,7 +262,8 @@ class BenchmarkCallback(TrainerCallback):
         The model's active adapter, `requires_grad` flags and train/eval mode are as before afterwards
         (`pipeline.models.adapters.acting_as` does the switching).
         """
-        from pipeline.evaluation.generation import HfBackend, SamplingConfig
+        from pipeline.engines.base import Sampling
+        from pipeline.evaluation.generation import HfBackend
         from pipeline.evaluation.metric import load_pass_at_k
         from pipeline.evaluation.samples import direct_samples, staged_samples
         from pipeline.models.policies import Policies
@@ -279,7 +280,8 @@ class BenchmarkCallback(TrainerCallback):
             for mode in cfg.bench_modes:
                 started = time.perf_counter()
                 if mode == "direct":
-                    sampling = SamplingConfig(cfg.bench_max_new_tokens, 0.0, 1.0, cfg.bench_batch_size)
+                    sampling = Sampling(temperature=0.0, top_p=1.0, max_new_tokens=cfg.bench_max_new_tokens,
+                                        batch_size=cfg.bench_batch_size)
                     runs[mode] = direct_samples(HfBackend(model, tokenizer), self.rows, self.templates, sampling, 1)
                 else:
                     policies = Policies(model, tokenizer)
