@@ -9,6 +9,9 @@ from prompts.stages import stage_budgets
 from pipeline.evaluation.programs import COMPLETION_FORMATS
 from pipeline.evaluation.scoring import DEFAULT_KS
 
+# The benchmarks by name (datasets_build loads each; evaluate.py also takes a JSONL file), EvalPlus's among them.
+BENCHMARKS = ("humaneval-mini", "humaneval", "mbpp", "humaneval+", "mbpp+")
+PLUS_BENCHMARKS = ("humaneval+", "mbpp+")
 MODES = ("direct", "staged")
 DEFAULT_SAMPLING_TEMPERATURE = 0.8
 
@@ -26,8 +29,8 @@ class EvalConfig:
 
     benchmark: str = field(
         default="humaneval-mini",
-        metadata={"help": "'humaneval-mini', 'humaneval', 'mbpp' (its test split), 'humaneval+' or 'mbpp+' "
-                          "(EvalPlus: base and plus verdicts), or the path of a JSONL file in HumanEval's format."},
+        metadata={"help": f"One of {', '.join(BENCHMARKS)} (mbpp: its test split; {' and '.join(PLUS_BENCHMARKS)}: "
+                          "EvalPlus, base and plus verdicts), or the path of a JSONL file in HumanEval's format."},
     )
     evalplus_file: str | None = field(
         default=None,
