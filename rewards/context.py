@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 from rewards.batch import Sample
 from rewards.config import RewardConfig
 from rewards.engine import ExecutionEngine
-from rewards.phases import BatchRuns, Task
+from rewards.sandbox_calls import BatchRuns, Task
 from rewards.shaping import repetition_score, format_score
 from rewards.verdicts import conclude
 
