@@ -16,7 +16,7 @@ and a one-line message. See pipeline/evaluation/ for how each number is computed
 
 from __future__ import annotations
 
-from pipeline.training.quiet import quiet_third_party
+from pipeline.quiet import quiet_third_party
 
 quiet_third_party()  # before the imports below load bitsandbytes and transformers
 

@@ -15,7 +15,7 @@ import datasets_build
 from pipeline.models import ModelConfig
 from pipeline.models.policies import load_policies
 from pipeline.models.tiny import build_tiny_model
-from pipeline.evaluation.guard import GUARD_FILE, CollapseGuard, CollapseGuardConfig
+from pipeline.training.guard import GUARD_FILE, CollapseGuard, CollapseGuardConfig
 from pipeline.warmstart import GenerationProbe, build_sft_dataset, sft_training_args
 
 METRIC = "eval/mode_collapse_rate"
@@ -49,7 +49,7 @@ def test_warns_and_names_the_last_checkpoint_saved_before_the_crossing(tmp_path,
     run.log(4, 0.2)
     run.save(4)
     assert not (tmp_path / GUARD_FILE).exists()  # nothing to report yet
-    with caplog.at_level(logging.WARNING, logger="pipeline.evaluation.guard"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.training.guard"):
         control = run.log(6, 0.75)
     assert "0.750 >= 0.500 at step 6" in caplog.text
     assert not control.should_training_stop  # warning only
@@ -94,7 +94,7 @@ def test_other_metrics_and_non_numbers_are_ignored(tmp_path, caplog):
     run = Run(tmp_path, CollapseGuard(CollapseGuardConfig(metric=METRIC, stop_on_collapse=True)))
     run.state.global_step = 1
     run.guard.on_log(run.args, run.state, run.control, logs={"collapse/rate": 1.0})
-    with caplog.at_level(logging.WARNING, logger="pipeline.evaluation.guard"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.training.guard"):
         for bad in (float("nan"), "high", True):
             assert not run.log(2, bad).should_training_stop
     assert caplog.text.count("not a finite number") == 3
@@ -109,7 +109,7 @@ def test_a_metric_never_logged_is_reported_at_the_end_of_training(tmp_path, capl
     for step in (1, 2, 3):
         silent.state.global_step = step
         silent.guard.on_log(silent.args, silent.state, silent.control, logs={"collapse_rate": 0.9, "loss": 1.0})
-    with caplog.at_level(logging.WARNING, logger="pipeline.evaluation.guard"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.training.guard"):
         silent.guard.on_train_end(silent.args, silent.state, silent.control)
     assert f"{METRIC} was never logged (3 logs read)" in caplog.text
     assert silent.guard.report()["logs_with_metric"] == 0
@@ -119,7 +119,7 @@ def test_a_metric_never_logged_is_reported_at_the_end_of_training(tmp_path, capl
     watched.state.global_step = 1
     watched.guard.on_log(watched.args, watched.state, watched.control, logs={"loss": 1.0})
     watched.log(2, 0.1)
-    with caplog.at_level(logging.WARNING, logger="pipeline.evaluation.guard"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.training.guard"):
         watched.guard.on_train_end(watched.args, watched.state, watched.control)
     assert "never logged" not in caplog.text
     assert watched.guard.report()["logs_with_metric"] == 1

@@ -1,4 +1,4 @@
-"""Benchmark evaluation during training (pipeline/evaluation/callback.py) with real TRL trainers on the tiny
+"""Benchmark evaluation during training (pipeline/training/benchmark.py) with real TRL trainers on the tiny
 random model. Its answers are noise, so these tests check the machinery: when the callback fires, what
 reaches the logs, the model's state after an evaluation, and which adapters `best_eval/` holds.
 """
@@ -22,7 +22,7 @@ from trl import GRPOConfig, GRPOTrainer, SFTConfig, SFTTrainer
 
 import datasets_build
 from pipeline.chain import ChainConfig
-from pipeline.evaluation.callback import (
+from pipeline.training.benchmark import (
     BEST_EVAL_DIR,
     BEST_EVAL_FILE,
     BenchmarkCallback,

@@ -24,7 +24,7 @@ import yaml
 
 from prompts.stages import DEFAULT_GENERATOR_TOKENS
 from pipeline.chain import ChainConfig
-from pipeline.evaluation.callback import BenchmarkEvalConfig
+from pipeline.training.benchmark import BenchmarkEvalConfig
 from pipeline.evaluation.config import BENCHMARKS, PLUS_BENCHMARKS
 from pipeline.models import cpu_has_native_bf16
 
@@ -124,7 +124,7 @@ class ChainArguments:
 
 @dataclass
 class BenchmarkArguments(BenchmarkEvalConfig):
-    """``pipeline.evaluation.callback.BenchmarkEvalConfig`` plus which benchmark it evaluates on."""
+    """``pipeline.training.benchmark.BenchmarkEvalConfig`` plus which benchmark it evaluates on."""
 
     bench_benchmark: str = field(
         default="humaneval-mini",
