@@ -18,7 +18,7 @@ from pipeline.models.tiny import build_tiny_model
 from pipeline.training.guard import GUARD_FILE, CollapseGuard, CollapseGuardConfig
 from pipeline.warmstart import GenerationProbe, build_sft_dataset, sft_training_args
 
-METRIC = "eval/mode_collapse_rate"
+METRIC = "eval_bench/direct/collapse_rate"
 
 
 class Run:
@@ -93,7 +93,7 @@ def test_a_rotated_checkpoint_is_not_named_and_a_resumed_run_knows_older_ones(tm
 def test_other_metrics_and_non_numbers_are_ignored(tmp_path, caplog):
     run = Run(tmp_path, CollapseGuard(CollapseGuardConfig(metric=METRIC, stop_on_collapse=True)))
     run.state.global_step = 1
-    run.guard.on_log(run.args, run.state, run.control, logs={"collapse/rate": 1.0})
+    run.guard.on_log(run.args, run.state, run.control, logs={"probe/collapse_rate": 1.0})
     with caplog.at_level(logging.WARNING, logger="pipeline.training.guard"):
         for bad in (float("nan"), "high", True):
             assert not run.log(2, bad).should_training_stop
@@ -139,7 +139,7 @@ def test_probe_metrics_reach_the_log_and_the_guard_stops_a_real_sft_run(tmp_path
     policies = load_policies(ModelConfig(model_name_or_path=str(build_tiny_model(tmp_path / "tiny")), lora_r=2))
     dataset = build_sft_dataset(rows, "default", keep_only_passing=False)
     out = tmp_path / "sft"
-    guard = CollapseGuard(CollapseGuardConfig(metric="collapse/rate", threshold=0.5, stop_on_collapse=True))
+    guard = CollapseGuard(CollapseGuardConfig(metric="probe/collapse_rate", threshold=0.5, stop_on_collapse=True))
     trainer = SFTTrainer(model=policies.activate("generator"), processing_class=policies.tokenizer,
                          train_dataset=dataset, callbacks=[guard],
                          args=sft_training_args(str(out), max_steps=6, per_device_train_batch_size=2,
@@ -148,8 +148,8 @@ def test_probe_metrics_reach_the_log_and_the_guard_stops_a_real_sft_run(tmp_path
                             every_steps=2, max_new_tokens=4, is_collapsed=lambda text: True).attach(trainer)
     trainer.train()
     assert trainer.state.global_step == 2
-    logged = [e for e in trainer.state.log_history if "collapse/rate" in e]
-    assert logged and logged[0]["step"] == 2 and logged[0]["collapse/rate"] == 1.0
+    logged = [e for e in trainer.state.log_history if "probe/collapse_rate" in e]
+    assert logged and logged[0]["step"] == 2 and logged[0]["probe/collapse_rate"] == 1.0
     assert "probe/code_parses" in logged[0] and "loss" in logged[0]  # joined the regular log line
     assert len(probe.last_texts) == 2
     report = json.loads((out / GUARD_FILE).read_text())

@@ -55,11 +55,11 @@ class WarmStartConfig:
     probe_every_steps: int = field(
         default=0,
         metadata={"help": "Every N optimizer steps, generate greedily for a few fixed training prompts and log "
-                          "collapse/rate and probe/code_parses (a falling loss says nothing about them). 0 = off."})
+                          "probe/collapse_rate and probe/code_parses (a falling loss says nothing about them). 0 = off."})
     probe_prompts: int = field(default=4, metadata={"help": "Prompts the probe generates for."})
     probe_max_new_tokens: int = field(default=96, metadata={"help": "Token budget of each probe generation."})
     collapse_guard_metric: str = field(
-        default="collapse/rate", metadata={"help": "Logged metric the collapse guard watches (higher = worse)."})
+        default="probe/collapse_rate", metadata={"help": "Logged metric the collapse guard watches (higher = worse)."})
     collapse_guard_threshold: float = field(
         default=0.5, metadata={"help": "Value of collapse_guard_metric at or above which training has collapsed."})
     stop_on_collapse: bool = field(
