@@ -16,7 +16,7 @@ and a one-line message. See pipeline/evaluation/ for how each number is computed
 
 from __future__ import annotations
 
-from pipeline.training.quiet import quiet_third_party
+from pipeline.quiet import quiet_third_party
 
 quiet_third_party()  # before the imports below load bitsandbytes and transformers
 
@@ -32,7 +32,7 @@ from typing import Any
 from datasets_build import DatasetFormatError, SourceConfig, load_problems, read_task_ids, require_tasks
 from pipeline.engines.vllm_server import VllmServerError
 from prompts.collapse import CollapseConfig
-from pipeline.evaluation.config import EvalConfig, EvalConfigError
+from pipeline.evaluation.config import BENCHMARKS, PLUS_BENCHMARKS, EvalConfig, EvalConfigError
 from pipeline.evaluation.evalplus_judge import ReferenceFailed
 from pipeline.evaluation.metric import load_pass_at_k
 from pipeline.evaluation.model_card import update_model_card
@@ -51,9 +51,6 @@ from prompts.templates import TemplateError
 from sandbox import Sandbox, SandboxConfig, SandboxUnavailable
 
 logger = logging.getLogger("evaluate")
-
-BENCHMARKS = ("humaneval-mini", "humaneval", "mbpp", "humaneval+", "mbpp+")
-PLUS_BENCHMARKS = ("humaneval+", "mbpp+")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):

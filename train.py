@@ -14,7 +14,7 @@ of a run: ``pipeline.training.finish``). docs/training.md, docs/warmstart.md and
 
 from __future__ import annotations
 
-from pipeline.training.quiet import quiet_third_party
+from pipeline.quiet import quiet_third_party
 
 quiet_third_party()  # before the imports below load bitsandbytes, TRL and transformers
 
@@ -34,7 +34,7 @@ from datasets_build import DataSelectionError, TrainingData
 from pipeline.models.adapters import check_init_adapters
 from pipeline.bootstrap import BootstrapConfig, BootstrapError, check_bootstrap_run, run_bootstrap
 from pipeline.models.embedded import cache_root
-from pipeline.evaluation.callback import BenchmarkCallback
+from pipeline.training.benchmark import BenchmarkCallback
 from pipeline.models import ModelConfig, ModelLoadError
 from pipeline.models.policies import load_policies
 from pipeline.chain.rollout import ProblemIndex, StagedRollout
@@ -54,7 +54,7 @@ from pipeline.training.replay import ReplayBuffer
 from pipeline.training.schedule import ScheduleConfig, ScheduleError
 from pipeline.training.state import DuelState
 from pipeline.training.trainer import DuelGRPOTrainer
-from pipeline.evaluation.guard import CollapseGuard, CollapseGuardConfig
+from pipeline.training.guard import CollapseGuard, CollapseGuardConfig
 from pipeline.warmstart import RECIPE_DEFAULTS, WarmStartConfig, WarmStartError, check_sft_run, run_warm_start
 from rewards import (
     RewardArguments, default_reward_names, get_reward_funcs, get_reward_weights, make_scorer, resolve_names,

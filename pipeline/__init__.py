@@ -7,9 +7,12 @@ Its sub-packages are levels; each imports only the levels below it (``tests/test
 0. ``models``: base model, tokenizer, precision, the two role adapters, ``Policies``.
 1. ``engines``: generation engines (transformers; vLLM's server over HTTP with the role adapters served by name).
 2. ``chain``: the five stages for both roles, and the ``rollout_func`` TRL calls.
-3. ``evaluation``: benchmarks, sampling, scoring, the collapse measure and guard, the benchmark callback.
-4. ``warmstart``: supervised warm start of the generator adapter.
-5. ``training``: the GRPO trainer, schedule, replay, checkpoints, console, report, run records and the end of a
-   run; ``bootstrap``: expert iteration on the model's own verified samples.
+3. ``evaluation``: benchmarks, sampling, scoring, the collapse measure.
+4. ``training``: the GRPO trainer, schedule, replay, checkpoints, the training callbacks (collapse guard, benchmark
+   evaluation), console, report, run records and the end of a run (RL's and the warm start's).
+5. ``warmstart``: supervised warm start of the generator adapter (it ends through ``training``'s ``finish_run``);
+   ``bootstrap``: expert iteration on the model's own verified samples.
 6. ``tools``: memory estimate, Hub push, solve rates, generation speed.
+
+``quiet`` (third-party console noise, filtered at a script's start) belongs to no level: standard library only.
 """

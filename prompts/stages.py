@@ -6,7 +6,9 @@ the template files, so a user can rephrase them without touching code.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Integral
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,19 @@ STAGES: tuple[Stage, ...] = (
 
 NUM_STAGES = len(STAGES)
 CODE_STAGE = STAGES[-1].id
+# Max new tokens of each generator stage unless a recipe says otherwise (the chain, RL, the warm start's teacher,
+# the bootstrap and the memory estimate all start from it).
+DEFAULT_GENERATOR_TOKENS: tuple[int, ...] = (96, 128, 128, 96, 256)
+
+
+def stage_budgets(name: str, values: Sequence[int]) -> tuple[int, ...]:
+    """Token budgets per stage: ``values`` holds 1 (used for every stage) or NUM_STAGES positive integers; returns
+    NUM_STAGES of them. ValueError naming ``name`` otherwise. The one check of every stage budget in the project."""
+    values = list(values)
+    if len(values) not in (1, NUM_STAGES) or any(isinstance(v, bool) or not isinstance(v, Integral) or v < 1
+                                                 for v in values):
+        raise ValueError(f"{name} must be 1 or {NUM_STAGES} positive integers, got {values}")
+    return tuple(int(v) for v in (values * NUM_STAGES if len(values) == 1 else values))
 
 
 def get_stage(ref: int | str) -> Stage:

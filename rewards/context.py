@@ -2,7 +2,7 @@
 
 TRL calls each reward function separately with the same batch; they all need the same executions
 (test validity on the reference, the final code on the tests, mutants), so ``RewardContext`` has
-them run once (``rewards.phases``, at most three sandbox calls), judged once (``rewards.verdicts``),
+them run once (``rewards.sandbox_calls``, at most three sandbox calls), judged once (``rewards.verdicts``),
 and derives from those verdicts every reward component and reward that the reward functions and
 metrics read. This module holds only that last step: the formulas, not the executions.
 """
@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 from prompts.record import RolloutRecord
 from rewards.config import RewardConfig
 from rewards.engine import ExecutionEngine
-from rewards.phases import BatchRuns, Task
+from rewards.sandbox_calls import BatchRuns, Task
 from rewards.shaping import repetition_score, format_score
 from rewards.verdicts import conclude
 

@@ -1,7 +1,7 @@
 """From a batch's raw runs to what its rewards read: each generated test's status, the final
 code's verdict per test, and which mutants each valid test kills.
 
-Kept apart from ``rewards.phases`` because nothing here executes: it only reads runs, so the
+Kept apart from ``rewards.sandbox_calls`` because nothing here executes: it only reads runs, so the
 validity checks (in the order rewards/README.md lists them) and the rule that a pair's runs must
 agree live in one place, and a change to either cannot change what the sandbox is asked to run.
 """
@@ -13,7 +13,7 @@ from typing import Sequence
 
 from prompts.testcases import dedup_key
 from rewards.engine import Verdict
-from rewards.phases import BatchRuns, Task
+from rewards.sandbox_calls import BatchRuns, Task
 
 # Why a generated test is invalid, by its verdict on the reference solution.
 _REFERENCE_REASONS = {"failed": "reference_failed", "error": "reference_error", "timeout": "reference_timeout"}

@@ -15,10 +15,10 @@ import datasets_build
 from pipeline.models import ModelConfig
 from pipeline.models.policies import load_policies
 from pipeline.models.tiny import build_tiny_model
-from pipeline.evaluation.guard import GUARD_FILE, CollapseGuard, CollapseGuardConfig
+from pipeline.training.guard import GUARD_FILE, CollapseGuard, CollapseGuardConfig
 from pipeline.warmstart import GenerationProbe, build_sft_dataset, sft_training_args
 
-METRIC = "eval/mode_collapse_rate"
+METRIC = "eval_bench/direct/collapse_rate"
 
 
 class Run:
@@ -49,7 +49,7 @@ def test_warns_and_names_the_last_checkpoint_saved_before_the_crossing(tmp_path,
     run.log(4, 0.2)
     run.save(4)
     assert not (tmp_path / GUARD_FILE).exists()  # nothing to report yet
-    with caplog.at_level(logging.WARNING, logger="pipeline.evaluation.guard"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.training.guard"):
         control = run.log(6, 0.75)
     assert "0.750 >= 0.500 at step 6" in caplog.text
     assert not control.should_training_stop  # warning only
@@ -93,8 +93,8 @@ def test_a_rotated_checkpoint_is_not_named_and_a_resumed_run_knows_older_ones(tm
 def test_other_metrics_and_non_numbers_are_ignored(tmp_path, caplog):
     run = Run(tmp_path, CollapseGuard(CollapseGuardConfig(metric=METRIC, stop_on_collapse=True)))
     run.state.global_step = 1
-    run.guard.on_log(run.args, run.state, run.control, logs={"collapse/rate": 1.0})
-    with caplog.at_level(logging.WARNING, logger="pipeline.evaluation.guard"):
+    run.guard.on_log(run.args, run.state, run.control, logs={"probe/collapse_rate": 1.0})
+    with caplog.at_level(logging.WARNING, logger="pipeline.training.guard"):
         for bad in (float("nan"), "high", True):
             assert not run.log(2, bad).should_training_stop
     assert caplog.text.count("not a finite number") == 3
@@ -109,7 +109,7 @@ def test_a_metric_never_logged_is_reported_at_the_end_of_training(tmp_path, capl
     for step in (1, 2, 3):
         silent.state.global_step = step
         silent.guard.on_log(silent.args, silent.state, silent.control, logs={"collapse_rate": 0.9, "loss": 1.0})
-    with caplog.at_level(logging.WARNING, logger="pipeline.evaluation.guard"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.training.guard"):
         silent.guard.on_train_end(silent.args, silent.state, silent.control)
     assert f"{METRIC} was never logged (3 logs read)" in caplog.text
     assert silent.guard.report()["logs_with_metric"] == 0
@@ -119,7 +119,7 @@ def test_a_metric_never_logged_is_reported_at_the_end_of_training(tmp_path, capl
     watched.state.global_step = 1
     watched.guard.on_log(watched.args, watched.state, watched.control, logs={"loss": 1.0})
     watched.log(2, 0.1)
-    with caplog.at_level(logging.WARNING, logger="pipeline.evaluation.guard"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.training.guard"):
         watched.guard.on_train_end(watched.args, watched.state, watched.control)
     assert "never logged" not in caplog.text
     assert watched.guard.report()["logs_with_metric"] == 1
@@ -139,7 +139,7 @@ def test_probe_metrics_reach_the_log_and_the_guard_stops_a_real_sft_run(tmp_path
     policies = load_policies(ModelConfig(model_name_or_path=str(build_tiny_model(tmp_path / "tiny")), lora_r=2))
     dataset = build_sft_dataset(rows, "default", keep_only_passing=False)
     out = tmp_path / "sft"
-    guard = CollapseGuard(CollapseGuardConfig(metric="collapse/rate", threshold=0.5, stop_on_collapse=True))
+    guard = CollapseGuard(CollapseGuardConfig(metric="probe/collapse_rate", threshold=0.5, stop_on_collapse=True))
     trainer = SFTTrainer(model=policies.activate("generator"), processing_class=policies.tokenizer,
                          train_dataset=dataset, callbacks=[guard],
                          args=sft_training_args(str(out), max_steps=6, per_device_train_batch_size=2,
@@ -148,8 +148,8 @@ def test_probe_metrics_reach_the_log_and_the_guard_stops_a_real_sft_run(tmp_path
                             every_steps=2, max_new_tokens=4, is_collapsed=lambda text: True).attach(trainer)
     trainer.train()
     assert trainer.state.global_step == 2
-    logged = [e for e in trainer.state.log_history if "collapse/rate" in e]
-    assert logged and logged[0]["step"] == 2 and logged[0]["collapse/rate"] == 1.0
+    logged = [e for e in trainer.state.log_history if "probe/collapse_rate" in e]
+    assert logged and logged[0]["step"] == 2 and logged[0]["probe/collapse_rate"] == 1.0
     assert "probe/code_parses" in logged[0] and "loss" in logged[0]  # joined the regular log line
     assert len(probe.last_texts) == 2
     report = json.loads((out / GUARD_FILE).read_text())

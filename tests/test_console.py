@@ -6,7 +6,7 @@ import logging
 import warnings
 
 from pipeline.training.console import compact_line
-from pipeline.training.quiet import quiet_third_party
+from pipeline.quiet import quiet_third_party
 
 
 def test_a_training_log_becomes_one_short_line_with_what_a_person_watches() -> None:

@@ -1,4 +1,4 @@
-"""Benchmark evaluation during training (pipeline/evaluation/callback.py) with real TRL trainers on the tiny
+"""Benchmark evaluation during training (pipeline/training/benchmark.py) with real TRL trainers on the tiny
 random model. Its answers are noise, so these tests check the machinery: when the callback fires, what
 reaches the logs, the model's state after an evaluation, and which adapters `best_eval/` holds.
 """
@@ -22,7 +22,7 @@ from trl import GRPOConfig, GRPOTrainer, SFTConfig, SFTTrainer
 
 import datasets_build
 from pipeline.chain import ChainConfig
-from pipeline.evaluation.callback import (
+from pipeline.training.benchmark import (
     BEST_EVAL_DIR,
     BEST_EVAL_FILE,
     BenchmarkCallback,
@@ -36,7 +36,7 @@ from pipeline.chain.rollout import Phase, ProblemIndex, RolloutState, StagedRoll
 from pipeline.models.tiny import build_tiny_model
 from prompts import direct_messages, load_templates
 
-RATES = ("pass@1", "syntax_valid", "mode_collapse_rate", "test_pass_rate")
+RATES = ("pass@1", "syntax_valid", "collapse_rate", "test_pass_rate")
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_config_rejects_what_cannot_work():
         with pytest.raises(ValueError):
             BenchmarkEvalConfig(**bad)
     assert BenchmarkEvalConfig(bench_modes=["staged"]).metric_for_best == "eval_bench/staged/pass@1"
-    assert not BenchmarkEvalConfig(bench_metric_for_best="eval_bench/direct/mode_collapse_rate").greater_is_better
+    assert not BenchmarkEvalConfig(bench_metric_for_best="eval_bench/direct/collapse_rate").greater_is_better
     with pytest.raises(ValueError, match="nothing to evaluate"):
         BenchmarkCallback([], BenchmarkEvalConfig(bench_modes=[]))
 
@@ -216,8 +216,8 @@ def test_best_tracking_over_metric_sequences(tiny, tmp_path):
     assert run(resumed, [0.5, 0.75, 1.0], first_step=6) == [5, 5, 8]
 
     lower = BenchmarkCallback(datasets_build.load_problems("humaneval-mini").to_list(), BenchmarkEvalConfig(
-        bench_metric_for_best="eval_bench/direct/mode_collapse_rate"))
-    key = "eval_bench/direct/mode_collapse_rate"
+        bench_metric_for_best="eval_bench/direct/collapse_rate"))
+    key = "eval_bench/direct/collapse_rate"
     lower.restore_best(args, TrainerState(global_step=8))  # ranked by another metric: not restored
     assert lower.best_value is None
     assert run(lower, [0.5, 0.75, 0.25, 0.25], first_step=9) == [9, 9, 11, 11]

@@ -18,7 +18,8 @@ from datasets_build.mini import mini_file
 from prompts.roles import ROLES
 from pipeline.models.adapters import attach_role_adapters, save_adapters
 from pipeline.models.embedded import embedded_model_dir
-from pipeline.evaluation.generation import CodeBlockDone, HfBackend, SamplingConfig
+from pipeline.engines.base import Sampling
+from pipeline.evaluation.generation import CodeBlockDone, HfBackend
 from pipeline.evaluation.loading import load_eval_policies
 from pipeline.models import ModelConfig, load_base_model, load_tokenizer
 from pipeline.tools.solve import main as solve_main
@@ -59,7 +60,7 @@ def test_base_run_is_the_base_model(tiny_dir: Path, checkpoint: Path) -> None:
     policies, _ = load_eval_policies(str(tiny_dir), str(checkpoint))
     backend = HfBackend(policies.model, policies.tokenizer)
     # one sequence per batch, as below: padded batches break this random model's near-ties differently
-    greedy = SamplingConfig(max_new_tokens=12, temperature=0.0, batch_size=1)
+    greedy = Sampling(max_new_tokens=12, temperature=0.0, top_p=0.95, batch_size=1)
     base_texts = [g.text for g in backend.with_adapters(False).generate(CONVERSATIONS, "generator", greedy)]
     adapter_texts = [g.text for g in backend.generate(CONVERSATIONS, "generator", greedy)]
 
@@ -78,7 +79,7 @@ def test_base_run_is_the_base_model(tiny_dir: Path, checkpoint: Path) -> None:
 def test_logprobs_are_mean_token_log_probabilities(tiny_dir: Path, checkpoint: Path) -> None:
     policies, _ = load_eval_policies(str(tiny_dir), str(checkpoint))
     backend = HfBackend(policies.model, policies.tokenizer)
-    sampling = SamplingConfig(max_new_tokens=6, temperature=1.0, batch_size=2)
+    sampling = Sampling(max_new_tokens=6, temperature=1.0, top_p=0.95, batch_size=2)
     generations = backend.generate(CONVERSATIONS, "generator", sampling, with_logprobs=True)
     assert all(g.logprob is not None and g.logprob < 0 and 1 <= g.num_tokens <= 6 for g in generations)
 

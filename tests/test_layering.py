@@ -23,7 +23,7 @@ ALLOWED = {
 }
 SCRIPTS = {"train"}  # evaluate.py is never imported as `evaluate`: that name is Hugging Face's library
 # pipeline's sub-packages by level (pipeline/__init__.py): each imports only lower or equal levels
-PIPELINE_LEVELS = {"models": 0, "engines": 1, "chain": 2, "evaluation": 3, "warmstart": 4, "training": 5,
+PIPELINE_LEVELS = {"models": 0, "engines": 1, "chain": 2, "evaluation": 3, "training": 4, "warmstart": 5,
                    "bootstrap": 5, "tools": 6}
 
 

@@ -14,13 +14,13 @@ from trl import SFTConfig, SFTTrainer
 
 import datasets_build
 from pipeline.chain import Chain
-from pipeline.evaluation.callback import BenchmarkEvalConfig
+from pipeline.training.benchmark import BenchmarkEvalConfig
+from pipeline.training.finish import FINAL_DIR
+from pipeline.training.records import WARMSTART_RECORD_FILE
 from pipeline.models import ModelConfig, load_tokenizer
 from pipeline.models.policies import load_policies
 from pipeline.models.tiny import build_tiny_model
 from pipeline.warmstart import (
-    FINAL_DIR,
-    RECORD_FILE,
     WarmStartConfig,
     WarmStartError,
     assistant_only_dataset,
@@ -215,7 +215,7 @@ def test_run_warm_start_writes_both_adapters_and_rl_starts_from_them(rows, tiny,
                              save_strategy="no", learning_rate=1e-2, max_length=512)
     final = run_warm_start(model_config, args, WarmStartConfig(max_examples=3), rows)
     assert final == tmp_path / "sft" / FINAL_DIR
-    record = json.loads((final / RECORD_FILE).read_text())
+    record = json.loads((final / WARMSTART_RECORD_FILE).read_text())
     assert record["steps"] == 2 and record["data"] == {"rows": 3, "kept": 3, "dropped": {}}
     assert record["adapters_from"] == "trained" and record["final_loss"] > 0
     assert record["lora"] == {"r": 4, "alpha": 8} and record["base_model"] == str(tiny)
@@ -238,7 +238,7 @@ def test_run_warm_start_falls_back_to_the_last_checkpoint_before_a_collapse(rows
                              save_steps=1, logging_steps=2, learning_rate=1e-2)
     warm = WarmStartConfig(keep_only_passing=False, collapse_guard_metric="entropy", collapse_guard_threshold=0.5)
     final = run_warm_start(model_config, args, warm, rows)
-    record = json.loads((final / RECORD_FILE).read_text())
+    record = json.loads((final / WARMSTART_RECORD_FILE).read_text())
     assert record["steps"] == 2 and record["collapse_guard"]["stopped"]
     assert record["adapters_from"] == str(tmp_path / "sft" / "checkpoint-1")
     assert not (tmp_path / "sft" / "checkpoint-2").exists()  # the collapsed step was not saved

@@ -63,9 +63,9 @@ def test_sft_recipe_trains_the_generator_and_logs_the_benchmark(sft_run):
 
     evaluated = [entry for entry in _logged(final) if BENCH in entry]
     assert [entry["step"] for entry in evaluated] == [SFT_STEPS]
-    for name in ("pass@1", "syntax_valid", "mode_collapse_rate"):
+    for name in ("pass@1", "syntax_valid", "collapse_rate"):
         assert 0.0 <= evaluated[0][f"eval_bench/direct/{name}"] <= 1.0
-    assert "loss" in evaluated[0] and "collapse/rate" in evaluated[0]  # the same log line as the loss and probe
+    assert "loss" in evaluated[0] and "probe/collapse_rate" in evaluated[0]  # the same log line as the loss and probe
     best = json.loads((out / "best_eval" / "best_eval.json").read_text())
     assert best["step"] == SFT_STEPS and best["metric"] == BENCH and best["num_tasks"] == 2
 

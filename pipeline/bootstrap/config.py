@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prompts.stages import NUM_STAGES
+from prompts.stages import DEFAULT_GENERATOR_TOKENS, stage_budgets
 
 
 class BootstrapError(ValueError):
@@ -16,11 +16,10 @@ class BootstrapError(ValueError):
 
 
 def _budgets(name: str, values: list[int]) -> tuple[int, ...]:
-    values = list(values)
-    if len(values) not in (1, NUM_STAGES) or any(isinstance(v, bool) or not isinstance(v, int) or v < 1
-                                                 for v in values):
-        raise BootstrapError(f"{name} must be 1 or {NUM_STAGES} positive integers, got {values}")
-    return tuple(values * NUM_STAGES if len(values) == 1 else values)
+    try:
+        return stage_budgets(name, values)
+    except ValueError as err:
+        raise BootstrapError(str(err)) from err
 
 
 @dataclass
@@ -37,7 +36,7 @@ class BootstrapConfig:
         default=0.8, metadata={"help": "Sampling temperature of both roles; > 0, or every sample of a problem is the same."})
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass of both roles."})
     generator_tokens: list[int] = field(
-        default_factory=lambda: [96, 128, 128, 96, 256],
+        default_factory=lambda: list(DEFAULT_GENERATOR_TOKENS),
         metadata={"help": "Max new tokens per generator stage (5 values, or 1 for all), as in RL."})
     discriminator_tokens: list[int] = field(
         default_factory=lambda: [128], metadata={"help": "Max new tokens per discriminator stage (5, or 1 for all)."})

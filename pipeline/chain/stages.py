@@ -19,7 +19,7 @@ from typing import Any, Iterator, Sequence
 
 from prompts import chat
 from prompts.parsing import extract_code
-from prompts.stages import NUM_STAGES
+from prompts.stages import DEFAULT_GENERATOR_TOKENS, NUM_STAGES, stage_budgets
 from prompts.templates import TemplateSet, load_templates
 from prompts.testcases import extract_tests
 
@@ -39,7 +39,7 @@ class ChainConfig:
         templates: template set name or folder (see prompts/templates/).
     """
 
-    generator_tokens: Sequence[int] = (96, 128, 128, 96, 256)
+    generator_tokens: Sequence[int] = DEFAULT_GENERATOR_TOKENS
     discriminator_tokens: Sequence[int] = (128,)
     temperature: float = 0.7
     top_p: float = 1.0
@@ -48,18 +48,13 @@ class ChainConfig:
 
     def __post_init__(self) -> None:
         for name in ("generator_tokens", "discriminator_tokens"):
-            values = list(getattr(self, name))
-            if len(values) == 1:
-                values = values * NUM_STAGES
-            if len(values) != NUM_STAGES or any(int(v) < 1 for v in values):
-                raise ValueError(f"{name} must be 1 or {NUM_STAGES} positive integers, got {getattr(self, name)}")
-            setattr(self, name, tuple(int(v) for v in values))
+            setattr(self, name, stage_budgets(name, getattr(self, name)))
         if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0:
             raise ValueError("sampling needs temperature >= 0, 0 < top_p <= 1 and top_k >= 0")
 
     @property
     def sampling(self) -> Sampling:
-        return Sampling(self.temperature, self.top_p, self.top_k)
+        return Sampling(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k)
 
 
 @dataclass

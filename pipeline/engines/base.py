@@ -18,17 +18,28 @@ from typing import Protocol
 ENGINES = ("transformers", "vllm")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Sampling:
-    """How to pick tokens: greedy when ``temperature`` is 0; ``top_k`` 0 means no top-k cut."""
+    """How to pick tokens: greedy when ``temperature`` is 0; ``top_k`` 0 means no top-k cut. The one sampling type
+    of the chain, the engines and evaluation; ``max_new_tokens`` and ``batch_size`` (sequences per generate call)
+    are read by evaluation's backends, the chain passes its budgets per stage."""
 
     temperature: float = 0.7
     top_p: float = 1.0
     top_k: int = 0
+    max_new_tokens: int = 512
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1 or self.batch_size < 1:
+            raise ValueError("max_new_tokens and batch_size must be >= 1")
+        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0:
+            raise ValueError(f"need temperature >= 0, 0 < top_p <= 1 and top_k >= 0, got {self.temperature}, "
+                             f"{self.top_p}, {self.top_k}")
 
     @property
     def greedy(self) -> bool:
-        return self.temperature <= 0
+        return self.temperature == 0
 
 
 class Conversations(Protocol):

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from prompts.stages import stage_budgets
+
 from pipeline.evaluation.programs import COMPLETION_FORMATS
 from pipeline.evaluation.scoring import DEFAULT_KS
 
+# The benchmarks by name (datasets_build loads each; evaluate.py also takes a JSONL file), EvalPlus's among them.
+BENCHMARKS = ("humaneval-mini", "humaneval", "mbpp", "humaneval+", "mbpp+")
+PLUS_BENCHMARKS = ("humaneval+", "mbpp+")
 MODES = ("direct", "staged")
 DEFAULT_SAMPLING_TEMPERATURE = 0.8
 
@@ -24,8 +29,8 @@ class EvalConfig:
 
     benchmark: str = field(
         default="humaneval-mini",
-        metadata={"help": "'humaneval-mini', 'humaneval', 'mbpp' (its test split), 'humaneval+' or 'mbpp+' "
-                          "(EvalPlus: base and plus verdicts), or the path of a JSONL file in HumanEval's format."},
+        metadata={"help": f"One of {', '.join(BENCHMARKS)} (mbpp: its test split; {' and '.join(PLUS_BENCHMARKS)}: "
+                          "EvalPlus, base and plus verdicts), or the path of a JSONL file in HumanEval's format."},
     )
     evalplus_file: str | None = field(
         default=None,
@@ -157,9 +162,11 @@ class EvalConfig:
         if not 0 < self.top_p <= 1:
             raise EvalConfigError(f"--top_p must be in (0, 1], got {self.top_p}")
         for name in ("generator_tokens", "discriminator_tokens"):
-            budgets = getattr(self, name)
-            if budgets is not None and (len(budgets) not in (1, 5) or min(budgets) < 1):
-                raise EvalConfigError(f"--{name} takes 1 or 5 positive budgets, got {budgets}")
+            if getattr(self, name) is not None:
+                try:
+                    stage_budgets(f"--{name}", getattr(self, name))
+                except ValueError as err:
+                    raise EvalConfigError(str(err)) from err
         if not self.ks or any(k < 1 for k in self.ks):
             raise EvalConfigError(f"--ks must be positive integers, got {self.ks}")
         if not self.timeout_s > 0:

@@ -21,30 +21,11 @@ from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from prompts.roles import Role
+from pipeline.engines.base import Sampling
 from pipeline.models.adapters import acting_as
 from pipeline.models import decoding_attention
 from prompts.chat import Message
 from prompts.parsing import defines_function, fenced_blocks
-
-
-@dataclass(frozen=True)
-class SamplingConfig:
-    """How to decode: temperature 0 means greedy; `batch_size` counts sequences per generate call."""
-
-    max_new_tokens: int = 512
-    temperature: float = 0.0
-    top_p: float = 0.95
-    batch_size: int = 8
-
-    def __post_init__(self) -> None:
-        if self.max_new_tokens < 1 or self.batch_size < 1:
-            raise ValueError("max_new_tokens and batch_size must be >= 1")
-        if self.temperature < 0 or not 0 < self.top_p <= 1:
-            raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}")
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature == 0
 
 
 @dataclass
@@ -65,7 +46,7 @@ class Generation:
 class Backend(Protocol):
     """What evaluation needs from a model: answers to chat conversations, acting as one role."""
 
-    def generate(self, conversations: Sequence[list[Message]], role: Role, sampling: SamplingConfig, *,
+    def generate(self, conversations: Sequence[list[Message]], role: Role, sampling: Sampling, *,
                  with_logprobs: bool = False, code_for: Sequence[str] | None = None) -> list[Generation]:
         """One answer per conversation, in order. `code_for` (an entry point per conversation) lets a backend
         end an answer once it holds a closed code block defining that function."""
@@ -138,7 +119,7 @@ class HfBackend:
             with self.model.disable_adapter(), torch.no_grad():
                 yield
 
-    def generate(self, conversations: Sequence[list[Message]], role: Role, sampling: SamplingConfig, *,
+    def generate(self, conversations: Sequence[list[Message]], role: Role, sampling: Sampling, *,
                  with_logprobs: bool = False, code_for: Sequence[str] | None = None) -> list[Generation]:
         prompts = render_prompts(self.tokenizer, conversations)
         lengths = [len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
@@ -155,7 +136,7 @@ class HfBackend:
                 bar.update(len(batch))
         return [r for r in results if r is not None]
 
-    def _generate_batch(self, prompts: list[str], sampling: SamplingConfig, with_logprobs: bool,
+    def _generate_batch(self, prompts: list[str], sampling: Sampling, with_logprobs: bool,
                         entry_points: list[str] | None) -> list[Generation]:
         device = next(self.model.parameters()).device
         encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
@@ -199,14 +180,12 @@ class EngineBackend:
     def with_adapters(self, enabled: bool) -> EngineBackend:
         return EngineBackend(self.engine.with_adapters(enabled), self.tokenizer)
 
-    def generate(self, conversations: Sequence[list[Message]], role: Role, sampling: SamplingConfig, *,
+    def generate(self, conversations: Sequence[list[Message]], role: Role, sampling: Sampling, *,
                  with_logprobs: bool = False, code_for: Sequence[str] | None = None) -> list[Generation]:
         from prompts.chat import render_ids
 
-        from pipeline.engines.base import Sampling
-
         prompts = [render_ids(self.tokenizer, list(c)) for c in conversations]
-        decoding = Sampling(sampling.temperature, 1.0 if sampling.greedy else sampling.top_p, 0)
+        decoding = Sampling(temperature=sampling.temperature, top_p=1.0 if sampling.greedy else sampling.top_p, top_k=0)
         generations: list[Generation] = []
         for start in range(0, len(prompts), sampling.batch_size):
             batch = self.engine.conversations(prompts[start:start + sampling.batch_size])

@@ -238,7 +238,7 @@ def render_report(results: Mapping[str, Any], plots: Mapping[str, str]) -> str:
             lines += ["", f"![per category]({plots['per_category']})"]
     lines += ["", "## Output quality", "",
               "Syntax valid: code was found and the program compiles. Mode collapse: degenerate repetition "
-              "(pipeline/evaluation/collapse.py), share of samples.", ""] + quality_table(runs)
+              "(prompts/collapse.py), share of samples.", ""] + quality_table(runs)
     if "quality" in plots:
         lines += ["", f"![quality]({plots['quality']})"]
     if stages := stage_table(runs, results.get("stage_names", [])):

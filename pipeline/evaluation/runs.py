@@ -52,7 +52,8 @@ def chain_config(cfg: EvalConfig) -> Any:
 def generate_runs(cfg: EvalConfig, rows: Sequence[dict[str, Any]]) -> tuple[dict[str, list[Sample]], dict[str, Any]]:
     """Sample every run; returns the samples per run and facts for results.json (model, timings, and the
     discriminator's tests when ``cfg.discriminator_benchmark``)."""
-    from pipeline.evaluation.generation import EngineBackend, HfBackend, SamplingConfig
+    from pipeline.engines.base import Sampling
+    from pipeline.evaluation.generation import EngineBackend, HfBackend
     from pipeline.evaluation.loading import load_eval_policies
     from pipeline.engines import VllmServerConfig, model_stop_ids, open_vllm
     from pipeline.models import load_tokenizer, resolve_model_source
@@ -62,8 +63,10 @@ def generate_runs(cfg: EvalConfig, rows: Sequence[dict[str, Any]]) -> tuple[dict
     from prompts.templates import load_templates
 
     templates = load_templates(cfg.templates)
-    sampling = SamplingConfig(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.batch_size)
-    test_sampling = SamplingConfig(max(cfg.discriminator_tokens), cfg.temperature, cfg.top_p, cfg.batch_size)
+    sampling = Sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
+                        batch_size=cfg.batch_size)
+    test_sampling = Sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=max(cfg.discriminator_tokens),
+                             batch_size=cfg.batch_size)
     rows_by_id = {row["task_id"]: row for row in rows}
     started = time.perf_counter()
     stack = contextlib.ExitStack()

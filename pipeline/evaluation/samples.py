@@ -21,7 +21,8 @@ from prompts.templates import TemplateSet
 from prompts.testcases import extract_tests
 
 if TYPE_CHECKING:
-    from pipeline.evaluation.generation import Backend, SamplingConfig
+    from pipeline.engines.base import Sampling
+    from pipeline.evaluation.generation import Backend
 
 
 class CompletionsFileError(ValueError):
@@ -61,7 +62,7 @@ def repeat_rows(rows: Sequence[Mapping[str, Any]], num_samples: int) -> list[tup
 
 
 def direct_samples(backend: Backend, rows: Sequence[Mapping[str, Any]], templates: TemplateSet,
-                   sampling: SamplingConfig, num_samples: int, *, with_logprobs: bool = False) -> list[Sample]:
+                   sampling: Sampling, num_samples: int, *, with_logprobs: bool = False) -> list[Sample]:
     """`num_samples` answers per task to the one-turn "code only" prompt, code extracted from each."""
     pairs = repeat_rows(rows, num_samples)
     conversations = [direct_messages(templates, problem=row["problem"], entry_point=row["entry_point"],
@@ -78,7 +79,7 @@ def direct_samples(backend: Backend, rows: Sequence[Mapping[str, Any]], template
 
 
 def discriminator_tests(backend: Backend, rows_by_id: Mapping[str, Mapping[str, Any]], samples: Sequence[Sample],
-                        templates: TemplateSet, sampling: SamplingConfig) -> None:
+                        templates: TemplateSet, sampling: Sampling) -> None:
     """Have the discriminator write tests for each sample's code (direct mode), into `sample.tests`.
 
     The code is shown as the output of stage 1 (`discriminator_messages` with one stage output): that turn
@@ -98,7 +99,7 @@ def discriminator_tests(backend: Backend, rows_by_id: Mapping[str, Mapping[str, 
 
 
 def problem_tests(backend: Backend, rows: Sequence[Mapping[str, Any]], templates: TemplateSet,
-                  sampling: SamplingConfig, num_samples: int) -> dict[str, list[str]]:
+                  sampling: Sampling, num_samples: int) -> dict[str, list[str]]:
     """Tests the discriminator writes from the problem alone (no code to look at), `num_samples` answers
     per task, pooled: the direct-mode discriminator benchmark. The problem statement stands where the
     generator's first stage would be (shown the prompt with its signature instead, the embedded model

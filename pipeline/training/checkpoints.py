@@ -26,7 +26,7 @@ COMPLETE = "COMPLETE"
 SCHEDULE_FILE = "schedule.json"
 RECIPE_FILE = "recipe.yaml"
 RUN_INFO_FILE = "run_info.json"
-BEST_DIR = "best_reward"  # by training rewards; best_eval/ (pipeline.evaluation.callback) ranks by a benchmark
+BEST_DIR = "best_reward"  # by training rewards; best_eval/ (pipeline.training.benchmark) ranks by a benchmark
 BEST_FILE = "best_reward.json"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 

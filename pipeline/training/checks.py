@@ -12,7 +12,7 @@ from pipeline.models import ModelConfig, ModelLoadError
 from pipeline.training.checkpoints import CheckpointError, checkpoints, resolve_resume
 from pipeline.training.config import ConfigError, RLArguments
 from pipeline.training.schedule import AdversarialSchedule, ScheduleConfig, ScheduleError, check_alignment
-from pipeline.evaluation.guard import CollapseGuardConfig
+from pipeline.training.guard import CollapseGuardConfig
 
 logger = logging.getLogger(__name__)
 

@@ -22,11 +22,14 @@ from typing import Any
 
 import yaml
 
+from prompts.stages import DEFAULT_GENERATOR_TOKENS
 from pipeline.chain import ChainConfig
-from pipeline.evaluation.callback import BenchmarkEvalConfig
+from pipeline.training.benchmark import BenchmarkEvalConfig
+from pipeline.evaluation.config import BENCHMARKS, PLUS_BENCHMARKS
 from pipeline.models import cpu_has_native_bf16
 
-BENCHMARKS = ("humaneval-mini", "humaneval", "mbpp")  # those the benchmark callback evaluates during training
+# Those the benchmark callback evaluates during training: not EvalPlus's (their judge is evaluate.py's).
+TRAINING_BENCHMARKS = tuple(name for name in BENCHMARKS if name not in PLUS_BENCHMARKS)
 
 
 JOBS = ("rl", "sft", "bootstrap")  # what train.py runs: GRPO, the supervised warm start, expert iteration
@@ -106,7 +109,7 @@ class ChainArguments:
     """Token budgets and templates of the five-stage chain (sampling: GRPOConfig's temperature/top_p/top_k)."""
 
     generator_tokens: list[int] = field(
-        default_factory=lambda: [96, 128, 128, 96, 256],
+        default_factory=lambda: list(DEFAULT_GENERATOR_TOKENS),
         metadata={"help": "Max new tokens per generator stage (5, or 1 for all)."})
     discriminator_tokens: list[int] = field(
         default_factory=lambda: [128], metadata={"help": "Max new tokens per discriminator stage (5, or 1 for all)."})
@@ -121,15 +124,15 @@ class ChainArguments:
 
 @dataclass
 class BenchmarkArguments(BenchmarkEvalConfig):
-    """``pipeline.evaluation.callback.BenchmarkEvalConfig`` plus which benchmark it evaluates on."""
+    """``pipeline.training.benchmark.BenchmarkEvalConfig`` plus which benchmark it evaluates on."""
 
     bench_benchmark: str = field(
         default="humaneval-mini",
-        metadata={"help": f"Benchmark evaluated during training, one of {BENCHMARKS} (mbpp: its test split)."})
+        metadata={"help": f"Benchmark evaluated during training, one of {TRAINING_BENCHMARKS} (mbpp: its test split)."})
 
     def __post_init__(self) -> None:
-        if self.bench_benchmark not in BENCHMARKS:
-            raise ValueError(f"bench_benchmark must be one of {BENCHMARKS}, got {self.bench_benchmark!r}")
+        if self.bench_benchmark not in TRAINING_BENCHMARKS:
+            raise ValueError(f"bench_benchmark must be one of {TRAINING_BENCHMARKS}, got {self.bench_benchmark!r}")
         super().__post_init__()
 
 

@@ -1,4 +1,5 @@
-"""The end of an RL run: ``final/`` (the adapters to evaluate, push or start from), and the one push.
+"""The end of a training run (RL and the warm start): ``final/`` (the adapters to evaluate, push or start from),
+and the one push.
 
 After a collapse the collapse guard names the last checkpoint saved before it: ``final/`` gets that
 checkpoint's adapters and the collapsed ones go to ``collapsed/`` for inspection; a collapse before any
@@ -8,8 +9,10 @@ trainer state, so ``--push_to_hub`` pushes one folder once (the Trainer's per-ch
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,38 +20,59 @@ from prompts.roles import ROLES
 from pipeline.models.policies import Policies
 from pipeline.training.hub import PushError, push_folder
 from pipeline.training.records import write_run_files
-from pipeline.evaluation.guard import CollapseGuard
+from pipeline.training.guard import CollapseGuard
 
 FINAL_DIR = "final"
 COLLAPSED_DIR = "collapsed"
 
 
-def finish_run(output_dir: Path, policies: Policies, trainer: Any, guard: CollapseGuard, *, recipe: dict[str, Any],
-               info: dict[str, Any], push_repo: str | None, is_main_process: bool) -> int:
+TRAINER_STATE_FILE = "trainer_state.json"
+
+
+def finish_run(output_dir: Path, policies: Policies, trainer: Any, guard: CollapseGuard, *,
+               recipe: dict[str, Any] | None, info: dict[str, Any] | None = None,
+               records: Mapping[str, dict[str, Any]] | None = None, push_repo: str | None = None,
+               is_main_process: bool, announce: bool = True,
+               collapse_error: type[Exception] | None = None) -> int:
     """Write ``final/`` (and ``collapsed/``), push it when asked; the process exit code (0, or 1 on a collapse before
-    any checkpoint or a failed push)."""
+    any checkpoint or a failed push).
+
+    ``final/`` gets the adapters, ``recipe.yaml`` and ``run_info.json`` (``recipe`` and ``info``, when given),
+    each of ``records`` as a JSON file of that name, and the trainer state; ``info`` and ``records`` get where the
+    adapters came from (``adapters_from``). ``announce``: print where the adapters are (the warm start's caller
+    prints its own line). ``collapse_error``: raise it, instead of returning 1, on a collapse before any checkpoint.
+    """
     final = output_dir / FINAL_DIR
     good = guard.last_good_checkpoint() if guard.stopped else None
     if guard.stopped and is_main_process:
         policies.save(output_dir / COLLAPSED_DIR)  # kept for inspection, never used
     if guard.stopped and good is None:
-        print(f"training collapsed ({guard.config.metric} >= {guard.config.threshold} from step {guard.streak_start}) "
-              f"before any checkpoint was saved; the collapsed adapters are in {output_dir / COLLAPSED_DIR}",
-              file=sys.stderr)
+        message = (f"training collapsed ({guard.config.metric} >= {guard.config.threshold} from step "
+                   f"{guard.streak_start}) before any checkpoint was saved; the collapsed adapters are in "
+                   f"{output_dir / COLLAPSED_DIR}")
+        if collapse_error is not None:
+            raise collapse_error(f"{message}. Lower the learning rate or save more often.")
+        print(message, file=sys.stderr)
         return 1
     if not is_main_process:
         return 0
     shutil.rmtree(final, ignore_errors=True)
+    adapters_from = good or "trained"
     if good is not None:
         for role in ROLES:
             if (Path(good) / role).is_dir():
                 shutil.copytree(Path(good) / role, final / role)
-        print(f"training collapsed at step {guard.streak_start}; final/ holds the adapters of {good}")
+        if announce:
+            print(f"training collapsed at step {guard.streak_start}; final/ holds the adapters of {good}")
     else:
         policies.save(final)
-    write_run_files(final, recipe, {**info, "adapters_from": good or "trained"})
-    trainer.state.save_to_json(str(final / "trainer_state.json"))
-    print("adapters saved: " + " and ".join(str(final / role) for role in ROLES if (final / role).is_dir()))
+    if recipe is not None:
+        write_run_files(final, recipe, None if info is None else {**info, "adapters_from": adapters_from})
+    for name, record in (records or {}).items():
+        (final / name).write_text(json.dumps({**record, "adapters_from": adapters_from}, indent=2) + "\n")
+    trainer.state.save_to_json(str(final / TRAINER_STATE_FILE))  # the whole log history, evaluations included
+    if announce:
+        print("adapters saved: " + " and ".join(str(final / role) for role in ROLES if (final / role).is_dir()))
     if push_repo:
         try:
             commit = push_folder(final, push_repo)

@@ -22,9 +22,10 @@ from prompts.roles import ROLES
 from pipeline.models.adapters import ADAPTER_CONFIG, resolve_adapter_dir
 from pipeline.models import ModelConfig
 from pipeline.training.checkpoints import RECIPE_FILE, RUN_INFO_FILE
-from pipeline.warmstart import RECORD_FILE
 
 logger = logging.getLogger(__name__)
+
+WARMSTART_RECORD_FILE = "warmstart.json"  # what a warm start's final/ says about it (pipeline.warmstart)
 
 
 def run_info(*, model: ModelConfig, schedule: Any, reward_names: list[str], reward_weights: Any,
@@ -62,7 +63,7 @@ def start_points(model: ModelConfig, roles: tuple[str, ...] = ROLES) -> dict[str
             "sha256": hashlib.sha256(weights.read_bytes()).hexdigest() if weights.is_file() else None,
             "lora": {"r": lora.get("r"), "alpha": lora.get("lora_alpha"), "target_modules": lora.get("target_modules")},
         }
-        record = folder.parent / RECORD_FILE
+        record = folder.parent / WARMSTART_RECORD_FILE
         if record.is_file():
             warm = json.loads(record.read_text())
             points[role]["warmstart"] = {k: warm.get(k) for k in ("base_model", "steps", "final_loss", "stage_format",

@@ -48,7 +48,7 @@ PRIVATE_HOOKS: dict[str, tuple[str, ...]] = {
 }
 PRIVATE_ATTRIBUTES = ("_metrics", "_last_loaded_step")  # set in GRPOTrainer.__init__ (_last_loaded_step only on
 # its vLLM path: set here too, see _as_trl_vllm_path); _metrics: the log window (here and
-# pipeline/evaluation/callback.py's log_with_training)
+# pipeline/training/benchmark.py's log_with_training)
 # Logged metrics that are copied under `stage<k>/` so that each curriculum stage has its own curves.
 STAGE_METRIC_PREFIXES = ("reward", "rewards/", "generator/", "discriminator/", "invalid_reasons/", "quality/")
 

@@ -19,11 +19,11 @@ from pipeline.warmstart.data import (
     sft_examples,
 )
 from pipeline.warmstart.probe import GenerationProbe
-from pipeline.warmstart.run import FINAL_DIR, RECORD_FILE, adapter_digest, run_warm_start
+from pipeline.warmstart.run import adapter_digest, run_warm_start
 from pipeline.warmstart.teacher import teacher_chains
 
 __all__ = [
-    "DROP_REASONS", "FINAL_DIR", "RECIPE_DEFAULTS", "RECORD_FILE", "DataReport", "GenerationProbe", "WarmStartConfig", "WarmStartError",
+    "DROP_REASONS", "RECIPE_DEFAULTS", "DataReport", "GenerationProbe", "WarmStartConfig", "WarmStartError",
     "adapter_digest", "assistant_only_dataset", "check_sft_run", "assistant_only_tokens", "build_sft_dataset",
     "run_warm_start", "sft_examples", "sft_training_args", "teacher_chains",
 ]

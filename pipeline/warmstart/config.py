@@ -14,6 +14,8 @@ from typing import Any
 
 from trl import SFTConfig
 
+from prompts.stages import DEFAULT_GENERATOR_TOKENS, stage_budgets
+
 FINAL_CODE_SOURCES = ("reference", "teacher")
 
 
@@ -34,7 +36,7 @@ class WarmStartConfig:
         metadata={"help": "Hub id or model folder ('embedded' allowed) that writes stages 1-4; required with "
                           "stage_format. A stronger model than the one being trained."})
     teacher_max_new_tokens: list[int] = field(
-        default_factory=lambda: [96, 128, 128, 96, 256],
+        default_factory=lambda: list(DEFAULT_GENERATOR_TOKENS),
         metadata={"help": "Teacher's token budget per stage (5 values, or 1 for all)."})
     teacher_temperature: float = field(
         default=0.0, metadata={"help": "Teacher sampling temperature; 0 = greedy (its most likely chain)."})
@@ -53,11 +55,11 @@ class WarmStartConfig:
     probe_every_steps: int = field(
         default=0,
         metadata={"help": "Every N optimizer steps, generate greedily for a few fixed training prompts and log "
-                          "collapse/rate and probe/code_parses (a falling loss says nothing about them). 0 = off."})
+                          "probe/collapse_rate and probe/code_parses (a falling loss says nothing about them). 0 = off."})
     probe_prompts: int = field(default=4, metadata={"help": "Prompts the probe generates for."})
     probe_max_new_tokens: int = field(default=96, metadata={"help": "Token budget of each probe generation."})
     collapse_guard_metric: str = field(
-        default="collapse/rate", metadata={"help": "Logged metric the collapse guard watches (higher = worse)."})
+        default="probe/collapse_rate", metadata={"help": "Logged metric the collapse guard watches (higher = worse)."})
     collapse_guard_threshold: float = field(
         default=0.5, metadata={"help": "Value of collapse_guard_metric at or above which training has collapsed."})
     stop_on_collapse: bool = field(
@@ -72,9 +74,10 @@ class WarmStartConfig:
             raise WarmStartError("stage_format needs a teacher (a Hub id or model folder) to write stages 1-4")
         if self.final_code not in FINAL_CODE_SOURCES:
             raise WarmStartError(f"final_code must be one of {FINAL_CODE_SOURCES}, got {self.final_code!r}")
-        tokens = list(self.teacher_max_new_tokens)
-        if len(tokens) not in (1, 5) or any(isinstance(t, bool) or not isinstance(t, int) or t < 1 for t in tokens):
-            raise WarmStartError(f"teacher_max_new_tokens must be 1 or 5 positive integers, got {tokens}")
+        try:
+            stage_budgets("teacher_max_new_tokens", self.teacher_max_new_tokens)
+        except ValueError as err:
+            raise WarmStartError(str(err)) from err
         if self.teacher_temperature < 0:
             raise WarmStartError(f"teacher_temperature must be >= 0, got {self.teacher_temperature}")
         for name in ("teacher_batch_size", "probe_prompts", "probe_max_new_tokens"):

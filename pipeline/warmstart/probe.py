@@ -2,7 +2,7 @@
 
 A supervised loss can fall to 0.0 while greedy generations are already "return return return"; only
 the generations show it. Every few steps the probe writes greedy answers to a few fixed prompts and
-logs the share that is degenerate (`collapse/rate`, what `CollapseGuard` watches) and, for prompts
+logs the share that is degenerate (`probe/collapse_rate`, what `CollapseGuard` watches) and, for prompts
 whose answer is code, the share whose code parses and defines the entry point (`probe/code_parses`).
 """
 
@@ -32,7 +32,7 @@ class GenerationProbe(TrainerCallback):
 
     def __init__(self, prompts: Sequence[Sequence[Mapping[str, str]]], entry_points: Sequence[str | None],
                  tokenizer: Any, *, every_steps: int, max_new_tokens: int, is_collapsed: Callable[[str], bool],
-                 metric: str = "collapse/rate"):
+                 metric: str = "probe/collapse_rate"):
         if not prompts or len(prompts) != len(entry_points):
             raise ValueError("the probe needs at least one prompt and one entry point (or None) per prompt")
         if every_steps < 1 or max_new_tokens < 1:

@@ -10,9 +10,7 @@ the folder with `ModelConfig.generator_init_adapter=<folder>` (and `discriminato
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import shutil
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,21 +21,17 @@ from datasets import Dataset
 from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
-from prompts.roles import ROLES
 from pipeline.models import ModelConfig
 from pipeline.models.policies import load_policies
+from pipeline.training.finish import FINAL_DIR, finish_run
+from pipeline.training.guard import CollapseGuard, CollapseGuardConfig
+from pipeline.training.records import WARMSTART_RECORD_FILE
 from pipeline.warmstart.config import WarmStartConfig, WarmStartError
 from pipeline.warmstart.data import assistant_only_dataset, sft_examples
-from pipeline.evaluation.guard import CollapseGuard, CollapseGuardConfig
 from pipeline.warmstart.probe import GenerationProbe
 from pipeline.warmstart.teacher import teacher_chains
 
 logger = logging.getLogger(__name__)
-
-FINAL_DIR = "final"
-RECORD_FILE = "warmstart.json"
-COLLAPSED_DIR = "collapsed"
-TRAINER_STATE_FILE = "trainer_state.json"
 
 
 def adapter_digest(model: torch.nn.Module, role: str) -> str:
@@ -82,10 +76,11 @@ def run_warm_start(model_config: ModelConfig, sft_config: SFTConfig, warm_config
     which holds `generator/` and `discriminator/` adapters, `warmstart.json` and `trainer_state.json`.
 
     `callbacks` join the trainer's; one with an ``attach(trainer)`` method (such as
-    `pipeline.evaluation.callback.BenchmarkCallback`, which logs through the trainer) is attached with it.
+    `pipeline.training.benchmark.BenchmarkCallback`, which logs through the trainer) is attached with it.
 
-    If the collapse guard stops the run, `final` is copied from the last checkpoint saved before the
-    collapse (the collapsed adapters go to `<output_dir>/collapsed`); with no such checkpoint it raises.
+    The run ends through `pipeline.training.finish.finish_run`, as RL's does: if the collapse guard stops the run,
+    `final` is copied from the last checkpoint saved before the collapse (the collapsed adapters go to
+    `<output_dir>/collapsed`); with no such checkpoint it raises WarmStartError.
     """
     _check_args(sft_config, warm_config)
     started = time.perf_counter()
@@ -134,42 +129,26 @@ def run_warm_start(model_config: ModelConfig, sft_config: SFTConfig, warm_config
     if adapter_digest(discriminator, "discriminator") != untouched:
         raise RuntimeError("the warm start changed the discriminator adapter; only the generator may train")
     out = Path(sft_config.output_dir)
-    final = out / FINAL_DIR
-    adapters_from = "trained"
-    if guard.stopped:  # every process saw the same logs, so all of them take this branch
-        if trainer.is_world_process_zero():
-            policies.save(out / COLLAPSED_DIR)  # kept for inspection, never used
-        adapters_from = guard.last_good_checkpoint()
-        if adapters_from is None:
-            raise WarmStartError(f"training collapsed ({warm_config.collapse_guard_metric} >= "
-                                 f"{warm_config.collapse_guard_threshold} from step {guard.streak_start}) before any "
-                                 f"checkpoint was saved; the collapsed adapters are in {out / COLLAPSED_DIR}. "
-                                 "Lower the learning rate or save more often.")
+    record = {
+        "base_model": model_config.model_name_or_path or "embedded",
+        "stage_format": warm_config.stage_format,
+        "teacher": warm_config.teacher,
+        "final_code": warm_config.final_code if warm_config.stage_format else "reference",
+        "data": report.to_dict(),
+        "steps": trainer.state.global_step,
+        "final_loss": _final_loss(trainer.state.log_history),
+        "mean_train_loss": result.training_loss,
+        "wall_time_s": round(time.perf_counter() - started, 1),
+        "lora": {"r": model_config.lora_r, "alpha": model_config.lora_alpha},
+        "learning_rate": sft_config.learning_rate,
+        "collapse_guard": guard.report(),
+    }  # finish_run adds adapters_from
     trainer.accelerator.wait_for_everyone()
+    # recipe.yaml is train.py's to write (it has the effective recipe); the warm start has no push of its own.
+    finish_run(out, policies, trainer, guard, recipe=None, records={WARMSTART_RECORD_FILE: record},
+               is_main_process=trainer.is_world_process_zero(), announce=False, collapse_error=WarmStartError)
+    final = out / FINAL_DIR
     if trainer.is_world_process_zero():
-        shutil.rmtree(final, ignore_errors=True)
-        if guard.stopped:
-            for role in ROLES:
-                shutil.copytree(Path(adapters_from) / role, final / role)
-        else:
-            policies.save(final)
-        record = {
-            "base_model": model_config.model_name_or_path or "embedded",
-            "stage_format": warm_config.stage_format,
-            "teacher": warm_config.teacher,
-            "final_code": warm_config.final_code if warm_config.stage_format else "reference",
-            "data": report.to_dict(),
-            "steps": trainer.state.global_step,
-            "final_loss": _final_loss(trainer.state.log_history),
-            "mean_train_loss": result.training_loss,
-            "wall_time_s": round(time.perf_counter() - started, 1),
-            "lora": {"r": model_config.lora_r, "alpha": model_config.lora_alpha},
-            "learning_rate": sft_config.learning_rate,
-            "collapse_guard": guard.report(),
-            "adapters_from": adapters_from,
-        }
-        (final / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
-        trainer.state.save_to_json(str(final / TRAINER_STATE_FILE))  # the whole log history, evaluations included
         logger.info("warm start: %d steps, final loss %s; adapters in %s", record["steps"], record["final_loss"],
                     final)
     trainer.accelerator.wait_for_everyone()

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from prompts.stages import DEFAULT_GENERATOR_TOKENS, NUM_STAGES
+
 from pipeline.tools.memory.shape import (
     ATTENTION_MLP, DEFAULT_PROBLEM_TOKENS, MemoryEstimateError, ModelShape, find_model_config,
 )  # fmt: skip
@@ -35,8 +37,8 @@ class Recipe:
     generation_rows: int = 32  # sequences generated at once per process (per_device x steps_per_generation)
     gradient_checkpointing: bool = True
     beta: float = 0.0
-    generator_tokens: tuple[int, ...] = (96, 128, 128, 96, 256)
-    discriminator_tokens: tuple[int, ...] = (128,) * 5
+    generator_tokens: tuple[int, ...] = DEFAULT_GENERATOR_TOKENS
+    discriminator_tokens: tuple[int, ...] = (128,) * NUM_STAGES
     templates: str = "default"
     problem_tokens: int = DEFAULT_PROBLEM_TOKENS
 

@@ -27,7 +27,7 @@ _STAGE_REASON = re.compile(r"^invalid_reasons/stage(\d+)/([^/]+)$")
 _EVAL = re.compile(r"^eval_bench/([^/]+)/([^/]+)$")
 _SOLVED = re.compile(r"^generator/groups/solved_(\d+)$")
 _EVAL_SKIPPED = frozenset({"mean_tokens", "generation_s"})  # not rates; in summary.json only
-_EVAL_ORDER = ("pass@1", "syntax_valid", "mode_collapse_rate", "test_pass_rate")  # BenchmarkCallback's order
+_EVAL_ORDER = ("pass@1", "syntax_valid", "collapse_rate", "test_pass_rate")  # BenchmarkCallback's order
 
 # The rates of each role, in the order shown, with what they mean (rewards/README.md).
 ROLE_RATES: dict[str, dict[str, str]] = {

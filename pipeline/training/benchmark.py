@@ -6,7 +6,7 @@ learns too; only a fixed held-out benchmark judged by its official tests says wh
 better at coding. Every `bench_eval_steps` optimizer steps the main process answers a few benchmark rows
 greedily with the current generator adapter (`direct` and/or `staged`, the modes of evaluate.py), runs the
 code in one long-lived sandbox, and logs `eval_bench/<mode>/pass@1`, `.../syntax_valid`,
-`.../mode_collapse_rate`, `.../test_pass_rate`, `.../mean_tokens` and `.../generation_s` through the
+`.../collapse_rate`, `.../test_pass_rate`, `.../mean_tokens` and `.../generation_s` through the
 trainer, so TensorBoard, W&B and `state.log_history` get them with the loss. The adapters scoring best on
 `bench_metric_for_best` are saved to `<output_dir>/best_eval/` with `best_eval.json`.
 
@@ -33,6 +33,7 @@ from transformers import TrainerCallback
 from prompts.collapse import CollapseConfig
 from pipeline.evaluation.config import MODES
 from pipeline.evaluation.scoring import ScoreConfig, score_runs
+from prompts.stages import stage_budgets
 from prompts.templates import load_templates
 from sandbox import Sandbox, SandboxConfig
 
@@ -42,8 +43,8 @@ PREFIX = "eval_bench"
 BEST_EVAL_DIR = "best_eval"
 BEST_EVAL_FILE = "best_eval.json"
 # What each mode logs, as f"{PREFIX}/{mode}/{name}"; the first three are the ones the issue asks for.
-METRIC_NAMES = ("pass@1", "syntax_valid", "mode_collapse_rate", "test_pass_rate", "mean_tokens", "generation_s")
-LOWER_IS_BETTER = frozenset({"mode_collapse_rate", "mean_tokens", "generation_s"})
+METRIC_NAMES = ("pass@1", "syntax_valid", "collapse_rate", "test_pass_rate", "mean_tokens", "generation_s")
+LOWER_IS_BETTER = frozenset({"collapse_rate", "mean_tokens", "generation_s"})
 ROW_KEYS = ("task_id", "problem", "signature", "entry_point", "prompt", "tests")
 
 
@@ -99,8 +100,7 @@ class BenchmarkEvalConfig:
         for name in ("bench_eval_steps", "bench_limit"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (or None), got {getattr(self, name)}")
-        if len(self.bench_generator_tokens) not in (1, 5) or min(self.bench_generator_tokens) < 1:
-            raise ValueError(f"bench_generator_tokens takes 1 or 5 positive budgets, got {self.bench_generator_tokens}")
+        stage_budgets("bench_generator_tokens", self.bench_generator_tokens)
         if not self.bench_timeout_s > 0:
             raise ValueError(f"bench_timeout_s must be > 0, got {self.bench_timeout_s}")
         if not 0 < self.bench_collapse_threshold <= 1:
@@ -262,7 +262,8 @@ class BenchmarkCallback(TrainerCallback):
         The model's active adapter, `requires_grad` flags and train/eval mode are as before afterwards
         (`pipeline.models.adapters.acting_as` does the switching).
         """
-        from pipeline.evaluation.generation import HfBackend, SamplingConfig
+        from pipeline.engines.base import Sampling
+        from pipeline.evaluation.generation import HfBackend
         from pipeline.evaluation.metric import load_pass_at_k
         from pipeline.evaluation.samples import direct_samples, staged_samples
         from pipeline.models.policies import Policies
@@ -279,7 +280,8 @@ class BenchmarkCallback(TrainerCallback):
             for mode in cfg.bench_modes:
                 started = time.perf_counter()
                 if mode == "direct":
-                    sampling = SamplingConfig(cfg.bench_max_new_tokens, 0.0, 1.0, cfg.bench_batch_size)
+                    sampling = Sampling(temperature=0.0, top_p=1.0, max_new_tokens=cfg.bench_max_new_tokens,
+                                        batch_size=cfg.bench_batch_size)
                     runs[mode] = direct_samples(HfBackend(model, tokenizer), self.rows, self.templates, sampling, 1)
                 else:
                     policies = Policies(model, tokenizer)
@@ -295,7 +297,7 @@ class BenchmarkCallback(TrainerCallback):
         metrics: dict[str, float] = {}
         for mode, summary in summaries.items():
             values = {"pass@1": summary["pass@1"], "syntax_valid": summary["syntax_valid_rate"],
-                      "mode_collapse_rate": summary["collapse_rate"], "test_pass_rate": summary["test_pass_rate"],
+                      "collapse_rate": summary["collapse_rate"], "test_pass_rate": summary["test_pass_rate"],
                       "mean_tokens": sum(summary["mean_tokens_per_stage"]), "generation_s": seconds[mode]}
             metrics.update({metric_key(mode, name): float(values[name]) for name in METRIC_NAMES})
         return metrics

@@ -2,8 +2,8 @@
 last one saved before it happened.
 
 The guard computes nothing itself: it watches one logged metric (a mode-collapse rate measured on
-sampled generations, e.g. `collapse/rate` from `GenerationProbe`, or an evaluation's
-`eval/mode_collapse_rate`), so it works unchanged under `SFTTrainer` and `GRPOTrainer`.
+sampled generations, e.g. `probe/collapse_rate` from `GenerationProbe`, or an evaluation's
+`eval_bench/direct/collapse_rate`), so it works unchanged under `SFTTrainer` and `GRPOTrainer`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class CollapseGuardConfig:
     collapsed; stop_on_collapse: end training then; patience: consecutive collapsed logs needed to stop
     (rates measured on a handful of samples are noisy)."""
 
-    metric: str = "collapse/rate"
+    metric: str = "probe/collapse_rate"
     threshold: float = 0.5
     stop_on_collapse: bool = False
     patience: int = 1
