@@ -2,7 +2,7 @@
 
     scripts/learning_experiment.sh quick      # <= 60 min on 2 cores (estimate): small budgets, few steps, subsets
     scripts/learning_experiment.sh full       # the documented run (hours; run it in the background)
-    .venv/bin/python scripts/learning_experiment.py SIZE [--out DIR] [--model DIR] [--dry_run]
+    .venv/bin/python scripts/learning_experiment.py SIZE [--out DIR] [--model DIR] [--jobs 2] [--dry_run]
 
 Steps, each a subprocess of the project's own commands, each skipped when its output is already there (so an
 interrupted run resumes where it stopped; delete a step's folder to redo it):
@@ -11,7 +11,8 @@ interrupted run resumes where it stopped; delete a step's folder to redo it):
    tasks held out (``scripts/select_problems.py candidates``), then the discriminator round
    (``configs/bootstrap_disc.yaml``) from its adapters;
 2. ``selection``: every RL candidate (``configs/rl_learn.yaml``'s problems, MBPP+ held out) sampled ``samples``
-   times, staged, with the bootstrap's adapters; the band 1..samples-1 passing is kept
+   times, staged, with the bootstrap's adapters (``full``: 40 candidates a step, so an interrupted run loses one
+   chunk at most); the band 1..samples-1 passing is kept
    (``select_problems.py pick``). When no problem falls in the band (a toy model), RL trains on the candidates
    and ``summary.json`` says so under ``selection.fallback``;
 3. ``rl``: ``train.py --config configs/rl_learn.yaml`` from the bootstrap, on the selection;
@@ -20,6 +21,9 @@ interrupted run resumes where it stopped; delete a step's folder to redo it):
 5. ``compare``: ``evaluate.py --compare base bootstrap rl`` per benchmark and mode (paired statistics);
 6. ``summary.json``: every point's held-out numbers, the paired statistics of every comparison, pooled over
    both benchmarks too (issue 22's acceptance: 542 tasks), and the staged-vs-base-direct comparison.
+
+With ``--jobs 2`` the held-out evaluations of the base model, then of the bootstrap (once its adapters exist), run
+in a second lane beside the training steps: each step is one single-threaded process, so two cores run two.
 
 Writes under ``outputs/learning_<size>/``: the adapters (``bootstrap/final``, ``bootstrap_disc/final``,
 ``rl/final``), every evaluation folder, ``times.txt`` (wall time and load of each step) and ``summary.json``.
@@ -33,6 +37,7 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -55,6 +60,8 @@ class Size:
     rl_args: tuple[str, ...] = field(default=(), metadata={"help": "Overrides of configs/rl_learn.yaml."})
     candidates_limit: int | None = field(default=None, metadata={
         "help": "Sample only the first N RL candidates (None: every one, as issue 22 asks)."})
+    solve_chunk: int | None = field(default=None, metadata={
+        "help": "Candidates per solve-rate step (each a resumable step of its own; None: one step for all)."})
     samples: int = field(default=8, metadata={"help": "Staged samples per candidate for the solve rate."})
     heldout_limit: int | None = field(default=None, metadata={
         "help": "Evaluate the first N tasks of each held-out benchmark (None: all 164 + 378)."})
@@ -68,7 +75,7 @@ class Size:
 EVAL_BUDGETS = ("--generator_tokens", "16", "16", "16", "16", "128", "--discriminator_tokens", "128", "80", "80", "80",
                 "80", "--max_new_tokens", "256", "--batch_size", "20")
 SIZES: dict[str, Size] = {
-    "full": Size(eval_args=EVAL_BUDGETS),
+    "full": Size(eval_args=EVAL_BUDGETS, solve_chunk=40),
     "quick": Size(
         bootstrap_args=("--rounds", "1", "--max_problems_per_round", "20", "--samples_per_problem", "1",
                         "--max_steps", "4"),
@@ -95,6 +102,7 @@ class Step:
     name: str
     argv: list[str]
     done: Path  # the step is skipped when this exists
+    chunk_ids: tuple[str, ...] = ()  # a solve-rate chunk: the task ids its file lists (written before it runs)
 
     def __str__(self) -> str:
         return shlex.join(self.argv)
@@ -124,13 +132,36 @@ def pre_selection_steps(size: Size, out: Path, python: str, model: list[str]) ->
                                "--out", str(out / "candidates.txt")],
              out / "candidates.txt"),
     ]
-    limit = ["--limit", str(size.candidates_limit)] if size.candidates_limit else []
-    steps.append(Step("solve rates", [
-        python, "evaluate.py", "--benchmark", "mbpp", "--split", "train", "validation", "--task_ids_file",
-        str(out / "candidates.txt"), *limit, "--mode", "staged", "--num_samples", str(size.samples), "--temperature",
-        "0.8", "--ks", "1", *model, "--adapter", str(disc / "final"), *size.eval_args,
-        "--output_dir", str(out / "solve_rates")], out / "solve_rates" / "results.json"))
     return steps
+
+
+def solve_rate_steps(size: Size, out: Path, python: str, model: list[str]) -> list[Step]:
+    """The solve rates of the RL candidates (``candidates.txt`` must exist): every candidate sampled ``samples``
+    times, staged, with the bootstrap's adapters; in chunks of ``solve_chunk`` candidates, each its own step
+    (``solve_rates/part-<k>/``), so that an interrupted run loses one chunk at most."""
+    ids = _ids(out / "candidates.txt")[: size.candidates_limit]
+    chunk = size.solve_chunk or max(1, len(ids))
+    parts = [ids[i:i + chunk] for i in range(0, len(ids), chunk)] or [[]]
+    steps = []
+    for k, part in enumerate(parts, start=1):
+        folder = out / "solve_rates" / (f"part-{k}" if len(parts) > 1 else "")
+        ids_file = out / (f"candidates.part-{k}.txt" if len(parts) > 1 else "candidates.txt")
+        limit = [] if len(parts) > 1 or not size.candidates_limit else ["--limit", str(size.candidates_limit)]
+        name = f"solve rates {k}/{len(parts)}" if len(parts) > 1 else "solve rates"
+        steps.append(Step(name, [
+            python, "evaluate.py", "--benchmark", "mbpp", "--split", "train", "validation", "--task_ids_file",
+            str(ids_file), *limit, "--mode", "staged", "--num_samples", str(size.samples), "--temperature",
+            "0.8", "--ks", "1", *model, "--adapter", str(out / "bootstrap_disc" / "final"), *size.eval_args,
+            "--output_dir", str(folder)], folder / "results.json", chunk_ids=tuple(part) if len(parts) > 1 else ()))
+    return steps
+
+
+def join_solve_rates(steps: list[Step], out: Path) -> Path:
+    """``solve_rates/samples.jsonl``: the chunks' samples in order (the single step's own file when unchunked)."""
+    joined = out / "solve_rates" / "samples.jsonl"
+    if len(steps) > 1:
+        joined.write_text("".join((step.done.parent / "samples.jsonl").read_text() for step in steps))
+    return joined
 
 
 def pick(size: Size, out: Path, python: str) -> dict[str, Any]:
@@ -189,6 +220,9 @@ def _slug(bench: str) -> str:
     return bench.replace("+", "plus")
 
 
+_TIMES = threading.Lock()  # two lanes append to times.txt
+
+
 def run_step(step: Step, out: Path, dry_run: bool) -> None:
     if step.done.exists():
         print(f"skip  {step.name} (done: {step.done})", flush=True)
@@ -196,6 +230,9 @@ def run_step(step: Step, out: Path, dry_run: bool) -> None:
     print(f"run   {step.name}: {step}", flush=True)
     if dry_run:
         return
+    if step.chunk_ids:
+        ids_file = Path(step.argv[step.argv.index("--task_ids_file") + 1])
+        ids_file.write_text("".join(f"{task}\n" for task in step.chunk_ids))
     log = out / "logs" / f"{step.name.replace(' ', '_').replace('+', 'plus')}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -204,7 +241,7 @@ def run_step(step: Step, out: Path, dry_run: bool) -> None:
     with log.open("w") as handle:
         code = subprocess.run(step.argv, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, env=env).returncode
     seconds = time.monotonic() - started
-    with (out / "times.txt").open("a") as times:
+    with _TIMES, (out / "times.txt").open("a") as times:
         load = " ".join(f"{value:.2f}" for value in os.getloadavg())
         times.write(f"{step.name}\t{seconds:.0f} s\tload {load}\texit {code}\n")
     if code != 0:
@@ -299,22 +336,56 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="base model folder for every step (default: the embedded one)")
     parser.add_argument("--python", default=str(REPO / ".venv" / "bin" / "python"))
     parser.add_argument("--dry_run", action="store_true", help="print the commands, run nothing")
+    parser.add_argument("--jobs", type=int, choices=(1, 2), default=1,
+                        help="2: the base model's and the bootstrap's held-out evaluations run beside the training "
+                             "steps (two single-threaded processes; for a machine with 2 free cores)")
     args = parser.parse_args(argv)
     size = SIZES[args.size]
     out = (args.out or REPO / "outputs" / f"learning_{args.size}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     model = ["--model", args.model] if args.model else []
+    post = post_selection_steps(size, out, args.python, model)
+    # --jobs 2: the held-out evaluations that do not wait for RL run in a second lane, one process each
+    side = [s for s in post if s.name.startswith(("heldout base", "heldout bootstrap"))] if args.jobs > 1 else []
+    failures: list[BaseException] = []
+
+    def side_lane() -> None:
+        try:
+            for step in side:
+                while (step.name.startswith("heldout bootstrap") and not args.dry_run
+                       and not (out / "bootstrap_disc" / "final").exists()):
+                    time.sleep(30)
+                run_step(step, out, args.dry_run)
+        except BaseException as err:  # noqa: BLE001 - reported by the main lane
+            failures.append(err)
+
+    lane = threading.Thread(target=side_lane, daemon=True)
+    lane.start()
     for step in pre_selection_steps(size, out, args.python, model):
+        run_step(step, out, args.dry_run)
+    if args.dry_run and not (out / "candidates.txt").exists():
+        solve = [Step("solve rates", ["evaluate.py", "..."], out / "solve_rates" / "results.json")]
+    else:
+        solve = solve_rate_steps(size, out, args.python, model)
+    for step in solve:
         run_step(step, out, args.dry_run)
     if args.dry_run:
         selection = None
     else:
+        join_solve_rates(solve, out)
         selection_file = out / "selection.json"
         if not selection_file.exists():
             selection_file.write_text(json.dumps(pick(size, out, args.python), indent=2) + "\n")
         selection = json.loads(selection_file.read_text())
-    for step in post_selection_steps(size, out, args.python, model):
+    for step in post:
+        if step in side:
+            continue
+        if step.name.startswith("compare"):
+            lane.join()
+            if failures:
+                raise SystemExit(f"the held-out lane failed: {failures[0]}")
         run_step(step, out, args.dry_run)
+    lane.join()
     if args.dry_run:
         return 0
     summary = summarize(out, args.size, size, selection)

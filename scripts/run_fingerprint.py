@@ -19,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 # Logged keys that depend on the wall clock, not on what was trained.
-CLOCK_KEYS = ("timing/", "/timing/", "step_time", "sandbox/seconds", "sandbox/jobs_per_s", "sandbox/tests_per_s", "train_runtime", "train_samples_per_second",
-              "train_steps_per_second", "eval_bench/", "total_flos")
+CLOCK_KEYS = ("timing/", "/timing/", "step_time", "sandbox/seconds", "sandbox/jobs_per_s", "sandbox/tests_per_s",
+              "train_runtime", "train_samples_per_second", "train_steps_per_second", "generation_s", "total_flos")
+# Log keys renamed by issue 24 (README, "Renamed in this version"): compared under their new name.
+RENAMED = {"eval_bench/direct/mode_collapse_rate": "eval_bench/direct/collapse_rate",
+           "eval_bench/staged/mode_collapse_rate": "eval_bench/staged/collapse_rate"}
 
 
 def _digest(tensor: Any) -> str:
@@ -64,7 +67,8 @@ def fingerprint(run: Path) -> dict[str, Any]:
     state = sorted(run.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[1]))
     if state:
         for entry in json.loads(state[-1].read_text())["log_history"]:
-            out["logs"].append({k: v for k, v in sorted(entry.items()) if not any(c in k for c in CLOCK_KEYS)})
+            out["logs"].append({RENAMED.get(k, k): v for k, v in sorted(entry.items())
+                                if not any(c in k for c in CLOCK_KEYS)})
     return out
 
 

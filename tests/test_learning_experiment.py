@@ -95,17 +95,34 @@ def test_summary_holds_every_field_with_hand_worked_numbers(tmp_path):
 
 
 def test_sizes_plan_every_step_in_order(tmp_path):
+    (tmp_path / "candidates.txt").write_text("".join(f"MBPP/{i}\n" for i in range(100)) + "# a comment\n")
     for name, size in le.SIZES.items():
-        steps = le.pre_selection_steps(size, tmp_path, "python", []) + le.post_selection_steps(size, tmp_path, "python", [])
-        names = [s.name for s in steps]
-        assert names[:5] == ["bootstrap candidates", "bootstrap", "discriminator round", "rl candidates", "solve rates"]
-        assert names[5] == "rl" and len(names) == 6 + 12 + 4, name
-        solve = steps[4].argv
-        assert solve[solve.index("--num_samples") + 1] == str(size.samples)
-        rl = steps[5].argv
+        pre = le.pre_selection_steps(size, tmp_path, "python", [])
+        solve = le.solve_rate_steps(size, tmp_path, "python", [])
+        post = le.post_selection_steps(size, tmp_path, "python", [])
+        assert [s.name for s in pre] == ["bootstrap candidates", "bootstrap", "discriminator round", "rl candidates"]
+        assert post[0].name == "rl" and len(post) == 1 + 12 + 4, name
+        argv = solve[0].argv
+        assert argv[argv.index("--num_samples") + 1] == str(size.samples)
+        rl = post[0].argv
         assert rl[rl.index("--train_task_ids_file") + 1] == str(tmp_path / "problems.txt")
+        sampled = [t for step in solve for t in step.chunk_ids] if len(solve) > 1 else None
+        if sampled is not None:  # chunks: every candidate once, in order, each chunk its own folder and ids file
+            assert sampled == [f"MBPP/{i}" for i in range(100)][: size.candidates_limit]
+            assert len({step.done for step in solve}) == len(solve)
+    assert [s.name for s in le.solve_rate_steps(le.SIZES["full"], tmp_path, "python", [])] == \
+        ["solve rates 1/3", "solve rates 2/3", "solve rates 3/3"]  # 100 candidates, 40 a step
     assert le.SIZES["full"].candidates_limit is None and le.SIZES["full"].heldout_limit is None  # everything
     assert le.SIZES["full"].samples == le.SIZES["quick"].samples == 8
+
+
+def test_chunked_solve_rates_join_in_order(tmp_path):
+    steps = [le.Step(f"solve rates {k}/2", [], tmp_path / "solve_rates" / f"part-{k}" / "results.json") for k in (1, 2)]
+    for k, step in enumerate(steps, start=1):
+        step.done.parent.mkdir(parents=True)
+        (step.done.parent / "samples.jsonl").write_text(f'{{"task_id": "MBPP/{k}"}}\n')
+    joined = le.join_solve_rates(steps, tmp_path)
+    assert joined.read_text() == '{"task_id": "MBPP/1"}\n{"task_id": "MBPP/2"}\n'
 
 
 @pytest.mark.slow
@@ -120,7 +137,7 @@ def test_toy_pipeline_writes_a_complete_summary(tmp_path, monkeypatch):
         assert locate_plus_file(name) is not None, f"{name}: no release file found, not even the packaged copy"
     tiny = build_tiny_model(tmp_path / "tiny", tokenizer_source=str(embedded_model_dir()))
     out = tmp_path / "out"
-    assert le.main(["toy", "--out", str(out), "--model", str(tiny)]) == 0
+    assert le.main(["toy", "--out", str(out), "--model", str(tiny), "--jobs", "2"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     for point in le.POINTS:
         for bench in le.BENCHMARKS:
@@ -134,3 +151,6 @@ def test_toy_pipeline_writes_a_complete_summary(tmp_path, monkeypatch):
             assert (Path(adapter) / role / "adapter_config.json").is_file()
     assert isinstance(summary["selection"]["fallback"], bool)
     assert (out / "times.txt").read_text().count("exit 0") == 5 + 1 + 12 + 4  # every step ran, none failed
+    # the second lane ran the base model's evaluations beside the training steps (--jobs 2)
+    order = [line.split("\t")[0] for line in (out / "times.txt").read_text().splitlines()]
+    assert order.index("heldout base humaneval+ staged") < order.index("rl")
