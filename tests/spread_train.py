@@ -26,7 +26,7 @@ def text_spread(ctx: Any) -> list[float]:
     """Per sample of the batch's ``rewards.RewardContext``: a number in [0, 1) fixed by what was sampled."""
     out = []
     for sample in ctx.samples:
-        text = json.dumps([sample.role, sample.stage_texts, sample.tests_by_stage, dict(sample.rejections)])
+        text = json.dumps([sample.role, sample.stage_texts, sample.tests_by_stage, dict(sample.disc_rejections)])
         out.append(int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64)
     return out
 

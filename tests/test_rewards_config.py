@@ -48,7 +48,7 @@ def test_batch_rows_are_normalised():
     (sample,) = parse_batch(row(), num_stages=5)
     assert sample.stage_texts == ("a", "b", "", "", "")
     assert sample.tests_by_stage == (("assert f(1) == 1",), (), (), (), ())
-    assert sample.own_tests == ("assert f(2) == 2",) and sample.setup == "" and sample.task_id == "7"
+    assert sample.tests == ("assert f(2) == 2",) and sample.test_setup == "" and sample.task_id == "7"
     assert sample.stages_in_scope("cumulative") == (1, 2) and sample.stages_in_scope("current") == (2,)
 
 

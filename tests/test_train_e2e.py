@@ -42,7 +42,7 @@ import datasets_build
 from pipeline.training.checkpoints import COMPLETE, checkpoint_step, latest_complete
 from pipeline.training.config import RLArguments
 from pipeline.training.hub import push_folder
-from pipeline.training.trainer import SAMPLES_FILE
+from pipeline.training.records import SAMPLES_FILE
 from rewards import RewardConfig, default_reward_names
 
 from spread_train import SPREAD
