@@ -329,6 +329,60 @@ def summarize(out: Path, size_name: str, size: Size, selection: dict[str, Any] |
     }
 
 
+def acceptance(summary: dict[str, Any], training: Any | None) -> list[dict[str, Any]]:
+    """Issue 22's acceptance lines, each with what was measured and whether it holds (``met``: None when the run
+    did not measure it). ``training`` is RL's ``pipeline.training.report.TrainingLog`` (None: no RL log)."""
+    from pipeline.training.report.log import quarter_stats, series
+
+    lines: list[dict[str, Any]] = []
+
+    def line(name: str, target: str, measured: Any, met: bool | None) -> None:
+        lines.append({"line": name, "target": target, "measured": measured, "met": met})
+
+    disc_steps = training.role_steps("discriminator") if training is not None else []
+    validity = [v for _, v in series(disc_steps, "discriminator/validity")]
+    if validity:
+        q = quarter_stats(validity)
+        line("discriminator validity in training, last vs first quarter", ">= 3x the first quarter and >= 0.25",
+             {"first_quarter": q["first_mean"], "last_quarter": q["last_mean"], "steps": q["n"]},
+             q["last_mean"] >= 0.25 and q["last_mean"] >= 3 * q["first_mean"])
+    else:
+        line("discriminator validity in training, last vs first quarter", ">= 3x the first quarter and >= 0.25",
+             None, None)
+    zero_std = [v for _, v in series(disc_steps, "frac_reward_zero_std")]
+    line("discriminator reward's frac_reward_zero_std (mean over its steps)", "<= 0.5",
+         sum(zero_std) / len(zero_std) if zero_std else None, (sum(zero_std) / len(zero_std) <= 0.5) if zero_std else None)
+    heldout = summary["heldout"]
+    for bench in BENCHMARKS:
+        rl, base = (heldout[p][bench]["staged"].get("discriminator") for p in ("rl", "base"))
+        line(f"discriminator validity held out, staged, {bench}", ">= 0.40",
+             rl and {"validity": rl["validity"], "valid": rl["valid"], "written": rl["written"]},
+             (rl["validity"] >= 0.40) if rl else None)
+        line(f"catch rate on the subtly wrong programs, {bench}, RL vs base model", "above the base model's",
+             rl and base and {"rl": [rl["subtle_caught"], rl["subtle_programs"]],
+                              "base": [base["subtle_caught"], base["subtle_programs"]]},
+             (rl["catch_rate"] > base["catch_rate"]) if rl and base else None)
+    pooled = {(p["first"], p["second"], p["metric"]): p for p in summary["paired_pooled"]["staged"]}
+    gain = pooled.get(("bootstrap", "rl", "plus"))
+    line("generator staged pass@1, RL vs bootstrap, HumanEval+ and MBPP+ pooled, plus inputs",
+         "RL above, exact McNemar p < 0.05",
+         gain and {k: gain[k] for k in ("num_tasks", "pass_first", "pass_second", "difference", "ci_low", "ci_high",
+                                          "mcnemar_p")},
+         (gain["difference"] > 0 and gain["mcnemar_p"] < 0.05) if gain else None)
+    for paired in summary["staged_vs_base_direct"]:
+        line(f"RL staged pass@1 vs the base model's direct pass@1, {paired['metric']} inputs, pooled",
+             "at least the base model's direct",
+             {k: paired[k] for k in ("num_tasks", "pass_first", "pass_second", "difference", "mcnemar_p")},
+             paired["pass_second"] >= paired["pass_first"])
+    after = [(bench, mode, heldout["rl"][bench][mode]) for bench in BENCHMARKS for mode in MODES]
+    line("collapse after RL, both modes, both benchmarks", "0",
+         {f"{b} {m}": n["collapse_rate"] for b, m, n in after}, all(n["collapse_rate"] == 0 for _, _, n in after))
+    line("syntax validity after RL, both modes, both benchmarks", ">= 0.95",
+         {f"{b} {m}": n["syntax_valid_rate"] for b, m, n in after},
+         all(n["syntax_valid_rate"] >= 0.95 for _, _, n in after))
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("size", choices=sorted(SIZES))
@@ -389,6 +443,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         return 0
     summary = summarize(out, args.size, size, selection)
+    from pipeline.training.report.log import ReportError, load_log
+
+    try:
+        training = load_log(out / "rl")
+    except ReportError:
+        training = None
+    summary["acceptance"] = acceptance(summary, training)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {out / 'summary.json'}")
     return 0

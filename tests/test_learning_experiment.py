@@ -73,7 +73,7 @@ def test_summary_holds_every_field_with_hand_worked_numbers(tmp_path):
     summary = le.summarize(tmp_path, "toy", le.SIZES["toy"], {"fallback": False})
     assert summary["steps"] == [{"step": "rl", "seconds": 12.0, "load": ["1.50", "1.20", "1.00"], "exit": 0}]
     assert set(summary) == {"size", "steps", "size_config", "points", "adapters", "selection", "heldout", "paired",
-                            "paired_pooled", "staged_vs_base_direct", "statistics"}
+                            "paired_pooled", "staged_vs_base_direct", "statistics"}  # main() adds "acceptance"
     rl = summary["heldout"]["rl"]["mbpp+"]["staged"]
     assert rl["pass@1_base"] == pytest.approx(2 / 3) and rl["pass@1_plus"] == pytest.approx(2 / 3)
     assert rl["discriminator"] == {"written": 10, "valid": 4, "valid_but_vacuous": 1, "valid_but_restated": 0, "tasks": 3, "tasks_with_valid_test": 2,
@@ -92,6 +92,31 @@ def test_summary_holds_every_field_with_hand_worked_numbers(tmp_path):
     base_inputs = summary["staged_vs_base_direct"][0]
     assert (base_inputs["metric"], base_inputs["both"], base_inputs["second_only"], base_inputs["first_only"]) == \
         ("base", 2, 2, 0)
+
+
+def test_acceptance_lines_with_hand_worked_numbers(tmp_path):
+    from pipeline.training.report.log import TrainingLog
+
+    write_finished(tmp_path)
+    summary = le.summarize(tmp_path, "toy", le.SIZES["toy"], {"fallback": False})
+    disc = [{"step": k, "loss": 0.0, "phase/role": 0.0, "discriminator/validity": v, "frac_reward_zero_std": z}
+            for k, (v, z) in enumerate([(0.05, 0.5), (0.1, 0.25), (0.2, 0.25), (0.3, 0.0)], start=1)]
+    gen = [{"step": 10, "loss": 0.0, "phase/role": 1.0, "frac_reward_zero_std": 1.0}]  # not the discriminator's
+    lines = {line["line"]: line for line in le.acceptance(summary, TrainingLog(tmp_path, {}, disc + gen, []))}
+    validity = lines["discriminator validity in training, last vs first quarter"]
+    assert validity["measured"] == {"first_quarter": 0.05, "last_quarter": 0.3, "steps": 4} and validity["met"]
+    zero_std = lines["discriminator reward's frac_reward_zero_std (mean over its steps)"]
+    assert zero_std["measured"] == 0.25 and zero_std["met"]
+    assert lines["discriminator validity held out, staged, mbpp+"]["met"]  # 4 of 10: exactly the 0.40 asked
+    catch = lines["catch rate on the subtly wrong programs, humaneval+, RL vs base model"]
+    assert catch["measured"] == {"rl": [1, 5], "base": [1, 5]} and catch["met"] is False  # equal is not above
+    gain = lines["generator staged pass@1, RL vs bootstrap, HumanEval+ and MBPP+ pooled, plus inputs"]
+    assert gain["measured"]["mcnemar_p"] == 0.125 and gain["met"] is False  # 4 of 6 more, not significant
+    assert lines["RL staged pass@1 vs the base model's direct pass@1, plus inputs, pooled"]["met"]
+    assert lines["collapse after RL, both modes, both benchmarks"]["met"]
+    # no RL log: the training lines are not measured, never passed
+    untrained = {line["line"]: line for line in le.acceptance(summary, None)}
+    assert untrained["discriminator validity in training, last vs first quarter"]["met"] is None
 
 
 def test_sizes_plan_every_step_in_order(tmp_path):
@@ -150,6 +175,7 @@ def test_toy_pipeline_writes_a_complete_summary(tmp_path, monkeypatch):
         for adapter in summary["adapters"].values():
             assert (Path(adapter) / role / "adapter_config.json").is_file()
     assert isinstance(summary["selection"]["fallback"], bool)
+    assert len(summary["acceptance"]) == 2 + 4 + 1 + 2 + 2  # issue 22's lines, each measured or None
     assert (out / "times.txt").read_text().count("exit 0") == 5 + 1 + 12 + 4  # every step ran, none failed
     # the second lane ran the base model's evaluations beside the training steps (--jobs 2)
     order = [line.split("\t")[0] for line in (out / "times.txt").read_text().splitlines()]
