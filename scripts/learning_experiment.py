@@ -109,9 +109,11 @@ class Step:
 
 
 def _train(python: str, recipe: str, out: Path, *extra: str) -> list[str]:
+    """A training step: ``--resume_from_checkpoint latest`` starts fresh in an empty folder and, after an
+    interruption, continues from the newest complete checkpoint (RL) or finished round (bootstrap)."""
     return [python, "-m", "accelerate.commands.launch", "--config_file", "accelerate_configs/cpu.yaml",
             "--num_processes", "1", "--num_cpu_threads_per_process", "1", "train.py", "--config", recipe,
-            "--output_dir", str(out), *extra]
+            "--output_dir", str(out), "--resume_from_checkpoint", "latest", *extra]
 
 
 def pre_selection_steps(size: Size, out: Path, python: str, model: list[str]) -> list[Step]:

@@ -131,6 +131,8 @@ def test_sizes_plan_every_step_in_order(tmp_path):
         assert argv[argv.index("--num_samples") + 1] == str(size.samples)
         rl = post[0].argv
         assert rl[rl.index("--train_task_ids_file") + 1] == str(tmp_path / "problems.txt")
+        for step in (pre[1], pre[2], post[0]):  # an interrupted training step continues when the run is rerun
+            assert step.argv[step.argv.index("--resume_from_checkpoint") + 1] == "latest", step.name
         sampled = [t for step in solve for t in step.chunk_ids] if len(solve) > 1 else None
         if sampled is not None:  # chunks: every candidate once, in order, each chunk its own folder and ids file
             assert sampled == [f"MBPP/{i}" for i in range(100)][: size.candidates_limit]
