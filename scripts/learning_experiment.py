@@ -385,6 +385,42 @@ def acceptance(summary: dict[str, Any], training: Any | None) -> list[dict[str, 
     return lines
 
 
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f} %"
+
+
+def render_markdown(summary: dict[str, Any]) -> str:
+    """``summary.md``: the held-out numbers of each point, the paired comparisons pooled over both benchmarks and
+    the acceptance lines, as tables for docs/learning.md."""
+    lines = [f"# Learning experiment, size {summary['size']}", "", "## Held out (greedy pass@1)", "",
+             "| point | benchmark | mode | tasks | base inputs | plus inputs | syntax valid | collapse | "
+             "discriminator valid / written | subtle programs caught |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for point, benches in summary["heldout"].items():
+        for bench, modes in benches.items():
+            for mode, n in modes.items():
+                d = n.get("discriminator")
+                disc = f"{d['valid']} / {d['written']} ({_pct(d['validity'])})" if d else "-"
+                caught = f"{d['subtle_caught']} / {d['subtle_programs']}" if d else "-"
+                lines.append(f"| {point} | {bench} | {mode} | {n['tasks']} | {_pct(n['pass@1_base'])} | "
+                             f"{_pct(n['pass@1_plus'])} | {_pct(n['syntax_valid_rate'])} | {_pct(n['collapse_rate'])} | "
+                             f"{disc} | {caught} |")
+    lines += ["", "## Paired, HumanEval+ and MBPP+ pooled (difference, Newcombe 95 % interval, exact McNemar p)", "",
+              "| mode | inputs | first -> second | tasks | first | second | difference [95 % interval] | p |",
+              "|---|---|---|---|---|---|---|---|"]
+    rows = [(mode, p) for mode, pairs in summary["paired_pooled"].items() for p in pairs]
+    rows += [("rl staged vs base direct", p) for p in summary["staged_vs_base_direct"]]
+    for mode, p in rows:
+        lines.append(f"| {mode} | {p['metric']} | {p['first']} -> {p['second']} | {p['num_tasks']} | "
+                     f"{_pct(p['pass_first'])} | {_pct(p['pass_second'])} | {100 * p['difference']:+.1f} "
+                     f"[{100 * p['ci_low']:+.1f}, {100 * p['ci_high']:+.1f}] | {p['mcnemar_p']:.3g} |")
+    if summary.get("acceptance"):
+        lines += ["", "## Issue 22's acceptance lines", "", "| line | target | measured | met |", "|---|---|---|---|"]
+        for line in summary["acceptance"]:
+            met = {True: "yes", False: "no", None: "not measured"}[line["met"]]
+            lines.append(f"| {line['line']} | {line['target']} | `{json.dumps(line['measured'])}` | {met} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("size", choices=sorted(SIZES))
@@ -453,7 +489,8 @@ def main(argv: list[str] | None = None) -> int:
         training = None
     summary["acceptance"] = acceptance(summary, training)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"wrote {out / 'summary.json'}")
+    (out / "summary.md").write_text(render_markdown(summary))
+    print(f"wrote {out / 'summary.json'} and {out / 'summary.md'}")
     return 0
 
 

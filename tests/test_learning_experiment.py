@@ -119,6 +119,18 @@ def test_acceptance_lines_with_hand_worked_numbers(tmp_path):
     assert untrained["discriminator validity in training, last vs first quarter"]["met"] is None
 
 
+def test_the_markdown_summary_holds_the_tables(tmp_path):
+    write_finished(tmp_path)
+    summary = le.summarize(tmp_path, "toy", le.SIZES["toy"], {"fallback": False})
+    summary["acceptance"] = le.acceptance(summary, None)
+    text = le.render_markdown(summary)
+    assert "| rl | mbpp+ | staged | 3 | 66.7 % | 66.7 % | 100.0 % | 0.0 % | 4 / 10 (40.0 %) | 1 / 5 |" in text
+    assert "| staged | plus | bootstrap -> rl | 6 | 0.0 % | 66.7 % | +66.7 [" in text and "| 0.125 |" in text
+    assert "| rl staged vs base direct | base | base direct -> rl staged | 6 | 33.3 % | 66.7 % |" in text
+    assert "| discriminator validity in training, last vs first quarter | >= 3x the first quarter and >= 0.25 | " \
+           "`null` | not measured |" in text
+
+
 def test_sizes_plan_every_step_in_order(tmp_path):
     (tmp_path / "candidates.txt").write_text("".join(f"MBPP/{i}\n" for i in range(100)) + "# a comment\n")
     for name, size in le.SIZES.items():
@@ -166,6 +178,7 @@ def test_toy_pipeline_writes_a_complete_summary(tmp_path, monkeypatch):
     out = tmp_path / "out"
     assert le.main(["toy", "--out", str(out), "--model", str(tiny), "--jobs", "2"]) == 0
     summary = json.loads((out / "summary.json").read_text())
+    assert (out / "summary.md").read_text().startswith("# Learning experiment, size toy")
     for point in le.POINTS:
         for bench in le.BENCHMARKS:
             for mode in le.MODES:
