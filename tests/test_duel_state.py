@@ -61,3 +61,27 @@ def test_train_py_wires_the_step_without_wrapping_rewards_or_passing_closures():
     assert not any(isinstance(t, ast.Subscript) and getattr(t.value, "id", "") == "reward_funcs" for t in assigned)
     calls = {node.func.attr for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)}
     assert "wrap" not in calls
+
+
+def test_a_checkpoint_about_to_be_saved_again_loses_its_complete_marker_first(tmp_path):
+    """A folder of the same step left by an abandoned run must not look complete while TRL rewrites it."""
+    from types import SimpleNamespace
+
+    from transformers import TrainerControl
+
+    from pipeline.training.callbacks import DuelCallback
+    from pipeline.training.checkpoints import COMPLETE, is_complete
+    from pipeline.training.records import RunFiles
+    from rewards import RewardConfig, make_scorer
+
+    duel = make(tmp_path)
+    callback = DuelCallback(duel, None, make_scorer(["format"], RewardConfig(), keep_scored=True), RunFiles({}))
+    stale = tmp_path / "checkpoint-1"
+    stale.mkdir()
+    (stale / COMPLETE).write_text("{}")
+    args = SimpleNamespace(output_dir=str(tmp_path), should_save=True)
+    state = SimpleNamespace(global_step=1, is_world_process_zero=True)
+    callback.on_step_end(args, state, TrainerControl(should_save=False))
+    assert is_complete(stale)  # no save at this step: left alone
+    callback.on_step_end(args, state, TrainerControl(should_save=True))
+    assert not is_complete(stale)

@@ -123,17 +123,15 @@ class RolloutState:
     """What the rollout reads when it generates, owned by the training loop (``pipeline.training.state.DuelState``
     extends it): the ``phase`` and optimizer ``step`` the batch is generated for, and the failure ``replay`` to
     draw from (None: none). The rollout reports back through ``generated``: the phase the buffered generation
-    batch belongs to (``batch_phase``, which the phase guard compares) and the seconds it took."""
+    batch belongs to (``batch_phase``, which the phase guard compares); ``DuelState`` also clocks the seconds."""
 
     phase: Phase = field(default_factory=Phase)
     step: int = 0
     replay: ReplaySource | None = None
     batch_phase: Phase | None = None
-    generation_seconds: float = 0.0
 
     def generated(self, seconds: float) -> None:
         self.batch_phase = self.phase
-        self.generation_seconds += seconds
 
 
 class StagedRollout:
