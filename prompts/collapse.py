@@ -11,11 +11,17 @@ collapsed when the score reaches ``threshold`` (default 0.5: at least half the t
 when it stutters a statement keyword at all ("def def" is never valid code nor ordinary prose).
 Measured on HumanEval's 164 prompts + canonical solutions the score stays far below the threshold
 (highest 0.24, mean 0.02; tests/test_evaluate_metrics.py).
+
+A staged chain is judged as a whole (``chain_text``): the small model's usual failure in staged mode is not a
+loop inside one stage but a stage pasted into the next ones (the base SmolLM2-135M does it on 163 of 164
+HumanEval+ tasks, docs/learning.md run 3), which no single stage shows. ``copied_share`` measures that paste
+stage by stage, for the rewards that must not pay for it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 _TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+|\S")
@@ -78,3 +84,29 @@ def is_collapsed(text: str, config: CollapseConfig = DEFAULT_COLLAPSE) -> bool:
     if keyword_stutters(text):
         return True
     return len(_tokens(text)) >= config.min_tokens and collapse_score(text, config) >= config.threshold
+
+
+def chain_text(stage_texts: Sequence[str]) -> str:
+    """The text a staged chain's collapse is judged on: its stages in order. Evaluation, the bootstrap's filter
+    and the training's ``generator/collapse_rate`` all judge this one text."""
+    return "\n".join(stage_texts)
+
+
+def copied_share(text: str, earlier: Sequence[str], config: CollapseConfig = DEFAULT_COLLAPSE) -> float:
+    """Share of the ``config.ngram``-grams of ``text`` that already occur in one of the ``earlier`` texts, in
+    [0, 1]; 0 for a blank text. A text too short for one n-gram counts as copied (1.0) when its tokens equal an
+    earlier text's, else 0."""
+    tokens = _tokens(text)
+    if not tokens:
+        return 0.0
+    n = config.ngram
+    if len(tokens) < n:
+        return float(any(_tokens(e) == tokens for e in earlier))
+    seen = {tuple(t[i:i + n]) for t in map(_tokens, earlier) for i in range(len(t) - n + 1)}
+    grams = [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+    return sum(g in seen for g in grams) / len(grams)
+
+
+def is_copied(text: str, earlier: Sequence[str], config: CollapseConfig = DEFAULT_COLLAPSE) -> bool:
+    """Whether ``text`` mostly repeats the ``earlier`` texts (``copied_share`` at or above ``config.threshold``)."""
+    return copied_share(text, earlier, config) >= config.threshold

@@ -1,5 +1,5 @@
 """The reward functions' view of one batch: TRL's per-column kwargs turned back into the rollout's
-``prompts.record.RolloutRecord``\ s, one per completion, checked once.
+one ``prompts.record.RolloutRecord`` per completion, checked once.
 
 The columns come from our rollout and dataset (``prompts.record`` names them), so a missing column or a wrong shape is a pipeline
 bug and raises at once with the column's name. What the model wrote (stage texts, code, tests) is

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from prompts.collapse import chain_text
 from prompts.record import RolloutRecord
 from rewards.config import RewardConfig
 from rewards.engine import ExecutionEngine
@@ -153,13 +154,19 @@ class RewardContext:
     def repetition_scores(self, index: int) -> list[float]:
         return [repetition_score(text, self.config.repetition_ngram) for text in self.samples[index].stage_texts]
 
+    def chain_repetition_score(self, index: int) -> float:
+        """``repetition_score`` of the whole chain (``prompts.collapse.chain_text``): a stage pasted into the next
+        ones is repetition here, though no single stage repeats itself."""
+        return repetition_score(chain_text(self.samples[index].stage_texts), self.config.repetition_ngram)
+
     def repetition_rewards(self) -> list[float | None]:
         """Generators only: ``-penalty * (score - threshold) / (1 - threshold)`` above the threshold
-        (a ramp from 0, so crossing the threshold is not a cliff), score = worst stage."""
+        (a ramp from 0, so crossing the threshold is not a cliff), score = the worst of the stages and of
+        the chain as a whole."""
         cfg = self.config
 
         def reward(i: int) -> float:
-            score = max(self.repetition_scores(i))
+            score = max([*self.repetition_scores(i), self.chain_repetition_score(i)])
             if score <= cfg.repetition_threshold:
                 return 0.0
             return -cfg.repetition_cost * (score - cfg.repetition_threshold) / (1 - cfg.repetition_threshold)

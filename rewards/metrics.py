@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from prompts.collapse import is_collapsed
+from prompts.collapse import chain_text, is_collapsed
 from prompts.parsing import safe_parse
 
 from rewards.context import RewardContext
@@ -76,10 +76,11 @@ def batch_metrics(ctx: RewardContext) -> dict[str, float]:
         _put(out, "generator/format", _mean(formats[i] for i in gens))
         _put(out, "generator/repetition_reward", _mean(r for r in ctx.repetition_rewards() if r is not None))
         _put(out, "generator/hack_rate", _mean(float(hacks[i] != 0) for i in gens))
-        # the final code parses as Python; a stage is degenerate repetition (what the collapse guard watches)
+        # the final code parses as Python; the chain is degenerate repetition, judged as the evaluation judges it
+        # (the whole chain, so a stage pasted into the next ones counts; what the collapse guard watches)
         _put(out, "generator/syntax_valid", _mean(float(parses(samples[i].final_code)) for i in gens))
-        _put(out, "generator/collapse_rate",
-             _mean(float(any(is_collapsed(text) for text in samples[i].stage_texts)) for i in gens))
+        _put(out, "generator/collapse_rate", _mean(float(is_collapsed(chain_text(samples[i].stage_texts))) for i in gens))
+        _put(out, "generator/repetition/chain", _mean(ctx.chain_repetition_score(i) for i in gens))
         out.update(group_metrics([(samples[i].task_id, ctx.generator_pass_rate(i, samples[i].tests)) for i in gens]))
         for k in stages:
             _put(out, f"generator/repetition/stage{k}", _mean(ctx.repetition_scores(i)[k - 1] for i in gens))

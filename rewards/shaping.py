@@ -17,6 +17,8 @@ from __future__ import annotations
 import ast
 import re
 
+from prompts.collapse import is_copied
+
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _WORD = re.compile(r"\w+")
 
@@ -58,8 +60,11 @@ def code_defines(code: str, entry_point: str | None) -> bool:
 
 
 def format_score(stage_texts: list[str], final_code: str, entry_point: str | None, num_stages: int) -> float:
-    """Generator format in [0, 1]: mean of ``num_stages`` + 1 checks, one per stage present with
-    non-blank text and one for final code that parses and defines the entry point."""
-    present = sum(1 for text in stage_texts[:num_stages] if isinstance(text, str) and text.strip())
+    """Generator format in [0, 1]: mean of ``num_stages`` + 1 checks, one per stage present, and one for final
+    code that parses and defines the entry point. A stage is present when its text is not blank and is not a
+    copy of an earlier stage (``prompts.collapse.is_copied``): pasting stage 1 into stages 2-4 earns nothing
+    for those stages, though each is non-blank."""
+    texts = [text if isinstance(text, str) else "" for text in stage_texts[:num_stages]]
+    present = sum(1 for k, text in enumerate(texts) if text.strip() and not is_copied(text, texts[:k]))
     code_ok = 1 if isinstance(final_code, str) and final_code.strip() and code_defines(final_code, entry_point) else 0
     return (present + code_ok) / (num_stages + 1)

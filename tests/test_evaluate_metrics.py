@@ -10,7 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prompts.collapse import CollapseConfig, collapse_score, is_collapsed, keyword_stutters
+from prompts.collapse import (
+    CollapseConfig, chain_text, collapse_score, copied_share, is_collapsed, is_copied, keyword_stutters,
+)
 from pipeline.evaluation.metric import PASS_AT_K_PATH, hf_evaluate, load_pass_at_k
 from pipeline.evaluation.model_card import replace_section, update_model_card
 from pipeline.evaluation.programs import assemble_program
@@ -95,6 +97,30 @@ def test_degenerate_repetition_is_collapsed(text: str) -> None:
 def test_stutter_counts_statement_keywords_only() -> None:
     assert keyword_stutters("return return x; def def f") == 2
     assert keyword_stutters("x = not not y  # that that") == 0
+
+
+# The base model's staged answer to HumanEval/3, as measured in docs/learning.md (run 3): stage 1 pasted forward,
+# one word changed; its final code is empty.
+PASTED = ["The problem is to detect if at any point the balance of a bank account is"] * 2 + \
+         ["The algorithm is to detect if at any point the balance of a bank account is"] * 3
+
+
+def test_a_chain_of_pasted_stages_is_collapsed_though_no_stage_is() -> None:
+    assert not any(is_collapsed(text) for text in PASTED)
+    assert is_collapsed(chain_text(PASTED))
+
+
+def test_copied_share_known_answers() -> None:
+    first, changed = PASTED[0], PASTED[2]
+    assert copied_share(first, []) == 0.0 and copied_share("", [first]) == 0.0
+    assert copied_share(first, [first]) == 1.0
+    # 16 tokens, 9 8-grams; the 2 that hold "algorithm" are new
+    assert copied_share(changed, [first]) == pytest.approx(7 / 9) and is_copied(changed, [first])
+    assert copied_share(changed, ["an unrelated text", first]) == pytest.approx(7 / 9)
+    assert copied_share("a b c", ["a  b\nc"]) == 1.0 and copied_share("a b c", ["a b d"]) == 0.0  # shorter than 8
+    # a real solution is new text beside its own problem statement, though it names the same function
+    for task in humaneval_tasks()[:40]:
+        assert not is_copied(task["canonical_solution"], [task["prompt"]])
 
 
 # ---------------------------------------------------------------------------------------------- programs

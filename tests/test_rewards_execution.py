@@ -243,6 +243,23 @@ def test_reward_funcs_share_one_computation_per_batch(sandbox):
     assert logged["quality/diversity/stage1"] == 0.5  # quality_metrics too: both episodes wrote the same test
 
 
+def test_a_generator_that_pastes_its_stages_earns_less_and_is_logged_collapsed(sandbox):
+    """Stage 1 pasted into stages 2-4, then the same correct code: the pass rate cannot tell the two chains apart,
+    so format and repetition must (each stage alone is ordinary text; the chain as a whole repeats itself)."""
+    pasted = ["Positive means the number is greater than zero, and zero is not positive."] * 4 + [REFERENCE]
+    cfg = RewardConfig()
+    funcs = get_reward_funcs(["generator_pass_rate", "format", "repetition"], cfg, engine=ExecutionEngine(sandbox))
+    kwargs = columns(episode("generator"), episode("generator", texts=pasted))
+    logged: dict[str, float] = {}
+    (pass_rate, fmt, repetition) = [f(prompts=["p", "p"], completions=["c", "c"], completion_ids=[[1], [1]],
+                                      log_metric=logged.__setitem__, **kwargs) for f in funcs]
+    assert pass_rate == [1.0, 1.0]
+    assert fmt == [1.0, 3 / 6]  # stages 2-4 are copies: stage 1, the code stage and the code count
+    assert repetition[0] == 0.0 and repetition[1] < -0.2
+    assert logged["generator/collapse_rate"] == 0.5  # the pasted chain, judged as the evaluation judges it
+    assert logged["generator/repetition/chain"] > cfg.repetition_threshold / 2
+
+
 def test_metrics_cover_roles_stages_and_reasons(sandbox):
     rows = [
         episode("generator", BUGGY, [[KILLS_TWO], [WRONG]]),

@@ -43,3 +43,13 @@ def test_format_score():
     assert format_score(STAGES, "def f(xs) return", "f", 5) == 5 / 6
     assert format_score(STAGES, code, "g", 5) == 5 / 6  # the entry point is missing
     assert format_score(STAGES, "", None, 5) == 5 / 6
+
+
+def test_a_pasted_stage_earns_no_format():
+    code = "def f(xs):\n    return sum(xs)\n"
+    assert format_score([STAGES[0]] * 4 + [code], code, "f", 5) == 3 / 6  # stages 2-4 are stage 1 again
+    assert format_score(STAGES[:2] + [STAGES[1] + " "] + STAGES[3:], code, "f", 5) == 5 / 6  # whitespace is no change
+    # the base model's chain on HumanEval/3 (docs/learning.md, run 3): only stage 1 counts, and no code
+    pasted = ["The problem is to detect if at any point the balance of a bank account is"] * 2 + \
+             ["The algorithm is to detect if at any point the balance of a bank account is"] * 3
+    assert format_score(pasted, "", "below_zero", 5) == 1 / 6

@@ -36,7 +36,7 @@ from prompts.stages import NUM_STAGES
 from prompts.testcases import dedup_key
 
 from pipeline.bootstrap.config import BootstrapConfig
-from prompts.collapse import CollapseConfig, is_collapsed
+from prompts.collapse import CollapseConfig, chain_text, is_collapsed
 
 GENERATOR_REASONS = (
     "empty_stage",      # a stage with fewer than min_stage_chars non-blank characters
@@ -146,7 +146,7 @@ def stage_reason(stage_texts: Sequence[str], config: BootstrapConfig,
     for stage, text in enumerate(texts[:stages], start=1):
         if is_collapsed(text, collapse):
             return "collapsed_stage", f"stage {stage}"
-    if is_collapsed("\n".join(texts[:stages]), collapse):  # what the evaluation measures: the chain as a whole
+    if is_collapsed(chain_text(texts[:stages]), collapse):  # what the evaluation measures: the chain as a whole
         return "repeated_stages", ""
     return None
 

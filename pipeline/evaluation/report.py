@@ -238,7 +238,8 @@ def render_report(results: Mapping[str, Any], plots: Mapping[str, str]) -> str:
             lines += ["", f"![per category]({plots['per_category']})"]
     lines += ["", "## Output quality", "",
               "Syntax valid: code was found and the program compiles. Mode collapse: degenerate repetition "
-              "(prompts/collapse.py), share of samples.", ""] + quality_table(runs)
+              "(prompts/collapse.py) in the sample's text, the whole chain in staged mode (a stage pasted into "
+              "the next ones counts), share of samples.", ""] + quality_table(runs)
     if "quality" in plots:
         lines += ["", f"![quality]({plots['quality']})"]
     if stages := stage_table(runs, results.get("stage_names", [])):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from pipeline.evaluation.evalplus_judge import PlusVerdict
-from prompts.collapse import DEFAULT_COLLAPSE, CollapseConfig, collapse_score, is_collapsed
+from prompts.collapse import DEFAULT_COLLAPSE, CollapseConfig, chain_text, collapse_score, is_collapsed
 from pipeline.evaluation.programs import CompletionFormat, assemble_program, job_with_tests, make_job
 from pipeline.evaluation.samples import Sample
 from prompts.checks import never_calls, reads_chance, stub_programs
@@ -178,7 +178,7 @@ def test_validity(valid_per_task: Mapping[str, int], invalid: Mapping[str, int],
 
 
 def _record(run: str, item: _Scored, collapse: CollapseConfig) -> dict[str, Any]:
-    text = "\n".join(item.sample.texts) or item.sample.completion
+    text = chain_text(item.sample.texts) or item.sample.completion
     record = {"run": run, **item.sample.to_dict(), "program": item.program,
               "syntax_valid": bool(item.sample.code.strip()) and compiles(item.program),
               "collapse_score": round(collapse_score(text, collapse), 4), "collapsed": is_collapsed(text, collapse),
@@ -227,7 +227,7 @@ def summarize_run(items: Sequence[_Scored], rows_by_id: Mapping[str, Mapping[str
     if statuses.get("infra_error"):
         logger.warning("%d sample(s) got infra_error from the sandbox: counted as not passed",
                        statuses["infra_error"])
-    texts = ["\n".join(i.sample.texts) or i.sample.completion for i in items]
+    texts = [chain_text(i.sample.texts) or i.sample.completion for i in items]
     summary: dict[str, Any] = {
         "num_tasks": len(by_task),
         "num_samples": len(items),
