@@ -22,8 +22,9 @@ interrupted run resumes where it stopped; delete a step's folder to redo it):
 6. ``summary.json``: every point's held-out numbers, the paired statistics of every comparison, pooled over
    both benchmarks too (issue 22's acceptance: 542 tasks), and the staged-vs-base-direct comparison.
 
-With ``--jobs 2`` the held-out evaluations of the base model, then of the bootstrap (once its adapters exist), run
-in a second lane beside the training steps: each step is one single-threaded process, so two cores run two.
+With ``--jobs 2`` a second lane runs held-out evaluations beside the training steps: the base model's at once, the
+bootstrap's once the discriminator round is done, then RL's, which both lanes share once RL is done
+(``HeldoutQueue``). Each step is one single-threaded process, so two cores run two.
 
 Writes under ``outputs/learning_<size>/``: the adapters (``bootstrap/final``, ``bootstrap_disc/final``,
 ``rl/final``), every evaluation folder, ``times.txt`` (wall time and load of each step) and ``summary.json``.
@@ -103,6 +104,7 @@ class Step:
     argv: list[str]
     done: Path  # the step is skipped when this exists
     chunk_ids: tuple[str, ...] = ()  # a solve-rate chunk: the task ids its file lists (written before it runs)
+    point: str = ""  # a held-out evaluation: the point (POINTS) whose adapters it evaluates
 
     def __str__(self) -> str:
         return shlex.join(self.argv)
@@ -208,7 +210,8 @@ def post_selection_steps(size: Size, out: Path, python: str, model: list[str]) -
                 bench_flags = ["--discriminator_benchmark"] if size.discriminator_benchmark else []
                 steps.append(Step(f"heldout {point} {bench} {mode}", [
                     python, "evaluate.py", "--benchmark", bench, *limit, "--mode", mode, *model, *adapters[point],
-                    *bench_flags, *size.eval_args, "--output_dir", str(folder)], folder / "results.json"))
+                    *bench_flags, *size.eval_args, "--output_dir", str(folder)], folder / "results.json",
+                    point=point))
     for bench in BENCHMARKS:
         for mode in MODES:
             folder = out / "compare" / f"{_slug(bench)}-{mode}"
@@ -223,6 +226,32 @@ def _slug(bench: str) -> str:
 
 
 _TIMES = threading.Lock()  # two lanes append to times.txt
+
+
+class HeldoutQueue:
+    """The held-out evaluations, in order, taken one at a time by whichever lane is free. A point's steps wait
+    until ``ready(point)``: the main lane says so when the training step that makes its adapters has ended (run
+    or found done), so a lane never evaluates a ``final/`` still being written, as polling its folder could."""
+
+    def __init__(self, steps: list[Step], ready: tuple[str, ...] = ("base",)):
+        self._steps = list(steps)
+        self._ready = set(ready)
+        self._changed = threading.Condition()
+
+    def ready(self, point: str) -> None:
+        with self._changed:
+            self._ready.add(point)
+            self._changed.notify_all()
+
+    def take(self) -> Step | None:
+        """The first waiting step whose point is ready (blocks while none is), or None when none is left."""
+        with self._changed:
+            while self._steps:
+                for i, step in enumerate(self._steps):
+                    if step.point in self._ready:
+                        return self._steps.pop(i)
+                self._changed.wait()
+            return None
 
 
 def run_step(step: Step, out: Path, dry_run: bool) -> None:
@@ -429,32 +458,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python", default=str(REPO / ".venv" / "bin" / "python"))
     parser.add_argument("--dry_run", action="store_true", help="print the commands, run nothing")
     parser.add_argument("--jobs", type=int, choices=(1, 2), default=1,
-                        help="2: the base model's and the bootstrap's held-out evaluations run beside the training "
-                             "steps (two single-threaded processes; for a machine with 2 free cores)")
+                        help="2: a second lane runs the held-out evaluations beside the training steps, and shares "
+                             "RL's with the first lane once RL is done (two single-threaded processes; for a "
+                             "machine with 2 free cores)")
     args = parser.parse_args(argv)
     size = SIZES[args.size]
     out = (args.out or REPO / "outputs" / f"learning_{args.size}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     model = ["--model", args.model] if args.model else []
     post = post_selection_steps(size, out, args.python, model)
-    # --jobs 2: the held-out evaluations that do not wait for RL run in a second lane, one process each
-    side = [s for s in post if s.name.startswith(("heldout base", "heldout bootstrap"))] if args.jobs > 1 else []
+    heldout = HeldoutQueue([s for s in post if s.point])
     failures: list[BaseException] = []
+
+    def run_heldout() -> None:
+        while (step := heldout.take()) is not None:
+            run_step(step, out, args.dry_run)
 
     def side_lane() -> None:
         try:
-            for step in side:
-                while (step.name.startswith("heldout bootstrap") and not args.dry_run
-                       and not (out / "bootstrap_disc" / "final").exists()):
-                    time.sleep(30)
-                run_step(step, out, args.dry_run)
+            run_heldout()
         except BaseException as err:  # noqa: BLE001 - reported by the main lane
             failures.append(err)
 
     lane = threading.Thread(target=side_lane, daemon=True)
-    lane.start()
+    if args.jobs > 1:
+        lane.start()
     for step in pre_selection_steps(size, out, args.python, model):
         run_step(step, out, args.dry_run)
+    heldout.ready("bootstrap")  # the discriminator round's adapters are the bootstrap point
     if args.dry_run and not (out / "candidates.txt").exists():
         solve = [Step("solve rates", ["evaluate.py", "..."], out / "solve_rates" / "results.json")]
     else:
@@ -469,15 +500,18 @@ def main(argv: list[str] | None = None) -> int:
         if not selection_file.exists():
             selection_file.write_text(json.dumps(pick(size, out, args.python), indent=2) + "\n")
         selection = json.loads(selection_file.read_text())
-    for step in post:
-        if step in side:
-            continue
-        if step.name.startswith("compare"):
-            lane.join()
-            if failures:
-                raise SystemExit(f"the held-out lane failed: {failures[0]}")
+    training = [step for step in post if not step.point and not step.name.startswith("compare")]
+    for step in training:
         run_step(step, out, args.dry_run)
-    lane.join()
+    heldout.ready("rl")
+    run_heldout()  # this lane takes whatever the other has not started
+    if lane.is_alive():
+        lane.join()
+    if failures:
+        raise SystemExit(f"the held-out lane failed: {failures[0]}")
+    for step in post:
+        if step.name.startswith("compare"):
+            run_step(step, out, args.dry_run)
     if args.dry_run:
         return 0
     summary = summarize(out, args.size, size, selection)

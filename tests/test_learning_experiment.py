@@ -164,6 +164,51 @@ def test_chunked_solve_rates_join_in_order(tmp_path):
     assert joined.read_text() == '{"task_id": "MBPP/1"}\n{"task_id": "MBPP/2"}\n'
 
 
+def _heldout_steps(tmp_path):
+    steps = le.post_selection_steps(le.SIZES["toy"], tmp_path, "python", [])
+    return [s for s in steps if s.point]
+
+
+def test_heldout_queue_hands_out_a_point_only_once_its_adapters_are_made(tmp_path):
+    import threading
+
+    steps = _heldout_steps(tmp_path)
+    assert [s.point for s in steps] == [p for p in le.POINTS for _ in le.BENCHMARKS for _ in le.MODES]
+    queue = le.HeldoutQueue(steps)
+    assert [queue.take().name for _ in range(4)] == [s.name for s in steps[:4]]  # the base model's, in order
+    taken: list[str] = []
+    waiting = threading.Thread(target=lambda: taken.append(queue.take().name), daemon=True)
+    waiting.start()
+    waiting.join(timeout=0.5)
+    assert waiting.is_alive() and not taken  # nothing is ready: the lane waits
+    queue.ready("rl")  # RL's adapters can be ready first: its steps go before the bootstrap's still waiting
+    waiting.join(timeout=5)
+    assert taken == ["heldout rl humaneval+ staged"]
+    queue.ready("bootstrap")
+    rest = [queue.take().name for _ in range(7)]
+    assert rest == [s.name for s in steps[4:8]] + [s.name for s in steps[9:]]
+    assert queue.take() is None  # none left: a lane stops
+
+
+def test_two_lanes_share_every_heldout_step_exactly_once(tmp_path):
+    import threading
+
+    steps = _heldout_steps(tmp_path)
+    queue = le.HeldoutQueue(steps, ready=tuple(le.POINTS))
+    taken: dict[str, list[str]] = {"a": [], "b": []}
+
+    def lane(name: str) -> None:
+        while (step := queue.take()) is not None:
+            taken[name].append(step.name)
+
+    lanes = [threading.Thread(target=lane, args=(name,)) for name in taken]
+    for thread in lanes:
+        thread.start()
+    for thread in lanes:
+        thread.join(timeout=5)
+    assert sorted(taken["a"] + taken["b"]) == sorted(s.name for s in steps)
+
+
 @pytest.mark.slow
 def test_toy_pipeline_writes_a_complete_summary(tmp_path, monkeypatch):
     """The wiring, end to end, on the tiny random model: every step runs as a real subprocess, one step each."""
