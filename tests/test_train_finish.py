@@ -124,3 +124,27 @@ def test_a_collapse_before_any_checkpoint_exits_1_without_final(tmp_path, data, 
     assert "before any checkpoint was saved" in capsys.readouterr().err
     out = tmp_path / "out"
     assert not (out / "final").exists() and (out / "collapsed" / "generator").is_dir()
+
+
+@pytest.mark.slow
+def test_a_run_killed_while_saving_final_leaves_no_final(tmp_path, data, tmp_path_factory, monkeypatch):
+    """``final/`` is what a rerun (and scripts/learning_experiment.py) takes for a finished run: it appears whole or
+    not at all. A crash while the last file is written leaves only ``.final.partial``; the rerun replaces it."""
+    from transformers import TrainerState
+
+    tiny = shared_tiny_model(tmp_path_factory)
+    save = TrainerState.save_to_json
+
+    def crash_in_final(self, path):
+        if "final" in Path(path).parent.name:
+            raise KeyboardInterrupt("killed while saving final/")
+        return save(self, path)
+
+    monkeypatch.setattr(TrainerState, "save_to_json", crash_in_final)
+    with pytest.raises(KeyboardInterrupt):
+        train.main(["--config", str(recipe(tmp_path, tiny, data))])
+    out = tmp_path / "out"
+    assert not (out / "final").exists() and (out / ".final.partial" / "generator").is_dir()
+    monkeypatch.setattr(TrainerState, "save_to_json", save)
+    assert train.main(["--config", str(recipe(tmp_path, tiny, data)), "--resume_from_checkpoint", "latest"]) == 0
+    assert (out / "final" / "trainer_state.json").is_file() and not (out / ".final.partial").exists()

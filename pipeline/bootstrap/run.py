@@ -338,10 +338,10 @@ def run_bootstrap(model_config: ModelConfig, sft_config: SFTConfig, config: Boot
                     summary["generator"]["rationalized"]["kept"],
                     summary["discriminator"]["kept"], summary["discriminator"]["judged"])
     last = round_dir(out, len(summaries))  # config.rounds, or more when a longer run is resumed with fewer
-    final = out / FINAL_DIR
-    shutil.rmtree(final, ignore_errors=True)
+    final, staging = out / FINAL_DIR, out / f".{FINAL_DIR}.partial"  # final/ appears whole (the experiment's "done")
+    shutil.rmtree(staging, ignore_errors=True)
     for role in ROLES:
-        shutil.copytree(last / ADAPTERS_DIR / role, final / role)
+        shutil.copytree(last / ADAPTERS_DIR / role, staging / role)
     record = {"base_model": model_config.model_name_or_path or "embedded",
               "started_from": {role: getattr(model_config, f"{role}_init_adapter") or "fresh" for role in ROLES},
               "rounds": len(summaries), "adapters_from": str(last / ADAPTERS_DIR),
@@ -351,5 +351,7 @@ def run_bootstrap(model_config: ModelConfig, sft_config: SFTConfig, config: Boot
                                       "trained": s[role]["training"]["trained"]} for role in ROLES}
                             | {"rationalized_kept": s["generator"].get("rationalized", {}).get("kept", 0)}
                             for s in summaries]}
-    (final / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    (staging / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    shutil.rmtree(final, ignore_errors=True)
+    staging.rename(final)
     return final

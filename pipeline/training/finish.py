@@ -56,21 +56,26 @@ def finish_run(output_dir: Path, policies: Policies, trainer: Any, guard: Collap
         return 1
     if not is_main_process:
         return 0
-    shutil.rmtree(final, ignore_errors=True)
+    # written beside final/ and renamed into place when whole: a run killed while saving leaves no final/ that a
+    # resume or scripts/learning_experiment.py would take for finished
+    partial = output_dir / f".{FINAL_DIR}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
     adapters_from = good or "trained"
     if good is not None:
         for role in ROLES:
             if (Path(good) / role).is_dir():
-                shutil.copytree(Path(good) / role, final / role)
+                shutil.copytree(Path(good) / role, partial / role)
         if announce:
             print(f"training collapsed at step {guard.streak_start}; final/ holds the adapters of {good}")
     else:
-        policies.save(final)
+        policies.save(partial)
     if recipe is not None:
-        write_run_files(final, recipe, None if info is None else {**info, "adapters_from": adapters_from})
+        write_run_files(partial, recipe, None if info is None else {**info, "adapters_from": adapters_from})
     for name, record in (records or {}).items():
-        (final / name).write_text(json.dumps({**record, "adapters_from": adapters_from}, indent=2) + "\n")
-    trainer.state.save_to_json(str(final / TRAINER_STATE_FILE))  # the whole log history, evaluations included
+        (partial / name).write_text(json.dumps({**record, "adapters_from": adapters_from}, indent=2) + "\n")
+    trainer.state.save_to_json(str(partial / TRAINER_STATE_FILE))  # the whole log history, evaluations included
+    shutil.rmtree(final, ignore_errors=True)
+    partial.rename(final)
     if announce:
         print("adapters saved: " + " and ".join(str(final / role) for role in ROLES if (final / role).is_dir()))
     if push_repo:
