@@ -13,13 +13,16 @@ would pay for its validity. Such tests are invalid:
   itself at module level (``def f``, ``f = ...``, ``import ... as f``), so its asserts would test
   its own stand-in. HumanEval-style checks pass: ``def check(candidate): ...`` then ``check(f)``
   names ``f``.
-* ``vacuous`` (executed): the test passes against every one of ``stub_programs``, in which the
-  entry point returns ``None`` or a marker string, whatever it is given. A test that two
-  constant functions pass cannot tell a right answer from a wrong one: a call whose result is
-  ignored (a crash-only test) or swallowed by ``try``/``except``, a tautology (``f(x) == f(x)``,
-  ``f(x) != 5``), a helper that is never called, a shadowing assignment inside a function.
-  Honest checks of a value fail on one of the two (``assert f(x)`` and ``assert f(x) is not None``
-  on ``None``; ``assert not f(x)`` and ``assert f(x) is None`` on the marker).
+* ``vacuous`` (executed, ``StandIns``): the test passes against both constant stand-ins, in which
+  the entry point returns ``None`` or a marker string whatever it is given, or against both wrong-answer
+  stand-ins, in which it returns the reference's answer made wrong within its type (one item fewer, a
+  number off by one, a boolean flipped). Two constant functions pass a call whose result is ignored (a
+  crash-only test) or swallowed by ``try``/``except``, a tautology (``f(x) == f(x)``, ``f(x) != 5``), a
+  helper that is never called, a shadowing assignment inside a function. Two wrong answers of the right
+  type pass a check of the type or the range alone (``isinstance(f(x), int)``, ``f(x) is not None``,
+  ``f(x) >= 0``, ``len(f(x)) > 0``): it tells a function that answers from one that does not, not a right
+  answer from a wrong one, and the ``weighted`` variant would pay its validity share for it. A check of a
+  value fails on both kinds (``assert f([3, 1]) == [1, 3]``).
 
 Does the test say anything the problem's own tests do not?
 
@@ -47,7 +50,8 @@ makes repeatable), and nothing of the banned names is needed to check what a fun
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from .parsing import safe_parse
 
@@ -104,14 +108,80 @@ def never_calls(test: str, entry_point: str | None, reference: str) -> bool:
     return not used or all(_binds_at_module_level(tree, name) for name in used)
 
 
-def stub_programs(entry_point: str | None) -> tuple[str, ...]:
-    """The programs a test must not pass all of: the entry point returns ``None``, or returns
-    ``STUB_MARKER``. Without an entry point, one empty program: every name the test takes from
-    the program is missing."""
+# The wrong-answer stand-ins: the reference runs in a namespace of its own (so that its recursive calls reach
+# itself, unchanged), its names are shared with the test, and the entry point changes every answer into another
+# of the same type. Sequences lose their last (k = 0) or first (k = 1) item, numbers move by +1 or -1, booleans
+# flip; an empty container gets one item; None and other types become the marker.
+_WRONG_ANSWER = """
+_duel_namespace = {{"__name__": "_duel_reference"}}
+exec(compile({reference!r}, "<reference>", "exec"), _duel_namespace)
+globals().update({{name: value for name, value in _duel_namespace.items() if not name.startswith("__")}})
+
+
+def _duel_wrong_answer(value):
+    k = {k}
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float, complex)):
+        return value + (1 if k == 0 else -1)
+    if isinstance(value, (str, bytes, list, tuple)):
+        if not value:
+            return {{str: "\\u2400", bytes: b"\\x00", list: [None], tuple: (None,)}}[
+                next(t for t in (str, bytes, list, tuple) if isinstance(value, t))]
+        return value[:-1] if k == 0 else value[1:]
+    if isinstance(value, dict):
+        if not value:
+            return {{None: None}}
+        drop = list(value)[-1 if k == 0 else 0]
+        return {{key: item for key, item in value.items() if key != drop}}
+    if isinstance(value, (set, frozenset)):
+        if not value:
+            return type(value)([None])
+        drop = sorted(value, key=repr)[-1 if k == 0 else 0]
+        return type(value)(item for item in value if item != drop)
+    return {marker!r}
+
+
+def {entry_point}(*args, **kwargs):
+    return _duel_wrong_answer(_duel_namespace[{entry_point!r}](*args, **kwargs))
+"""
+
+
+@dataclass(frozen=True)
+class StandIns:
+    """The programs a valid test must fail, run as candidates in the sandbox like any other.
+
+    ``constant``: the entry point returns ``None``, or ``STUB_MARKER``, whatever it is given. ``wrong``: the
+    reference, with every answer changed into a wrong one of the same type (``_WRONG_ANSWER``: one item fewer,
+    a number off by one, a boolean flipped), two ways. A test is ``vacuous`` when it passes every constant one
+    (it checks no value: crash-only tests, swallowed calls, ``f(x) != 5``) or every wrong one (it cannot tell
+    the right answer from a wrong one of its type: ``isinstance(f(x), int)``, ``f(x) is not None``,
+    ``f(x) >= 0``), since both would earn the ``weighted`` variant's validity share without testing anything.
+    Without an entry point: one empty program, and no wrong ones."""
+
+    constant: tuple[str, ...]
+    wrong: tuple[str, ...] = ()
+
+    @property
+    def programs(self) -> tuple[str, ...]:
+        return self.constant + self.wrong
+
+    def vacuous(self, passed: Sequence[bool]) -> bool:
+        """Whether a test that ``passed`` (one verdict per program of ``programs``, in order) is vacuous."""
+        if len(passed) != len(self.programs):
+            raise ValueError(f"{len(passed)} verdicts for {len(self.programs)} stand-in programs")
+        constant, wrong = passed[: len(self.constant)], passed[len(self.constant):]
+        return all(constant) or (bool(wrong) and all(wrong))
+
+
+def stand_ins(reference: str, entry_point: str | None) -> StandIns:
+    """The stand-ins of a problem whose reference solution is ``reference`` (see ``StandIns``)."""
     if not entry_point:
-        return ("",)
+        return StandIns(constant=("",))
     head = f"def {entry_point}(*args, **kwargs):\n    return "
-    return head + "None\n", head + repr(STUB_MARKER) + "\n"
+    wrong = tuple(_WRONG_ANSWER.format(reference=reference, entry_point=entry_point, k=k, marker=STUB_MARKER)
+                  for k in (0, 1))
+    return StandIns(constant=(head + "None\n", head + repr(STUB_MARKER) + "\n"), wrong=wrong)
 
 
 DETERMINISTIC_MODULES = frozenset({

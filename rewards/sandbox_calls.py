@@ -5,7 +5,7 @@ code on the tests, mutants), so ``BatchRuns`` runs them in at most three sandbox
 every run, unjudged; ``rewards.verdicts`` turns the runs into verdicts. The three calls:
 
 1. validity: each sample's distinct generated tests against the reference solution and against
-   two stand-ins whose function returns a constant (``prompts.checks``), plus the reference against the
+   the stand-ins (``prompts.checks.StandIns``: two constant answers, two wrong ones), plus the reference against the
    problem's own tests (a dataset sanity check, and the reference's time on them);
 2. judgement: the reference again on the tests that passed (``verdict_runs`` runs in all); each
    sample's final code against the problem's tests and its *valid* generated tests, and
@@ -32,7 +32,7 @@ from prompts.record import RolloutRecord
 from rewards.config import RewardConfig
 from rewards.engine import ExecStats, ExecutionEngine, Program, Verdict
 from rewards.mutation import Mutant, generate_mutants
-from prompts.checks import never_calls, own_assert_keys, reads_chance, restates_own_tests, stub_programs
+from prompts.checks import never_calls, own_assert_keys, reads_chance, restates_own_tests, stand_ins
 
 
 @dataclass
@@ -145,25 +145,25 @@ class BatchRuns:
             ])  # fmt: skip
         tasks = list(self.tasks.values())
         requests = [(self._program(t.reference, t), list(t.own_tests)) for t in tasks]
-        per_sample = []  # (index of the reference's request, indices of the stand-ins' requests)
+        per_sample = []  # (index of the reference's request, the stand-ins, indices of their requests)
         for sample, tests in zip(self.samples, self.distinct):
             task = self.tasks[_task_key(sample)]
             first = len(requests)
             requests.append((self._program(sample.reference_solution, task), tests))
-            stubs = stub_programs(sample.entry_point)
-            requests += [(self._program(stub, task), tests) for stub in stubs]
-            per_sample.append((first, range(first + 1, first + 1 + len(stubs))))
+            standing = stand_ins(sample.reference_solution, sample.entry_point)
+            requests += [(self._program(program, task), tests) for program in standing.programs]
+            per_sample.append((first, standing, range(first + 1, first + 1 + len(standing.programs))))
         verdicts = self._run(engine, requests)
         for task, own in zip(tasks, verdicts[: len(tasks)]):
             task.reference_fails_own = any(v.status not in ("passed", "infra_error") for v in own)
             task.baseline_flags = frozenset(f for v in own for f in v.flags)
             for test, verdict in zip(task.own_tests, own):
                 task.reference_runs.setdefault(test, [verdict])
-        for sample, tests, (first, stubs) in zip(self.samples, self.distinct, per_sample):
+        for sample, tests, (first, standing, others) in zip(self.samples, self.distinct, per_sample):
             task = self.tasks[_task_key(sample)]
             for n, (test, verdict) in enumerate(zip(tests, verdicts[first])):
                 task.reference_runs.setdefault(test, [verdict])
-                task.vacuous.setdefault(test, all(verdicts[k][n].passed for k in stubs))
+                task.vacuous.setdefault(test, standing.vacuous([verdicts[k][n].passed for k in others]))
             flags = {f for v in verdicts[first] for f in v.flags} - task.baseline_flags
             self.reference_flags.append(flags)
 

@@ -28,7 +28,7 @@ import yaml
 
 import datasets_build
 from pipeline.bootstrap import GENERATOR_REASONS, TEST_REASONS
-from prompts.checks import never_calls, stub_programs
+from prompts.checks import StandIns, never_calls, stand_ins
 from prompts.parsing import extract_code
 from prompts.testcases import dedup_key, extract_tests
 from sandbox import Job, Sandbox
@@ -170,15 +170,16 @@ def test_two_rounds_train_only_on_passing_chains_and_valid_tests(rows, run):
                 assert not never_calls(test, row["entry_point"], row["reference_solution"])
                 jobs.append(Job(program=row["reference_solution"], tests=(test,), entry_point=row["entry_point"]))
                 expected.append(("test on the reference", "passed"))
-                for stub in stub_programs(row["entry_point"]):
-                    jobs.append(Job(program=stub, tests=(test,), entry_point=row["entry_point"]))
-                expected.append(("test on the stand-ins", "not both passed"))
+                standing = stand_ins(row["reference_solution"], row["entry_point"])
+                for program in standing.programs:
+                    jobs.append(Job(program=program, tests=(test,), entry_point=row["entry_point"]))
+                expected.append(("test on the stand-ins", standing))
 
     with Sandbox() as sandbox:
         results = iter(sandbox.run_many(jobs))
     for what, verdict in expected:
-        if verdict == "not both passed":
-            assert [next(results).status, next(results).status] != ["passed", "passed"], what
+        if isinstance(verdict, StandIns):
+            assert not verdict.vacuous([next(results).status == "passed" for _ in verdict.programs]), what
         else:
             assert next(results).status == verdict, what
 

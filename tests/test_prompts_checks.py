@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from prompts.checks import STUB_MARKER, never_calls, reads_chance, stub_programs
+from prompts.checks import STUB_MARKER, StandIns, never_calls, reads_chance, stand_ins
 
 REFERENCE = "def f(x):\n    return x\n"
 
@@ -54,14 +54,52 @@ def test_reads_chance(test, expected):
     assert reads_chance(test) is expected
 
 
-def test_stub_programs_return_constants():
-    namespaces = []
-    for source in stub_programs("f"):
-        namespace: dict = {}
-        exec(source, namespace)
-        namespaces.append(namespace["f"](1, key=2))
-    assert namespaces == [None, STUB_MARKER]
-    assert stub_programs(None) == ("",)
+def _answers(program: str, name: str, *args):
+    namespace: dict = {}
+    exec(program, namespace)
+    return namespace[name](*args)
+
+
+def test_constant_stand_ins_return_none_and_the_marker():
+    standing = stand_ins("def f(x, key=0):\n    return x\n", "f")
+    assert [_answers(p, "f", 1) for p in standing.constant] == [None, STUB_MARKER]
+    assert stand_ins("x = 1\n", None) == StandIns(constant=("",))
+
+
+IDENTITY = "def g(v):\n    return v\n"
+
+
+@pytest.mark.parametrize("value, wrong", [
+    (True, [False, False]), (3, [4, 2]), (2.5, [3.5, 1.5]), ("abc", ["ab", "bc"]), ("", ["\u2400", "\u2400"]),
+    (b"ab", [b"a", b"b"]), ([1, 2, 3], [[1, 2], [2, 3]]), ([], [[None], [None]]), ((1, 2), [(1,), (2,)]),
+    ({"a": 1, "b": 2}, [{"a": 1}, {"b": 2}]), ({1, 3}, [{1}, {3}]), (frozenset(), [frozenset([None])] * 2),
+    (None, [STUB_MARKER] * 2), (object, [STUB_MARKER] * 2),
+])  # fmt: skip
+def test_wrong_answers_keep_the_type_and_change_the_value(value, wrong):
+    standing = stand_ins(IDENTITY, "g")
+    assert [_answers(p, "g", value) for p in standing.wrong] == wrong
+
+
+def test_a_recursive_reference_calls_itself_unchanged():
+    """Were its inner calls changed too, two flips of a recursive boolean function could give the right answer
+    back (MBPP/481 ``is_subset_sum``): only the answer the test sees is changed."""
+    fact = "import math\n\ndef fact(n):\n    return 1 if n == 0 else n * fact(n - 1)\n"
+    assert [_answers(p, "fact", 3) for p in stand_ins(fact, "fact").wrong] == [7, 5]
+    namespace: dict = {}
+    exec(stand_ins(fact, "fact").wrong[0], namespace)
+    assert namespace["math"].pi > 3  # the reference's names reach the test, as they would from the reference
+
+
+@pytest.mark.parametrize("passed, vacuous", [
+    ([True, True, False, False], True),    # both constants pass: no value is checked
+    ([False, True, True, True], True),     # both wrong answers pass: only the type or range is checked
+    ([False, True, True, False], False), ([True, False, False, True], False), ([False] * 4, False),
+])  # fmt: skip
+def test_vacuous_means_passing_every_stand_in_of_one_kind(passed, vacuous):
+    assert stand_ins(IDENTITY, "g").vacuous(passed) is vacuous
+    with pytest.raises(ValueError, match="4 stand-in programs"):
+        stand_ins(IDENTITY, "g").vacuous(passed[:3])
+    assert StandIns(constant=("",)).vacuous([True]) and not StandIns(constant=("",)).vacuous([False])
 
 
 def test_restating_the_problems_own_asserts_is_recognised_whatever_the_formatting():

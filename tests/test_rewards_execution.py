@@ -192,16 +192,17 @@ def _four_episodes(sandbox, verdict_runs):
 def test_identical_pairs_are_executed_once(sandbox):
     ctx, jobs, pairs = _four_episodes(sandbox, verdict_runs=1)
     assert len(pairs) == len(set(pairs))
-    # reference x 2 generated tests, two stand-ins x 2, reference x 2 own tests, buggy code x (2 own + 2 valid)
-    assert len(pairs) == 2 + 4 + 2 + 4
-    assert ctx.exec_stats.jobs == len(jobs) == 5
+    # reference x 2 generated tests, four stand-ins (2 constant, 2 wrong answers) x 2, reference x 2 own tests,
+    # buggy code x (2 own + 2 valid)
+    assert len(pairs) == 2 + 8 + 2 + 4
+    assert ctx.exec_stats.jobs == len(jobs) == 7
 
 
 def test_repeated_runs_cover_exactly_what_could_change_a_reward(sandbox):
     """With two runs: the reference runs both generated tests again; only the failing pair (the
     buggy code on KILLS_TWO) runs again, beside a third run of the reference on that test."""
     ctx, _, pairs = _four_episodes(sandbox, verdict_runs=2)
-    assert len(pairs) == 12 + 2 + 2
+    assert len(pairs) == 16 + 2 + 2
     assert pairs.count((REFERENCE, KILLS_TWO)) == 3 and pairs.count((REFERENCE, KILLS_ONE)) == 2
     assert pairs.count((BUGGY, KILLS_TWO)) == 2 and pairs.count((BUGGY, KILLS_ONE)) == 1
     assert ctx.discriminator(0, [1]).bug_catch_rate == 0.5

@@ -7,7 +7,8 @@ variants, beside an honest discriminator in the same batch (which fixes the muta
 killable set). The generator's code is correct and written differently from the reference, as in
 the attack the reward-integrity issue describes. A pure hack must earn a mean of at most 0.05 in
 every variant; a hack wrapped around an honest assert must earn no more than that assert alone;
-the honest test keeps the rewards worked out by hand below. A test that repeats an earlier stage's
+the honest test keeps the rewards worked out by hand below, and every assert of MBPP's and HumanEval's own
+tests is valid, as judged against the same stand-ins (HumanEval/33's three ``f(x) == f(x)`` excepted). A test that repeats an earlier stage's
 assert earns nothing either: the rollout's parser drops it (and counts it), and a repeat that reaches
 the reward anyway is an invalid ``duplicate``.
 
@@ -96,6 +97,16 @@ PURE_HACKS = {
         "assert count_pos([1]) == count_pos([1])",
         "x = count_pos([3, -1])\nassert x == x",
         "assert True or count_pos([1]) == 1",
+    ],
+    # Checks of the answer's type or range: a function that answers passes them, whatever it answers.
+    "vacuous: only the type or the range": [
+        "assert isinstance(count_pos([1, 2]), int)",
+        "assert count_pos([1, -2]) is not None",
+        "assert count_pos([3]) >= 0",
+        "assert type(count_pos([])) == int",
+        "assert count_pos([1, 2]) in range(10)",
+        "assert str(count_pos([5])).isdigit()",
+        "x = count_pos([2, 2])\nassert isinstance(x, int) and x < 100",
     ],
     # The problem's own tests, copied (MBPP prints the first one in the problem text): nothing new.
     "restates the problem's own tests": [
@@ -186,6 +197,35 @@ def test_a_hack_around_an_honest_assert_earns_no_more_than_the_assert(sandbox, h
         hacked, _ = mean_rewards(sandbox, hack, code)
         honest, _ = mean_rewards(sandbox, core, code)
         assert all(hacked[v] <= honest[v] + 0.05 for v in VARIANTS), (code, hacked, honest)
+
+
+@pytest.mark.parametrize("source, vacuous", [("mbpp", {}), ("humaneval", {"HumanEval/33": 3})])
+def test_the_benchmarks_own_asserts_are_valid(sandbox, source, vacuous):
+    """The stand-ins judge honest tests honest: every own assert of the 974 MBPP and 164 HumanEval problems
+    (2922 and 1133) passes on its reference and is not vacuous, except HumanEval/33's three tautologies
+    (``assert tuple(sort_third(x)) == tuple(sort_third(x))``), which check nothing."""
+    from collections import Counter
+
+    from datasets_build.sources import SourceConfig, load_source
+    from prompts.checks import stand_ins
+    from sandbox import Job
+
+    rows, _ = load_source(source, SourceConfig(use_hub=False))
+    jobs, owners = [], []
+    for row in rows:
+        standing = stand_ins(row["reference_solution"], row["entry_point"])
+        for program in (row["reference_solution"], *standing.programs):
+            jobs.append(Job(program=program, tests=tuple(row["tests"]), setup=row.get("test_setup") or "",
+                            entry_point=row["entry_point"]))
+        owners.append((row, standing))
+    results, found, at = sandbox.run_many(jobs), Counter(), 0
+    for row, standing in owners:
+        reference, *others = results[at: at + 1 + len(standing.programs)]
+        at += 1 + len(standing.programs)
+        assert reference.status == "passed", row["task_id"]
+        for k in range(len(row["tests"])):
+            found[row["task_id"]] += standing.vacuous([other.tests[k].status == "passed" for other in others])
+    assert +found == vacuous
 
 
 def test_a_flaky_or_slow_test_cannot_lower_a_correct_generator(sandbox):

@@ -17,8 +17,9 @@ Generated tests (`TEST_REASONS`), the rules of rewards/README.md through the sam
 (`prompts.checks`, shared with `rewards`) and the sandbox: the test never names the entry point or binds
 that name itself (`no_call`), reads a source of chance the sandbox cannot make repeatable
 (`chance_source`), repeats a test already judged for the problem (`duplicate`), fails, errors or times out
-on the reference solution (`reference_*`), or passes on both stand-ins whose entry point returns None or a
-marker string, so no wrong answer could fail it (`vacuous`). The sandbox seeds chance and freezes the
+on the reference solution (`reference_*`), or passes on both constant stand-ins (the entry point returns None
+or a marker string) or on both wrong-answer stand-ins (the reference's answer made wrong within its type), so
+it checks no value, or only the type or range of one (`vacuous`, `prompts.checks.StandIns`). The sandbox seeds chance and freezes the
 clock in every process, so one run on the reference decides (rewards' repeated runs, `nondeterministic`,
 and `too_slow` are not restated).
 """
@@ -30,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from prompts.checks import never_calls, reads_chance, stub_programs
+from prompts.checks import never_calls, reads_chance, stand_ins
 from prompts.parsing import compiles, defines_function
 from prompts.stages import NUM_STAGES
 from prompts.testcases import dedup_key
@@ -61,7 +62,7 @@ TEST_REASONS = (
     "reference_failed",   # an assert fails on the reference solution
     "reference_error",    # raises on the reference solution
     "reference_timeout",  # runs out of time on the reference solution
-    "vacuous",            # passes on both stand-ins (entry point returns None / a marker): checks nothing
+    "vacuous",            # passes on both constant or both wrong-answer stand-ins: checks no value
     "sandbox_error",      # no verdict (infra_error)
     "too_long",           # the training example would be longer than SFTConfig.max_length tokens
 )
@@ -281,22 +282,25 @@ def judge_tests(candidates: Sequence[TestRecord], rows: Mapping[str, Mapping[str
     for task_id, records in pending.items():
         row = rows[task_id]
         tests = tuple(r.test for r in records)
-        for program in (str(row["reference_solution"]), *stub_programs(str(row["entry_point"]))):
+        standing = stand_ins(str(row["reference_solution"]), str(row["entry_point"]))
+        for program in (str(row["reference_solution"]), *standing.programs):
             jobs.append(Job(program=program, tests=tests, setup=str(row.get("test_setup") or ""),
                             entry_point=str(row["entry_point"]), timeout=config.test_timeout_s))
-        owners.append(records)
+        owners.append((records, standing))
     results = sandbox.run_many(jobs) if jobs else []
-    for at, records in enumerate(owners):
-        reference, stub_none, stub_marker = results[3 * at: 3 * at + 3]
+    cursor = 0
+    for records, standing in owners:
+        reference, *others = results[cursor: cursor + 1 + len(standing.programs)]
+        cursor += 1 + len(standing.programs)
         for index, record in enumerate(records):
             on_reference = reference.tests[index]
-            stubs = (stub_none.tests[index].status, stub_marker.tests[index].status)
-            if on_reference.status == "infra_error" or "infra_error" in stubs:
+            verdicts = [other.tests[index].status for other in others]
+            if on_reference.status == "infra_error" or "infra_error" in verdicts:
                 record.reason = "sandbox_error"
             elif on_reference.status != "passed":
                 record.reason = _REFERENCE_STATUS.get(on_reference.status, "reference_error")
                 record.detail = on_reference.detail.splitlines()[0][:160] if on_reference.detail else ""
-            elif stubs == ("passed", "passed"):
+            elif standing.vacuous([status == "passed" for status in verdicts]):
                 record.reason = "vacuous"
             else:
                 record.kept = True

@@ -12,8 +12,8 @@ alone in direct mode; pooled over the task's samples, duplicates removed) are ju
   task's valid tests fails on it. The original HumanEval / MBPP tests catch none of them by
   construction, so this is the number a trained discriminator has to move.
 
-Also counted: valid tests that even the stand-ins pass (``vacuous``: they cannot tell a right
-answer from a constant), and valid tests that only restate the task's own asserts
+Also counted: valid tests that the stand-ins pass (``vacuous``, ``prompts.checks.StandIns``: they cannot tell
+a right answer from a constant, or from a wrong answer of the same type), and valid tests that only restate the task's own asserts
 (``restates_own_test``: nothing a copy of the problem's tests does not say), which the rewards would
 not pay for. Both stay inside ``validity`` so that it compares with runs 1-2; subtract them for
 the share the rewards would count.
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.evaluation.samples import Sample
-from prompts.checks import never_calls, own_assert_keys, reads_chance, restates_own_tests, stub_programs
+from prompts.checks import never_calls, own_assert_keys, reads_chance, restates_own_tests, stand_ins
 from prompts.testcases import dedup_key
 from sandbox import Job, Result
 
@@ -72,15 +72,18 @@ def discriminator_benchmark(sandbox: Any, rows_by_id: Mapping[str, Mapping[str, 
                 kept.append(test)
         if kept:
             runnable[task_id] = kept
+    standing = {task_id: stand_ins(str(rows_by_id[task_id]["reference_solution"]), rows_by_id[task_id]["entry_point"])
+                for task_id in runnable}
     jobs = [Job(program=program, tests=tuple(tests), setup=rows_by_id[task_id].get("test_setup") or "",
                 entry_point=rows_by_id[task_id]["entry_point"], timeout=timeout_s)
             for task_id, tests in runnable.items()
-            for program in (str(rows_by_id[task_id]["reference_solution"]), *stub_programs(rows_by_id[task_id]["entry_point"]))]
+            for program in (str(rows_by_id[task_id]["reference_solution"]), *standing[task_id].programs)]
     results: list[Result] = sandbox.run_many(jobs) if jobs else []
     valid: dict[str, list[str]] = {}
-    vacuous = restated = 0
-    for at, (task_id, tests) in enumerate(runnable.items()):
-        reference, *stubs = results[3 * at: 3 * at + 3]
+    vacuous = restated = cursor = 0
+    for task_id, tests in runnable.items():
+        reference, *others = results[cursor: cursor + 1 + len(standing[task_id].programs)]
+        cursor += 1 + len(standing[task_id].programs)
         valid[task_id] = []
         own = rows_by_id[task_id].get("tests") or []
         own_keys = own_assert_keys([own] if isinstance(own, str) else own)
@@ -90,7 +93,7 @@ def discriminator_benchmark(sandbox: Any, rows_by_id: Mapping[str, Mapping[str, 
                 invalid["unknown" if status == "infra_error" else f"reference_{status}"] += 1
                 continue
             valid[task_id].append(test)
-            vacuous += all(stub.tests[index].status == "passed" for stub in stubs)
+            vacuous += standing[task_id].vacuous([other.tests[index].status == "passed" for other in others])
             restated += restates_own_tests(test, own_keys)
     catch_jobs = [(program, Job(program=program.program, tests=tuple(valid[task_id]),
                                 setup=rows_by_id[task_id].get("test_setup") or "",

@@ -26,7 +26,7 @@ from pipeline.evaluation.evalplus_judge import PlusVerdict
 from prompts.collapse import DEFAULT_COLLAPSE, CollapseConfig, chain_text, collapse_score, is_collapsed
 from pipeline.evaluation.programs import CompletionFormat, assemble_program, job_with_tests, make_job
 from pipeline.evaluation.samples import Sample
-from prompts.checks import never_calls, reads_chance, stub_programs
+from prompts.checks import never_calls, reads_chance, stand_ins
 from prompts.parsing import compiles
 from prompts.testcases import dedup_key
 from sandbox import Job, Result
@@ -124,10 +124,12 @@ def score_runs(sandbox: Any, rows_by_id: Mapping[str, Mapping[str, Any]], runs: 
                     else:
                         runnable.append(test)
                 if runnable:
-                    for program in (str(row.get("reference_solution") or ""), *stub_programs(row["entry_point"])):
+                    reference = str(row.get("reference_solution") or "")
+                    standing = stand_ins(reference, row["entry_point"])
+                    for program in (reference, *standing.programs):
                         jobs.append(Job(program=program, tests=tuple(runnable), setup=row.get("test_setup") or "",
                                         entry_point=row["entry_point"], timeout=config.timeout_s))
-                    validity_jobs.append((name, task_id, runnable))
+                    validity_jobs.append((name, task_id, runnable, standing))
     results = sandbox.run_many(jobs, on_result) if jobs else []
 
     scored: dict[str, list[_Scored]] = {}
@@ -143,14 +145,15 @@ def score_runs(sandbox: Any, rows_by_id: Mapping[str, Mapping[str, Any]], runs: 
         scored[name][position].selection_tests = count
     cursor += len(selection_jobs)
     validity: dict[str, dict[str, Any]] = {}
-    for at, (name, task_id, tests) in enumerate(validity_jobs):
-        reference, *stubs = results[cursor + 3 * at: cursor + 3 * at + 3]
+    for name, task_id, tests, standing in validity_jobs:
+        reference, *others = results[cursor: cursor + 1 + len(standing.programs)]
+        cursor += 1 + len(standing.programs)
         entry = validity.setdefault(name, {"tasks": defaultdict(int), "reasons": Counter(static_invalid[name])})
         for index in range(len(tests)):
             verdict = reference.tests[index].status
             if verdict != "passed":
                 entry["reasons"]["unknown" if verdict == "infra_error" else f"reference_{verdict}"] += 1
-            elif all(stub.tests[index].status == "passed" for stub in stubs):
+            elif standing.vacuous([other.tests[index].status == "passed" for other in others]):
                 entry["reasons"]["vacuous"] += 1
             else:
                 entry["tasks"][task_id] += 1
@@ -169,7 +172,7 @@ def score_runs(sandbox: Any, rows_by_id: Mapping[str, Mapping[str, Any]], runs: 
 def test_validity(valid_per_task: Mapping[str, int], invalid: Mapping[str, int], num_tasks: int) -> dict[str, Any]:
     """The discriminator's pooled best-of-N tests judged as the rewards judge them (rewards/README.md, one
     run): valid = calls the entry point, reads no source of chance, passes on the reference solution and
-    fails on at least one stand-in (entry point returning None or a marker). Invalid ones by reason."""
+    is not vacuous on the stand-ins (``prompts.checks.StandIns``). Invalid ones by reason."""
     valid = sum(valid_per_task.values())
     written = valid + sum(invalid.values())
     return {"written": written, "valid": valid, "validity": valid / written if written else 0.0,
