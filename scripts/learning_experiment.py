@@ -294,7 +294,7 @@ def _run_summary(results: dict[str, Any]) -> dict[str, Any]:
     bench = run.get("discriminator_benchmark")
     if bench:
         out["discriminator"] = {key: bench.get(key) for key in (
-            "written", "valid", "valid_but_vacuous", "valid_but_restated", "tasks", "tasks_with_valid_test",
+            "written", "valid", "valid_but_vacuous", "valid_but_restated", "valid_counted", "tasks", "tasks_with_valid_test",
             "subtle_programs", "subtle_caught")}
         out["discriminator"]["validity"] = bench["valid"] / bench["written"] if bench.get("written") else 0.0
         out["discriminator"]["catch_rate"] = (bench["subtle_caught"] / bench["subtle_programs"]
@@ -386,9 +386,12 @@ def acceptance(summary: dict[str, Any], training: Any | None) -> list[dict[str, 
     heldout = summary["heldout"]
     for bench in BENCHMARKS:
         rl, base = (heldout[p][bench]["staged"].get("discriminator") for p in ("rl", "base"))
-        line(f"discriminator validity held out, staged, {bench}", ">= 0.40",
-             rl and {"validity": rl["validity"], "valid": rl["valid"], "written": rl["written"]},
-             (rl["validity"] >= 0.40) if rl else None)
+        counted = rl and rl.get("valid_counted")  # None from an evaluation older than the count
+        line(f"discriminator validity held out, staged, {bench}",
+             ">= 0.40, counting only the tests the rewards would pay for (not vacuous, not a restated own assert)",
+             rl and {"validity": rl["validity"], "valid": rl["valid"], "written": rl["written"],
+                     "vacuous": rl["valid_but_vacuous"], "restated": rl["valid_but_restated"], "counted": counted},
+             (counted is not None and counted >= 0.40 * rl["written"]) if rl else None)
         line(f"catch rate on the subtly wrong programs, {bench}, RL vs base model", "above the base model's",
              rl and base and {"rl": [rl["subtle_caught"], rl["subtle_programs"]],
                               "base": [base["subtle_caught"], base["subtle_programs"]]},
@@ -423,16 +426,18 @@ def render_markdown(summary: dict[str, Any]) -> str:
     the acceptance lines, as tables for docs/learning.md."""
     lines = [f"# Learning experiment, size {summary['size']}", "", "## Held out (greedy pass@1)", "",
              "| point | benchmark | mode | tasks | base inputs | plus inputs | syntax valid | collapse | "
-             "discriminator valid / written | subtle programs caught |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "discriminator valid / written | of which counted | subtle programs caught |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for point, benches in summary["heldout"].items():
         for bench, modes in benches.items():
             for mode, n in modes.items():
                 d = n.get("discriminator")
                 disc = f"{d['valid']} / {d['written']} ({_pct(d['validity'])})" if d else "-"
+                counted = "-" if not d or d.get("valid_counted") is None else str(d["valid_counted"])
                 caught = f"{d['subtle_caught']} / {d['subtle_programs']}" if d else "-"
                 lines.append(f"| {point} | {bench} | {mode} | {n['tasks']} | {_pct(n['pass@1_base'])} | "
                              f"{_pct(n['pass@1_plus'])} | {_pct(n['syntax_valid_rate'])} | {_pct(n['collapse_rate'])} | "
-                             f"{disc} | {caught} |")
+                             f"{disc} | {counted} | {caught} |")
     lines += ["", "## Paired, HumanEval+ and MBPP+ pooled (difference, Newcombe 95 % interval, exact McNemar p)", "",
               "| mode | inputs | first -> second | tasks | first | second | difference [95 % interval] | p |",
               "|---|---|---|---|---|---|---|---|"]

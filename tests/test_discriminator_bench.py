@@ -37,6 +37,7 @@ def test_worked_example():
     assert result["written"] == 6 and result["valid"] == 3 and result["validity"] == pytest.approx(0.5)
     assert result["invalid"] == {"no_call": 1, "reference_failed": 2}
     assert result["valid_but_vacuous"] == 1 and result["valid_but_restated"] == 1
+    assert result["valid_counted"] == 1  # f(10 ** 6) alone: what the rewards would pay for
     assert (result["tasks_with_valid_test"], result["tasks"]) == (1, 2)
     assert (result["subtle_caught"], result["subtle_programs"], result["subtle_tasks"]) == (1, 3, 2)
     assert result["catch_rate"] == pytest.approx(1 / 3)

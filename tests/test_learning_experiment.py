@@ -47,7 +47,8 @@ def results(bench: str, mode: str, verdicts: list[tuple[bool, bool]]) -> dict:
            "syntax_valid_rate": 1.0, "collapse_rate": 0.0, "tasks": tasks,
            "evalplus": {"base": {"pass@1": sum(b for b, _ in verdicts) / n},
                         "plus": {"pass@1": sum(p for _, p in verdicts) / n}},
-           "discriminator_benchmark": {"written": 10, "valid": 4, "valid_but_vacuous": 1, "valid_but_restated": 0, "tasks": n, "tasks_with_valid_test": 2,
+           "discriminator_benchmark": {"written": 10, "valid": 5, "valid_but_vacuous": 1, "valid_but_restated": 0,
+                                       "valid_counted": 4, "tasks": n, "tasks_with_valid_test": 2,
                                        "subtle_programs": 5, "subtle_caught": 1}}
     return {"benchmark": bench, "mode": mode, "num_tasks": n, "greedy": True, "config": {}, "runs": {"adapter": run}}
 
@@ -76,8 +77,9 @@ def test_summary_holds_every_field_with_hand_worked_numbers(tmp_path):
                             "paired_pooled", "staged_vs_base_direct", "statistics"}  # main() adds "acceptance"
     rl = summary["heldout"]["rl"]["mbpp+"]["staged"]
     assert rl["pass@1_base"] == pytest.approx(2 / 3) and rl["pass@1_plus"] == pytest.approx(2 / 3)
-    assert rl["discriminator"] == {"written": 10, "valid": 4, "valid_but_vacuous": 1, "valid_but_restated": 0, "tasks": 3, "tasks_with_valid_test": 2,
-                                   "subtle_programs": 5, "subtle_caught": 1, "validity": 0.4, "catch_rate": 0.2}
+    assert rl["discriminator"] == {"written": 10, "valid": 5, "valid_but_vacuous": 1, "valid_but_restated": 0,
+                                   "valid_counted": 4, "tasks": 3, "tasks_with_valid_test": 2,
+                                   "subtle_programs": 5, "subtle_caught": 1, "validity": 0.5, "catch_rate": 0.2}
     for bench in le.BENCHMARKS:
         for mode in le.MODES:
             pairs = [(p["first"], p["second"], p["metric"]) for p in summary["paired"][bench][mode]]
@@ -107,7 +109,9 @@ def test_acceptance_lines_with_hand_worked_numbers(tmp_path):
     assert validity["measured"] == {"first_quarter": 0.05, "last_quarter": 0.3, "steps": 4} and validity["met"]
     zero_std = lines["discriminator reward's frac_reward_zero_std (mean over its steps)"]
     assert zero_std["measured"] == 0.25 and zero_std["met"]
-    assert lines["discriminator validity held out, staged, mbpp+"]["met"]  # 4 of 10: exactly the 0.40 asked
+    held_out = lines["discriminator validity held out, staged, mbpp+"]
+    assert held_out["measured"]["validity"] == 0.5 and held_out["measured"]["counted"] == 4
+    assert held_out["met"]  # 4 of 10 the rewards would count (the vacuous one is not): exactly the 0.40 asked
     catch = lines["catch rate on the subtly wrong programs, humaneval+, RL vs base model"]
     assert catch["measured"] == {"rl": [1, 5], "base": [1, 5]} and catch["met"] is False  # equal is not above
     gain = lines["generator staged pass@1, RL vs bootstrap, HumanEval+ and MBPP+ pooled, plus inputs"]
@@ -124,7 +128,7 @@ def test_the_markdown_summary_holds_the_tables(tmp_path):
     summary = le.summarize(tmp_path, "toy", le.SIZES["toy"], {"fallback": False})
     summary["acceptance"] = le.acceptance(summary, None)
     text = le.render_markdown(summary)
-    assert "| rl | mbpp+ | staged | 3 | 66.7 % | 66.7 % | 100.0 % | 0.0 % | 4 / 10 (40.0 %) | 1 / 5 |" in text
+    assert "| rl | mbpp+ | staged | 3 | 66.7 % | 66.7 % | 100.0 % | 0.0 % | 5 / 10 (50.0 %) | 4 | 1 / 5 |" in text
     assert "| staged | plus | bootstrap -> rl | 6 | 0.0 % | 66.7 % | +66.7 [" in text and "| 0.125 |" in text
     assert "| rl staged vs base direct | base | base direct -> rl staged | 6 | 33.3 % | 66.7 % |" in text
     assert "| discriminator validity in training, last vs first quarter | >= 3x the first quarter and >= 0.25 | " \

@@ -15,8 +15,8 @@ alone in direct mode; pooled over the task's samples, duplicates removed) are ju
 Also counted: valid tests that the stand-ins pass (``vacuous``, ``prompts.checks.StandIns``: they cannot tell
 a right answer from a constant, or from a wrong answer of the same type), and valid tests that only restate the task's own asserts
 (``restates_own_test``: nothing a copy of the problem's tests does not say), which the rewards would
-not pay for. Both stay inside ``validity`` so that it compares with runs 1-2; subtract them for
-the share the rewards would count.
+not pay for. Both stay inside ``validity`` so that it compares with runs 1-2; ``valid_counted`` is what
+is left without them, the share the rewards would count.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def discriminator_benchmark(sandbox: Any, rows_by_id: Mapping[str, Mapping[str, 
             for program in (str(rows_by_id[task_id]["reference_solution"]), *standing[task_id].programs)]
     results: list[Result] = sandbox.run_many(jobs) if jobs else []
     valid: dict[str, list[str]] = {}
-    vacuous = restated = cursor = 0
+    vacuous = restated = counted = cursor = 0
     for task_id, tests in runnable.items():
         reference, *others = results[cursor: cursor + 1 + len(standing[task_id].programs)]
         cursor += 1 + len(standing[task_id].programs)
@@ -93,8 +93,11 @@ def discriminator_benchmark(sandbox: Any, rows_by_id: Mapping[str, Mapping[str, 
                 invalid["unknown" if status == "infra_error" else f"reference_{status}"] += 1
                 continue
             valid[task_id].append(test)
-            vacuous += standing[task_id].vacuous([other.tests[index].status == "passed" for other in others])
-            restated += restates_own_tests(test, own_keys)
+            is_vacuous = standing[task_id].vacuous([other.tests[index].status == "passed" for other in others])
+            is_restated = restates_own_tests(test, own_keys)
+            vacuous += is_vacuous
+            restated += is_restated
+            counted += not (is_vacuous or is_restated)
     catch_jobs = [(program, Job(program=program.program, tests=tuple(valid[task_id]),
                                 setup=rows_by_id[task_id].get("test_setup") or "",
                                 entry_point=rows_by_id[task_id]["entry_point"], timeout=timeout_s))
@@ -112,6 +115,7 @@ def discriminator_benchmark(sandbox: Any, rows_by_id: Mapping[str, Mapping[str, 
         "validity": num_valid / written if written else 0.0,
         "valid_but_vacuous": vacuous,
         "valid_but_restated": restated,
+        "valid_counted": counted,
         "tasks_with_valid_test": sum(1 for v in valid.values() if v),
         "tasks_with_valid_test_rate": sum(1 for v in valid.values() if v) / len(rows_by_id) if rows_by_id else 0.0,
         "subtle_programs": num_subtle,
