@@ -391,7 +391,7 @@ def acceptance(summary: dict[str, Any], training: Any | None) -> list[dict[str, 
              ">= 0.40, counting only the tests the rewards would pay for (not vacuous, not a restated own assert)",
              rl and {"validity": rl["validity"], "valid": rl["valid"], "written": rl["written"],
                      "vacuous": rl["valid_but_vacuous"], "restated": rl["valid_but_restated"], "counted": counted},
-             (counted is not None and counted >= 0.40 * rl["written"]) if rl else None)
+             (counted >= 0.40 * rl["written"]) if rl and counted is not None else None)
         line(f"catch rate on the subtly wrong programs, {bench}, RL vs base model", "above the base model's",
              rl and base and {"rl": [rl["subtle_caught"], rl["subtle_programs"]],
                               "base": [base["subtle_caught"], base["subtle_programs"]]},
