@@ -199,8 +199,17 @@ def test_a_hack_around_an_honest_assert_earns_no_more_than_the_assert(sandbox, h
         assert all(hacked[v] <= honest[v] + 0.05 for v in VARIANTS), (code, hacked, honest)
 
 
+@pytest.fixture(scope="module")
+def patient_sandbox():
+    """For the benchmarks' references, which are correct but not all quick: MBPP/123's
+    ``amicable_numbers_sum(9999)`` takes 6 s on a 2-core Xeon (under 3 s on an EPYC), beyond the 3 s default.
+    The test below judges validity, not speed, so no reference may time out, on any machine or load."""
+    with Sandbox(SandboxConfig(workers=2, min_isolation="process", timeout_s=60.0, job_timeout_s=600.0)) as sb:
+        yield sb
+
+
 @pytest.mark.parametrize("source, vacuous", [("mbpp", {}), ("humaneval", {"HumanEval/33": 3})])
-def test_the_benchmarks_own_asserts_are_valid(sandbox, source, vacuous):
+def test_the_benchmarks_own_asserts_are_valid(patient_sandbox, source, vacuous):
     """The stand-ins judge honest tests honest: every own assert of the 974 MBPP and 164 HumanEval problems
     (2922 and 1133) passes on its reference and is not vacuous, except HumanEval/33's three tautologies
     (``assert tuple(sort_third(x)) == tuple(sort_third(x))``), which check nothing."""
@@ -218,7 +227,7 @@ def test_the_benchmarks_own_asserts_are_valid(sandbox, source, vacuous):
             jobs.append(Job(program=program, tests=tuple(row["tests"]), setup=row.get("test_setup") or "",
                             entry_point=row["entry_point"]))
         owners.append((row, standing))
-    results, found, at = sandbox.run_many(jobs), Counter(), 0
+    results, found, at = patient_sandbox.run_many(jobs), Counter(), 0
     for row, standing in owners:
         reference, *others = results[at: at + 1 + len(standing.programs)]
         at += 1 + len(standing.programs)
