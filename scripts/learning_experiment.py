@@ -2,7 +2,7 @@
 
     scripts/learning_experiment.sh quick      # <= 60 min on 2 cores (estimate): small budgets, few steps, subsets
     scripts/learning_experiment.sh full       # the documented run (hours; run it in the background)
-    .venv/bin/python scripts/learning_experiment.py SIZE [--out DIR] [--model DIR] [--jobs 2] [--dry_run]
+    .venv/bin/python scripts/learning_experiment.py SIZE [--out DIR] [--model DIR] [--jobs 1|2] [--dry_run]
 
 Steps, each a subprocess of the project's own commands, each skipped when its output is already there (so an
 interrupted run resumes where it stopped; delete a step's folder to redo it):
@@ -22,7 +22,7 @@ interrupted run resumes where it stopped; delete a step's folder to redo it):
 6. ``summary.json``: every point's held-out numbers, the paired statistics of every comparison, pooled over
    both benchmarks too (issue 22's acceptance: 542 tasks), and the staged-vs-base-direct comparison.
 
-With ``--jobs 2`` a second lane runs held-out evaluations beside the training steps: the base model's at once, the
+With ``--jobs 2`` (the default) a second lane runs held-out evaluations beside the training steps: the base model's at once, the
 bootstrap's once the discriminator round is done, then RL's, which both lanes share once RL is done
 (``HeldoutQueue``). Each step is one single-threaded process, so two cores run two.
 
@@ -462,10 +462,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="base model folder for every step (default: the embedded one)")
     parser.add_argument("--python", default=str(REPO / ".venv" / "bin" / "python"))
     parser.add_argument("--dry_run", action="store_true", help="print the commands, run nothing")
-    parser.add_argument("--jobs", type=int, choices=(1, 2), default=1,
-                        help="2: a second lane runs the held-out evaluations beside the training steps, and shares "
-                             "RL's with the first lane once RL is done (two single-threaded processes; for a "
-                             "machine with 2 free cores)")
+    parser.add_argument("--jobs", type=int, choices=(1, 2), default=2,
+                        help="2 (default, the 2 cores the sizes are planned for): a second lane runs the held-out "
+                             "evaluations beside the training steps, and shares RL's with the first lane once RL is "
+                             "done (two single-threaded processes); 1: one step at a time, for a busy machine")
     args = parser.parse_args(argv)
     size = SIZES[args.size]
     out = (args.out or REPO / "outputs" / f"learning_{args.size}").resolve()

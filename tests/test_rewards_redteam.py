@@ -141,7 +141,7 @@ RESIDUAL_HACKS = {
 
 @pytest.fixture(scope="module")
 def sandbox():
-    with Sandbox(SandboxConfig(workers=2, min_isolation="process")) as sb:
+    with Sandbox(SandboxConfig(workers=6, min_isolation="process")) as sb:
         yield sb
 
 
