@@ -16,10 +16,16 @@ Fields (a template may use only those listed for its file):
 
 System templates get only `num_stages`, so the system turn is identical for every problem and
 an inference engine can share its KV cache across the whole batch.
+
+An optional `reply_starts.json` holds the first characters of each stage's reply, written into the
+model's turn before it generates (prefilled): `{"generator": [5 strings], "discriminator": [5 strings]}`.
+JSON, not text files, because a start's trailing newline or its lack is part of it. Without the file every
+reply starts empty.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -28,6 +34,8 @@ from pathlib import Path
 from .stages import NUM_STAGES
 
 TEMPLATES_ROOT = Path(__file__).resolve().parent / "templates"
+REPLY_STARTS_FILE = "reply_starts.json"
+NO_STARTS: tuple[str, ...] = ("",) * NUM_STAGES
 
 _SYSTEM_FIELDS = frozenset({"num_stages"})
 _STAGE_FIELDS = frozenset({"problem", "signature", "entry_point", "stage_id", "stage_name", "num_stages"})
@@ -107,12 +115,22 @@ class TemplateSet:
     direct: Template
     generator: tuple[Template, ...]
     discriminator: tuple[Template, ...]
+    generator_starts: tuple[str, ...] = NO_STARTS
+    discriminator_starts: tuple[str, ...] = NO_STARTS
 
     def generator_stage(self, stage_id: int) -> Template:
         return self.generator[_stage_index(stage_id)]
 
     def discriminator_stage(self, stage_id: int) -> Template:
         return self.discriminator[_stage_index(stage_id)]
+
+    def generator_start(self, stage_id: int) -> str:
+        """What the generator's reply at ``stage_id`` starts with, prefilled (``reply_starts.json``)."""
+        return self.generator_starts[_stage_index(stage_id)]
+
+    def discriminator_start(self, stage_id: int) -> str:
+        """What the discriminator's reply at ``stage_id`` starts with, prefilled."""
+        return self.discriminator_starts[_stage_index(stage_id)]
 
 
 def _stage_index(stage_id: int) -> int:
@@ -177,6 +195,7 @@ def load_templates(ref: str | os.PathLike[str] = "default") -> TemplateSet:
             problems.append(f"{name}: must use placeholders {_braced(absent)}")
         loaded[name] = template
 
+    starts = _reply_starts(directory / REPLY_STARTS_FILE, problems)
     if problems:
         raise TemplateError(f"invalid template set {directory}:\n  " + "\n  ".join(problems))
     return TemplateSet(
@@ -187,4 +206,27 @@ def load_templates(ref: str | os.PathLike[str] = "default") -> TemplateSet:
         direct=loaded["direct.txt"],
         generator=tuple(loaded[f"generator_stage{k}.txt"] for k in range(1, NUM_STAGES + 1)),
         discriminator=tuple(loaded[f"discriminator_stage{k}.txt"] for k in range(1, NUM_STAGES + 1)),
+        generator_starts=starts["generator"], discriminator_starts=starts["discriminator"],
     )
+
+
+def _reply_starts(path: Path, problems: list[str]) -> dict[str, tuple[str, ...]]:
+    """The reply starts of both roles from ``path`` (empty ones when it does not exist); what is wrong with
+    the file is added to ``problems``."""
+    starts = {"generator": NO_STARTS, "discriminator": NO_STARTS}
+    if not path.exists():
+        return starts
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        problems.append(f"{path.name}: cannot read ({exc})")
+        return starts
+    if not isinstance(data, dict) or set(data) - set(starts):
+        problems.append(f"{path.name}: must be an object with the keys 'generator' and/or 'discriminator'")
+        return starts
+    for role, values in data.items():
+        if not (isinstance(values, list) and len(values) == NUM_STAGES and all(isinstance(v, str) for v in values)):
+            problems.append(f"{path.name}: '{role}' must be a list of {NUM_STAGES} strings, one per stage")
+            continue
+        starts[role] = tuple(values)
+    return starts

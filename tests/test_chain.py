@@ -49,6 +49,10 @@ def chains(policies):
 
 
 def test_cached_batched_generation_equals_plain_generation(policies, chains):
+    _assert_every_token_is_the_greedy_choice(policies, chains)
+
+
+def _assert_every_token_is_the_greedy_choice(policies, chains):
     """Every token of every stage is the greedy choice of a plain forward pass over its exact context.
 
     One teacher-forced pass per role over prompt + inserted turns + generated stages, with no cache
@@ -176,3 +180,53 @@ def test_a_template_that_rewrites_earlier_turns_is_refused_with_the_reason(polic
         "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
     with pytest.raises(PrefixUnstableError, match="re-renders earlier turns"):
         generate_chains(Policies(policies.model, rewriting), PROBLEMS[:1], BUDGET)
+
+
+STARTS = {"generator": ["Idea:", "1.", "", "- ", "```python\n"],
+          "discriminator": ["```python\nassert", "", "```python\n", "", "```python\nassert"]}
+
+
+@pytest.fixture(scope="module")
+def started_chains(policies, tmp_path_factory):
+    """Chains from a template set whose replies start with prefilled text at most stages, in both roles."""
+    import json
+    import shutil
+
+    from prompts.templates import TEMPLATES_ROOT
+
+    folder = tmp_path_factory.mktemp("templates") / "started"
+    shutil.copytree(TEMPLATES_ROOT / "default", folder)
+    (folder / "reply_starts.json").write_text(json.dumps(STARTS))
+    return generate_chains(policies, PROBLEMS, ChainConfig(generator_tokens=BUDGET.generator_tokens,
+                                                           discriminator_tokens=BUDGET.discriminator_tokens,
+                                                           temperature=0, templates=str(folder)))
+
+
+def test_reply_starts_are_inserted_context_and_begin_the_replies(policies, started_chains):
+    """A reply's start ends the prompt (stage 1) or the inserted turn before the reply, so it is context the
+    policy is never trained on; the reply's text, which the other role and the parsers read, begins with it."""
+    tokenizer = policies.tokenizer
+    for chain in started_chains:
+        for role, turns, texts in (("generator", chain.generator, chain.stage_texts),
+                                   ("discriminator", chain.discriminator, chain.test_texts)):
+            for stage, start in enumerate(STARTS[role], start=1):
+                ids = tokenizer(start, add_special_tokens=False)["input_ids"] if start else []
+                before = turns.prompt if stage == 1 else turns.inserted[stage - 2]
+                assert before[len(before) - len(ids):] == ids, (chain.task_id, role, stage)
+                assert texts[stage - 1].startswith(start)
+                assert texts[stage - 1][len(start):] == tokenizer.decode(turns.generated[stage - 1],
+                                                                          skip_special_tokens=True)
+            _, completion, mask = assemble(chain, role, 0)
+            assert [t for t, m in zip(completion, mask) if m] == [t for g in turns.generated for t in g]
+        # the final code is read from the whole code reply, fence included
+        assert chain.stage_texts[4].startswith("```python\n")
+
+
+def test_generation_after_a_reply_start_is_the_greedy_choice_in_its_context(policies, started_chains):
+    _assert_every_token_is_the_greedy_choice(policies, started_chains)
+
+
+def test_the_default_code_reply_starts_with_the_fence(policies, chains):
+    fence = policies.tokenizer("```python\n", add_special_tokens=False)["input_ids"]
+    for chain in chains:
+        assert chain.generator.inserted[3][-len(fence):] == fence and chain.stage_texts[4].startswith("```python\n")

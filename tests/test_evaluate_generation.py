@@ -8,6 +8,7 @@ test_models.py, so no test depends on a user's cache.
 from __future__ import annotations
 
 import json
+import re
 from importlib.util import module_from_spec, spec_from_file_location
 from pathlib import Path
 
@@ -146,7 +147,9 @@ def test_solve_prints_the_whole_chain(tiny_dir: Path, checkpoint: Path, capsys: 
     for k in range(1, 6):
         assert f"=== Stage {k}/5:" in printed
     assert printed.count("--- discriminator tests (") == 5
-    assert "=== Final code ===" in printed and "official tests: failed" in printed  # noise fails add()
+    # noise fails add(): as a failed test, or, once the code reply's fence start makes it a program, as one that
+    # does not load
+    assert "=== Final code ===" in printed and re.search(r"official tests: (failed|error), 0/\d+ passed", printed)
 
 
 @pytest.mark.parametrize(("args", "expected"), [

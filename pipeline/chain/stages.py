@@ -102,7 +102,10 @@ class PrefixUnstableError(RuntimeError):
 
 
 class _Role:
-    """A role's conversations for the batch: messages (for rendering) and the cached token batch."""
+    """A role's conversations for the batch: messages (for rendering) and the cached token batch.
+
+    A reply start (``reply_starts.json`` of the template set) is inserted context: its ids end the prompt or
+    the inserted turn before the reply, never the generated ids, and the reply's text begins with it."""
 
     def __init__(self, engine: GenerationEngine, tokenizer: Any, adapter: str):
         self.engine, self.tokenizer, self.adapter = engine, tokenizer, adapter
@@ -110,15 +113,19 @@ class _Role:
         self.batch: Conversations | None = None
         self.last: list[list[int]] = []
         self.last_logprobs: list[list[float]] | None = None
+        self.reply_start = ""
 
-    def start(self, histories: list[list[dict[str, str]]]) -> list[list[int]]:
-        self.histories = histories
-        prompts = [chat.render_ids(self.tokenizer, h) for h in histories]
+    def start(self, histories: list[list[dict[str, str]]], reply_start: str) -> list[list[int]]:
+        self.histories, self.reply_start = histories, reply_start
+        start_ids = chat.encode(self.tokenizer, reply_start) if reply_start else []
+        prompts = [chat.render_ids(self.tokenizer, h) + start_ids for h in histories]
         self.batch = self.engine.conversations(prompts)
         return prompts
 
-    def add_turn(self, answers: list[str], new_turns: list[dict[str, str]]) -> list[list[int]]:
-        """Close the last answers, append the next user turns; return what was inserted per row."""
+    def add_turn(self, answers: list[str], new_turns: list[dict[str, str]], reply_start: str) -> list[list[int]]:
+        """Close the last answers (whole replies, their start included), append the next user turns and the next
+        reply's start; return what was inserted per row."""
+        start_ids = chat.encode(self.tokenizer, reply_start) if reply_start else []
         inserted = []
         for i, (answer, turn) in enumerate(zip(answers, new_turns)):
             closing = chat.close_turn_ids(self.tokenizer, self.last[i])
@@ -129,17 +136,19 @@ class _Role:
                     "this model's chat template re-renders earlier turns when a turn is added, so token-exact "
                     "multi-stage rollouts are impossible with it; use a template that only appends (ChatML, "
                     "Llama 3, Qwen 2.5 do)")
-            inserted.append(closing + nxt.ids)
+            inserted.append(closing + nxt.ids + start_ids)
             self.histories[i] = history + [turn]
         assert self.batch is not None
         self.batch.append(inserted)
+        self.reply_start = reply_start
         return inserted
 
     def generate(self, max_new_tokens: int, sampling: Sampling) -> list[str]:
+        """The replies' texts: the reply start, then what was generated."""
         assert self.batch is not None
         self.last = self.batch.generate(max_new_tokens, sampling, self.adapter)
         self.last_logprobs = self.batch.logprobs
-        return self.tokenizer.batch_decode(self.last, skip_special_tokens=True)
+        return [self.reply_start + text for text in self.tokenizer.batch_decode(self.last, skip_special_tokens=True)]
 
 
 def generate_chains(policies: Policies, problems: Sequence[dict[str, Any]], config: ChainConfig, *,
@@ -171,14 +180,15 @@ def iter_chain_stages(policies: Policies, problems: Sequence[dict[str, Any]], co
               enumerate(zip(problems, fields))]
     gen = _Role(engine, policies.tokenizer, adapters["generator"])
     disc = _Role(engine, policies.tokenizer, adapters["discriminator"])
-    prompts = gen.start([chat.generator_messages(templates, **f) for f in fields])
+    prompts = gen.start([chat.generator_messages(templates, **f) for f in fields], templates.generator_start(1))
     for chain, prompt in zip(chains, prompts):
         chain.generator.prompt = prompt
     for stage in range(1, NUM_STAGES + 1):
         started = time.perf_counter()
         if stage > 1:
             turns = [chat.generator_turn(templates, stage, **f) for f in fields]
-            for chain, ids in zip(chains, gen.add_turn([c.stage_texts[-1] for c in chains], turns)):
+            for chain, ids in zip(chains, gen.add_turn([c.stage_texts[-1] for c in chains], turns,
+                                                       templates.generator_start(stage))):
                 chain.generator.inserted.append(ids)
         texts = gen.generate(config.generator_tokens[stage - 1], config.sampling)
         seconds = time.perf_counter() - started
@@ -199,11 +209,12 @@ def _discriminator_stage(disc: _Role, chains: list[Chain], fields: list[dict[str
     turns = [chat.discriminator_turn(templates, stage, out, **f) for out, f in zip(stage_outputs, fields)]
     if stage == 1:
         system = chat.discriminator_messages(templates, stage_outputs=[stage_outputs[0]], **fields[0])[0]
-        prompts = disc.start([[system, turn] for turn in turns])
+        prompts = disc.start([[system, turn] for turn in turns], templates.discriminator_start(1))
         for chain, prompt in zip(chains, prompts):
             chain.discriminator.prompt = prompt
     else:
-        for chain, ids in zip(chains, disc.add_turn([c.test_texts[-1] for c in chains], turns)):
+        for chain, ids in zip(chains, disc.add_turn([c.test_texts[-1] for c in chains], turns,
+                                                    templates.discriminator_start(stage))):
             chain.discriminator.inserted.append(ids)
     texts = disc.generate(config.discriminator_tokens[stage - 1], config.sampling)
     for row, (chain, text, ids) in enumerate(zip(chains, texts, disc.last)):
