@@ -77,6 +77,24 @@ def test_base_run_is_the_base_model(tiny_dir: Path, checkpoint: Path) -> None:
     assert adapter_texts != base_texts
 
 
+def test_a_reply_start_is_prefilled_context_and_begins_the_answer(tiny_dir: Path) -> None:
+    """The answer after a reply start is the plain greedy continuation of prompt + start, and its text begins with
+    the start (the direct-mode discriminator benchmark reads it like a chain's reply)."""
+    policies, _ = load_eval_policies(str(tiny_dir), None)
+    backend = HfBackend(policies.model, policies.tokenizer, use_adapters=False)
+    greedy = Sampling(max_new_tokens=8, temperature=0.0, top_p=1.0, batch_size=1)
+    start = "```python\nassert"
+    answers = backend.generate(CONVERSATIONS, "discriminator", greedy, reply_start=start)
+    plain = load_base_model(ModelConfig(model_name_or_path=str(tiny_dir)), str(tiny_dir))
+    tokenizer = load_tokenizer(str(tiny_dir))
+    for conversation, answer in zip(CONVERSATIONS, answers):
+        text = tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True) + start
+        ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+        out = plain.generate(**ids, max_new_tokens=8, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        assert answer.text == start + tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+        assert answer.num_tokens <= 8
+
+
 def test_logprobs_are_mean_token_log_probabilities(tiny_dir: Path, checkpoint: Path) -> None:
     policies, _ = load_eval_policies(str(tiny_dir), str(checkpoint))
     backend = HfBackend(policies.model, policies.tokenizer)

@@ -115,6 +115,9 @@ def test_reply_starts_of_the_default_set_open_the_code_block_the_code_stage_asks
     assert templates.generator_start(5) == "```python\n"
     assert [templates.generator_start(k) for k in range(1, 5)] == [""] * 4
     assert "```python" in templates.generator_stage(5).text
+    # every discriminator reply starts an assert (without it the model answered with code, not tests: 8 tests in
+    # 200 replies on the first 40 HumanEval+ tasks, 3 valid; with it 62 tests, 18 valid, on 12 tasks instead of 3)
+    assert [templates.discriminator_start(k) for k in range(1, 6)] == ["```python\nassert"] * 5
 
 
 def test_reply_starts_are_optional_and_their_errors_named(template_dir: Path):

@@ -47,9 +47,12 @@ class Backend(Protocol):
     """What evaluation needs from a model: answers to chat conversations, acting as one role."""
 
     def generate(self, conversations: Sequence[list[Message]], role: Role, sampling: Sampling, *,
-                 with_logprobs: bool = False, code_for: Sequence[str] | None = None) -> list[Generation]:
+                 with_logprobs: bool = False, code_for: Sequence[str] | None = None,
+                 reply_start: str = "") -> list[Generation]:
         """One answer per conversation, in order. `code_for` (an entry point per conversation) lets a backend
-        end an answer once it holds a closed code block defining that function."""
+        end an answer once it holds a closed code block defining that function. `reply_start` is prefilled
+        into every answer (a template set's reply start): the answer's text begins with it, its tokens are
+        context, not counted in `num_tokens`."""
 
 
 def render_prompts(tokenizer: Any, conversations: Sequence[list[Message]]) -> list[str]:
@@ -70,9 +73,10 @@ class CodeBlockDone(StoppingCriteria):
     usage examples and explanations that extraction ignores anyway, often longer than the code itself.
     """
 
-    def __init__(self, tokenizer: Any, prompt_width: int, entry_points: Sequence[str]) -> None:
+    def __init__(self, tokenizer: Any, prompt_width: int, entry_points: Sequence[str], reply_start: str = "") -> None:
         self.tokenizer = tokenizer
         self.prompt_width = prompt_width
+        self.reply_start = reply_start
         self.entry_points = list(entry_points)
         self.done = [False] * len(self.entry_points)
 
@@ -81,7 +85,7 @@ class CodeBlockDone(StoppingCriteria):
             # A block can only have closed on a token that holds a backtick: decode the rest only then.
             if self.done[row] or "`" not in self.tokenizer.decode(input_ids[row, -1:]):
                 continue
-            text = self.tokenizer.decode(input_ids[row, self.prompt_width:], skip_special_tokens=True)
+            text = self.reply_start + self.tokenizer.decode(input_ids[row, self.prompt_width:], skip_special_tokens=True)
             self.done[row] = any(b.closed and defines_function(b.code, entry_point) for b in fenced_blocks(text))
         return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
 
@@ -120,8 +124,9 @@ class HfBackend:
                 yield
 
     def generate(self, conversations: Sequence[list[Message]], role: Role, sampling: Sampling, *,
-                 with_logprobs: bool = False, code_for: Sequence[str] | None = None) -> list[Generation]:
-        prompts = render_prompts(self.tokenizer, conversations)
+                 with_logprobs: bool = False, code_for: Sequence[str] | None = None,
+                 reply_start: str = "") -> list[Generation]:
+        prompts = [p + reply_start for p in render_prompts(self.tokenizer, conversations)]
         lengths = [len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
         order = sorted(range(len(prompts)), key=lengths.__getitem__)
         results: list[Generation | None] = [None] * len(prompts)
@@ -131,20 +136,21 @@ class HfBackend:
                 batch = order[start:start + sampling.batch_size]
                 entry_points = [code_for[i] for i in batch] if code_for is not None else None
                 for index, generation in zip(batch, self._generate_batch([prompts[i] for i in batch], sampling,
-                                                                        with_logprobs, entry_points)):
+                                                                        with_logprobs, entry_points, reply_start)):
                     results[index] = generation
                 bar.update(len(batch))
         return [r for r in results if r is not None]
 
     def _generate_batch(self, prompts: list[str], sampling: Sampling, with_logprobs: bool,
-                        entry_points: list[str] | None) -> list[Generation]:
+                        entry_points: list[str] | None, reply_start: str) -> list[Generation]:
         device = next(self.model.parameters()).device
         encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         width = encoded["input_ids"].shape[1]
         decoding: dict[str, Any] = {"do_sample": False} if sampling.greedy else {
             "do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": 0}
         if entry_points is not None:
-            decoding["stopping_criteria"] = StoppingCriteriaList([CodeBlockDone(self.tokenizer, width, entry_points)])
+            decoding["stopping_criteria"] = StoppingCriteriaList([CodeBlockDone(self.tokenizer, width, entry_points,
+                                                                                reply_start)])
         started = time.perf_counter()
         with decoding_attention(self.model):
             out = self.model.generate(**encoded, max_new_tokens=sampling.max_new_tokens,
@@ -162,7 +168,7 @@ class HfBackend:
             logprob = None
             if token_logprobs is not None and length:
                 logprob = float(token_logprobs[row, :length].float().mean())
-            text = self.tokenizer.decode(tokens[:length], skip_special_tokens=True)
+            text = reply_start + self.tokenizer.decode(tokens[:length], skip_special_tokens=True)
             generations.append(Generation(text, length, seconds, logprob))
         return generations
 
@@ -181,10 +187,12 @@ class EngineBackend:
         return EngineBackend(self.engine.with_adapters(enabled), self.tokenizer)
 
     def generate(self, conversations: Sequence[list[Message]], role: Role, sampling: Sampling, *,
-                 with_logprobs: bool = False, code_for: Sequence[str] | None = None) -> list[Generation]:
-        from prompts.chat import render_ids
+                 with_logprobs: bool = False, code_for: Sequence[str] | None = None,
+                 reply_start: str = "") -> list[Generation]:
+        from prompts.chat import encode, render_ids
 
-        prompts = [render_ids(self.tokenizer, list(c)) for c in conversations]
+        start_ids = encode(self.tokenizer, reply_start) if reply_start else []
+        prompts = [render_ids(self.tokenizer, list(c)) + start_ids for c in conversations]
         decoding = Sampling(temperature=sampling.temperature, top_p=1.0 if sampling.greedy else sampling.top_p, top_k=0)
         generations: list[Generation] = []
         for start in range(0, len(prompts), sampling.batch_size):
@@ -195,6 +203,6 @@ class EngineBackend:
             for row, tokens in enumerate(rows):
                 values = batch.logprobs[row] if with_logprobs and batch.logprobs is not None else None
                 logprob = sum(values) / len(values) if values else None
-                generations.append(Generation(self.tokenizer.decode(tokens, skip_special_tokens=True), len(tokens),
-                                              seconds, logprob))
+                generations.append(Generation(reply_start + self.tokenizer.decode(tokens, skip_special_tokens=True),
+                                              len(tokens), seconds, logprob))
         return generations

@@ -92,7 +92,8 @@ def discriminator_tests(backend: Backend, rows_by_id: Mapping[str, Mapping[str, 
         conversations.append(discriminator_messages(
             templates, problem=row["problem"], entry_point=row["entry_point"], signature=row["signature"],
             stage_outputs=[format_code(sample.code) if sample.code else sample.completion]))
-    for sample, generation in zip(samples, backend.generate(conversations, "discriminator", sampling)):
+    for sample, generation in zip(samples, backend.generate(conversations, "discriminator", sampling,
+                                                            reply_start=templates.discriminator_start(1))):
         parsed = extract_tests(generation.text, rows_by_id[sample.task_id]["entry_point"])
         sample.tests = parsed.tests
         sample.tests_rejected = dict(parsed.rejected)
@@ -109,7 +110,8 @@ def problem_tests(backend: Backend, rows: Sequence[Mapping[str, Any]], templates
                                             signature=row["signature"], stage_outputs=[row["problem"]])
                      for row, _ in pairs]
     tests: dict[str, list[str]] = {row["task_id"]: [] for row in rows}
-    for (row, _), generation in zip(pairs, backend.generate(conversations, "discriminator", sampling)):
+    for (row, _), generation in zip(pairs, backend.generate(conversations, "discriminator", sampling,
+                                                            reply_start=templates.discriminator_start(1))):
         tests[row["task_id"]] += extract_tests(generation.text, row["entry_point"]).tests
     return tests
 
