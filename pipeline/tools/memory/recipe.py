@@ -241,22 +241,29 @@ def chain_layout(tokenizer: Any, recipe: Recipe, problem: dict[str, str] | None 
     disc_out = [_filler(tokenizer, n) for n in chain.discriminator_tokens]
     closing = len(chat.close_turn_ids(tokenizer, []))  # a stage cut at its budget lacks the whole closing
 
+    def started(start: str) -> int:  # a reply's prefilled start is inserted context, before the reply
+        return len(chat.encode(tokenizer, start)) if start else 0
+
     history = chat.generator_messages(templates, **fields)
-    gen_prompt = len(chat.render_ids(tokenizer, history))
+    gen_prompt = len(chat.render_ids(tokenizer, history)) + started(templates.generator_start(1))
     gen_turns = []
     for stage in range(2, NUM_STAGES + 1):
-        history = history + [{"role": "assistant", "content": gen_out[stage - 2]}]
+        reply = templates.generator_start(stage - 1) + gen_out[stage - 2]
+        history = history + [{"role": "assistant", "content": reply}]
         turn = chat.generator_turn(templates, stage, **fields)
-        gen_turns.append(closing + len(chat.next_turn_ids(tokenizer, history, [turn]).ids))
+        gen_turns.append(closing + len(chat.next_turn_ids(tokenizer, history, [turn]).ids)
+                         + started(templates.generator_start(stage)))
         history = history + [turn]
 
     history = chat.discriminator_messages(templates, **fields, stage_outputs=[gen_out[0]])
-    disc_prompt = len(chat.render_ids(tokenizer, history))
+    disc_prompt = len(chat.render_ids(tokenizer, history)) + started(templates.discriminator_start(1))
     disc_turns = []
     for stage in range(2, NUM_STAGES + 1):
-        history = history + [{"role": "assistant", "content": disc_out[stage - 2]}]
+        reply = templates.discriminator_start(stage - 1) + disc_out[stage - 2]
+        history = history + [{"role": "assistant", "content": reply}]
         turn = chat.discriminator_turn(templates, stage, gen_out[stage - 1], **fields)
-        disc_turns.append(closing + len(chat.next_turn_ids(tokenizer, history, [turn]).ids))
+        disc_turns.append(closing + len(chat.next_turn_ids(tokenizer, history, [turn]).ids)
+                          + started(templates.discriminator_start(stage)))
         history = history + [turn]
     return Layout(
         generator_prompt=gen_prompt, generator_width=gen_prompt + sum(chain.generator_tokens) + sum(gen_turns),
