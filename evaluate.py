@@ -11,7 +11,8 @@ split, from the Hub or ``--mbpp-file``), ``humaneval+`` and ``mbpp+`` (EvalPlus'
 EvalPlus way: pass@k on base and on plus inputs; ``--completions`` also takes EvalPlus's ``solution``
 samples), or a JSONL file in HumanEval's format. Writes results.json,
 samples.jsonl and report.md (with PNG plots) under ``--output-dir``. Bad input ends with exit code 2
-and a one-line message. See pipeline/evaluation/ for how each number is computed.
+and a one-line message. See pipeline/evaluation/ for how each number is computed. A staged run writes its
+chains batch by batch (``.<run>-chains.json``): rerun the same command after a crash to continue from there.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from pipeline.evaluation.report import (
     write_samples,
     summary_lines,
 )
-from pipeline.evaluation.runs import generate_runs, stage_names
+from pipeline.evaluation.runs import generate_runs, partial_file, stage_names
 from pipeline.evaluation.samples import CompletionsFileError, Sample, read_completions
 from pipeline.evaluation.scoring import ScoreConfig, score_runs
 from prompts.templates import TemplateError
@@ -295,6 +296,8 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     write_results(out_dir, results)
     write_samples(out_dir, records)
     write_report(out_dir, results)
+    for name in runs:  # its samples are in samples.jsonl now
+        partial_file(out_dir, name).unlink(missing_ok=True)
     if cfg.update_model_card:
         card = update_model_card(cfg.adapter, evaluation_section(results))
         logger.info("model card updated: %s", card)

@@ -22,7 +22,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from pipeline.bootstrap.filters import (
     spread_over_stages,
 )  # fmt: skip
 from pipeline.chain import Chain, ChainConfig, generate_chains
+from pipeline.chain.partial import PartialBatches
 from pipeline.models import ModelConfig
 from pipeline.models.policies import Policies, load_policies
 from pipeline.warmstart import adapter_digest, assistant_only_dataset
@@ -54,6 +55,8 @@ SUMMARY_FILE = "summary.json"
 ADAPTERS_DIR = "adapters"
 FINAL_DIR = "final"
 RECORD_FILE = "bootstrap.json"
+
+Sampled = tuple[Mapping[str, Any], int, Chain]  # a problem, its sample index, the chain sampled for it
 
 
 def round_dir(output_dir: Path, k: int) -> Path:
@@ -109,8 +112,9 @@ def round_problems(rows: Sequence[Mapping[str, Any]], config: BootstrapConfig, k
 
 
 def sample_chains(policies: Policies, problems: Sequence[Mapping[str, Any]], config: BootstrapConfig,
-                  seed: int) -> list[tuple[Mapping[str, Any], int, Chain]]:
-    """``samples_per_problem`` chains of every problem, both roles, in batches of ``generation_batch_size``."""
+                  seed: int, partial: PartialBatches[Sampled] | None = None) -> list[Sampled]:
+    """``samples_per_problem`` chains of every problem, both roles, in batches of ``generation_batch_size``;
+    with ``partial``, written after every batch and continued from what it holds (see `sampled_chains_file`)."""
     from transformers import set_seed
 
     chain_config = ChainConfig(generator_tokens=tuple(config.generator_tokens),
@@ -120,13 +124,41 @@ def sample_chains(policies: Policies, problems: Sequence[Mapping[str, Any]], con
     set_seed(seed)
     policies.model.eval()
     started = time.perf_counter()
-    out: list[tuple[Mapping[str, Any], int, Chain]] = []
-    for start in range(0, len(wanted), config.generation_batch_size):
+    out: list[Sampled] = partial.resume() if partial is not None else []
+    for start in range(len(out), len(wanted), config.generation_batch_size):
         batch = wanted[start:start + config.generation_batch_size]
         chains = generate_chains(policies, [dict(row) for row, _ in batch], chain_config, with_tests=True)
         out += [(row, sample, chain) for (row, sample), chain in zip(batch, chains)]
+        if partial is not None:
+            partial.save(out)
         logger.info("bootstrap: %d/%d chains sampled (%.0f s)", len(out), len(wanted), time.perf_counter() - started)
     return out
+
+
+def sampled_chains_file(output_dir: Path, k: int) -> Path:
+    """Round ``k``'s chains as sampled so far (beside its staging folder, which a rerun removes): a round killed
+    after sampling, or in the middle of it, samples only what is missing. Removed once the round is finished."""
+    return output_dir / f".{ROUND_PREFIX}{k}.chains.json"
+
+
+def round_sampling(path: Path, k: int, seed: int, model_config: ModelConfig, config: BootstrapConfig,
+                   problems: Sequence[Mapping[str, Any]]) -> PartialBatches[Sampled]:
+    """The saved sampling of round ``k``, keyed by everything that decides what it samples: the round's seed and
+    problems, the model and its starting adapters, the chain's budgets and sampling, the batches."""
+    by_task = {str(row["task_id"]): row for row in problems}
+    key = {"round": k, "seed": seed, "problems": list(by_task), "model": asdict(model_config),
+           "sampling": {name: getattr(config, name) for name in (
+               "samples_per_problem", "generation_batch_size", "generator_tokens", "discriminator_tokens",
+               "temperature", "top_p", "templates")}}
+
+    def to_dict(item: Sampled) -> dict[str, Any]:
+        row, sample, chain = item
+        return {"task_id": str(row["task_id"]), "sample": sample, "chain": chain.to_dict()}
+
+    def from_dict(data: dict[str, Any]) -> Sampled:
+        return by_task[data["task_id"]], data["sample"], Chain.from_dict(data["chain"])
+
+    return PartialBatches(path, key, to_dict, from_dict)
 
 
 def _drop_too_long(dataset: Dataset, examples: list[dict[str, Any]], max_length: int | None,
@@ -204,7 +236,9 @@ def run_round(k: int, model_config: ModelConfig, sft_config: SFTConfig, config: 
     policies = load_policies(model_config, trust_remote_code=sft_config.trust_remote_code)
     if not model_config.load_in_4bit:
         policies.model.to(PartialState().device)
-    samples = sample_chains(policies, problems, config, seed=sft_config.seed + k)
+    partial = round_sampling(sampled_chains_file(folder.parent, k), k, sft_config.seed + k, model_config, config,
+                             problems)
+    samples = sample_chains(policies, problems, config, seed=sft_config.seed + k, partial=partial)
     sampled_s = time.perf_counter() - started
 
     chain_of = {(str(row["task_id"]), sample): chain for row, sample, chain in samples}
@@ -321,8 +355,10 @@ def run_bootstrap(model_config: ModelConfig, sft_config: SFTConfig, config: Boot
     if done and done != list(range(1, len(done) + 1)):
         raise BootstrapError(f"{out} holds rounds {done}: not a consecutive run from round 1")
     for leftover in out.glob(f".{ROUND_PREFIX}*.partial") if out.is_dir() else ():
-        logger.info("bootstrap: removing the unfinished %s", leftover)
+        logger.info("bootstrap: removing the unfinished %s (its sampled chains are kept)", leftover)
         shutil.rmtree(leftover)
+    for k in done:  # a round finished just before its sampled chains were removed
+        sampled_chains_file(out, k).unlink(missing_ok=True)
     summaries = [json.loads((round_dir(out, k) / SUMMARY_FILE).read_text()) for k in done]
     for k in range(len(done) + 1, config.rounds + 1):
         previous = round_dir(out, k - 1) / ADAPTERS_DIR
@@ -332,6 +368,7 @@ def run_bootstrap(model_config: ModelConfig, sft_config: SFTConfig, config: Boot
         logger.info("bootstrap round %d/%d", k, config.rounds)
         summary = run_round(k, round_model, sft_config, config, rows, staging)
         staging.rename(round_dir(out, k))  # the round is finished from here on
+        sampled_chains_file(out, k).unlink(missing_ok=True)
         summaries.append(summary)
         logger.info("bootstrap round %d: generator kept %d of %d chains (+%d rationalized), discriminator kept %d "
                     "of %d tests", k, summary["generator"]["kept"], summary["generator"]["judged"],

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator, Sequence
 
 from prompts import chat
@@ -87,6 +87,15 @@ class Chain:
     @property
     def stage_tokens(self) -> list[int]:
         return [len(ids) for ids in self.generator.generated]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data (``from_dict`` reads it back equal)."""
+        return {**asdict(self), "rejections": dict(self.rejections)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Chain:
+        return cls(**{**data, "rejections": Counter(data["rejections"]), "generator": Turns(**data["generator"]),
+                      "discriminator": Turns(**data["discriminator"])})
 
 
 def _problem_fields(problem: dict[str, Any]) -> dict[str, str]:

@@ -119,15 +119,38 @@ def _sample_runs(cfg: EvalConfig, rows: Sequence[dict[str, Any]], rows_by_id: di
                 facts["discriminator_tests"][name] = problem_tests(run_backend, rows, templates, test_sampling,
                                                                    cfg.num_samples)
         else:
+            with_tests = bool(cfg.best_of) or cfg.discriminator_benchmark
+            partial = staged_partial(cfg, name, rows, with_tests)
             samples = staged_samples(policies, rows, chain_config(cfg), cfg.num_samples, batch_size=cfg.batch_size,
-                                     with_tests=bool(cfg.best_of) or cfg.discriminator_benchmark,
-                                     use_adapters=use_adapters,
-                                     engine=engine.with_adapters(use_adapters) if engine is not None else None)
+                                     with_tests=with_tests, use_adapters=use_adapters,
+                                     engine=engine.with_adapters(use_adapters) if engine is not None else None,
+                                     partial=partial)
             if cfg.discriminator_benchmark:
                 facts["discriminator_tests"][name] = pooled_tests(samples)
         runs[name] = samples
         facts["timing"][f"generation_{name}_s"] = time.perf_counter() - started
     facts["runs"] = runs
+
+
+# What decides a staged run's samples: a saved partial run is continued only when all of these are the same.
+PARTIAL_KEY_FIELDS = ("model", "adapter", "dtype", "load_in_4bit", "bnb_4bit_compute_dtype", "num_samples",
+                      "temperature", "top_p", "generator_tokens", "discriminator_tokens", "seed", "batch_size",
+                      "engine", "templates")
+
+
+def partial_file(output_dir: str | Path, run: str) -> Path:
+    """Where a staged run's samples are written batch by batch until its results are written."""
+    return Path(output_dir) / f".{run}-chains.json"
+
+
+def staged_partial(cfg: EvalConfig, run: str, rows: Sequence[dict[str, Any]], with_tests: bool) -> Any:
+    """The staged ``run``'s samples so far (``pipeline.chain.partial``): an evaluation stopped after hours of
+    chains continues from its last batch when rerun with the same settings and tasks."""
+    from pipeline.chain.partial import PartialBatches
+
+    key = {"run": run, "mode": cfg.mode, "tasks": [row["task_id"] for row in rows], "with_tests": with_tests,
+           **{name: getattr(cfg, name) for name in PARTIAL_KEY_FIELDS}}
+    return PartialBatches(partial_file(cfg.output_dir, run), key, Sample.to_dict, Sample.from_dict)
 
 
 def vllm_dtype(dtype: str) -> str:

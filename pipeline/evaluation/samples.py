@@ -21,6 +21,7 @@ from prompts.templates import TemplateSet
 from prompts.testcases import extract_tests
 
 if TYPE_CHECKING:
+    from pipeline.chain.partial import PartialBatches
     from pipeline.engines.base import Sampling
     from pipeline.evaluation.generation import Backend
 
@@ -54,6 +55,10 @@ class Sample:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Sample:
+        return cls(**data)
 
 
 def repeat_rows(rows: Sequence[Mapping[str, Any]], num_samples: int) -> list[tuple[Mapping[str, Any], int]]:
@@ -117,12 +122,14 @@ def problem_tests(backend: Backend, rows: Sequence[Mapping[str, Any]], templates
 
 
 def staged_samples(policies: Any, rows: Sequence[Mapping[str, Any]], chain_config: Any, num_samples: int, *,
-                   batch_size: int, with_tests: bool, use_adapters: bool = True, engine: Any = None) -> list[Sample]:
+                   batch_size: int, with_tests: bool, use_adapters: bool = True, engine: Any = None,
+                   partial: PartialBatches[Sample] | None = None) -> list[Sample]:
     """`num_samples` five-stage chains per task, `batch_size` chains at a time; only the final code is scored.
 
     With `use_adapters=False` the chain runs with every adapter disabled: the base model plays both roles.
     `engine` generates (a `pipeline.engines` engine, already set to the adapters' use); None: transformers on
-    `policies.model`.
+    `policies.model`. `partial`: the samples are written there after every batch, and a run continues after the
+    batches it holds (`pipeline.chain.partial`).
     A chain reports each stage's batch wall time; a sample gets its share (time / chains in the batch).
     """
     from pipeline.chain import generate_chains
@@ -130,9 +137,9 @@ def staged_samples(policies: Any, rows: Sequence[Mapping[str, Any]], chain_confi
     from tqdm.auto import tqdm
 
     pairs = repeat_rows(rows, num_samples)
-    samples = []
-    bar = tqdm(total=len(pairs), desc="staged chains", unit="chain", leave=False)
-    for start in range(0, len(pairs), batch_size):
+    samples = partial.resume() if partial is not None else []
+    bar = tqdm(total=len(pairs), initial=len(samples), desc="staged chains", unit="chain", leave=False)
+    for start in range(len(samples), len(pairs), batch_size):
         batch = pairs[start:start + batch_size]
         disabled = contextlib.nullcontext() if use_adapters or engine is not None else policies.model.disable_adapter()
         with disabled:
@@ -145,6 +152,8 @@ def staged_samples(policies: Any, rows: Sequence[Mapping[str, Any]], chain_confi
                 stage_seconds=[seconds / len(batch) for seconds in chain.stage_seconds],
                 tests=[test for stage in chain.tests_by_stage for test in stage] if with_tests else [],
                 tests_rejected=dict(chain.rejections) if with_tests else {}))
+        if partial is not None:
+            partial.save(samples)
         bar.update(len(batch))
     bar.close()
     return samples

@@ -129,7 +129,7 @@ class ReplayBuffer:
 def failure_records(context: Any) -> list[dict[str, Any]]:
     """One record per completion of a scored batch: did the final code fail, and which tests caught it.
 
-    ``context`` is the batch's ``rewards.RewardContext``: its ``samples`` (the rollout's ``RolloutRecord``\ s),
+    ``context`` is the batch's ``rewards.RewardContext``: its ``samples`` (the rollout's ``RolloutRecord`` objects),
     ``valid_tests`` and ``code_verdicts``. Completions whose every verdict is a sandbox failure say nothing and
     give no record.
     """
