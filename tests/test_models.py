@@ -240,15 +240,16 @@ def test_4bit_cpu_weights_are_never_repacked_even_where_bitsandbytes_would(tiny_
     assert repacked() == [False] * len(layers)
 
 
-@pytest.mark.parametrize("dtype, while_generating", [("bfloat16", "eager"), ("float32", "sdpa")])
-def test_generation_uses_eager_attention_only_with_bf16_weights_on_the_cpu(
-        tiny_dir: Path, monkeypatch: pytest.MonkeyPatch, dtype: str, while_generating: str) -> None:
-    """`decoding_attention` switches a bf16 model on the CPU to eager attention while the chain generates (PyTorch's
-    CPU SDPA kernel is slow for one query token in bf16) and back to SDPA afterwards, for training; an fp32 model
-    keeps SDPA throughout. Checked by what runs: the implementation the attention layers read at each call, and
-    the calls that reach PyTorch's SDPA kernel, during a real `ConversationBatch.generate` and after it."""
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_generation_on_the_cpu_uses_grouped_attention_and_training_keeps_sdpa(
+        tiny_dir: Path, monkeypatch: pytest.MonkeyPatch, dtype: str) -> None:
+    """`decoding_attention` switches a model on the CPU to grouped attention while the chain generates (eager and
+    SDPA copy the KV cache per query head) and back to SDPA afterwards, for training. Checked by what runs: the
+    implementation the attention layers read at each call, and the calls that reach PyTorch's SDPA kernel, during a
+    real `ConversationBatch.generate` and after it."""
     from pipeline.engines.base import Sampling
     from pipeline.engines.transformers_engine import ConversationBatch
+    from pipeline.models.attention import GROUPED
 
     policies = load_policies(ModelConfig(model_name_or_path=str(tiny_dir), dtype=dtype, lora_r=4))
     base = policies.model.get_base_model()
@@ -262,8 +263,7 @@ def test_generation_uses_eager_attention_only_with_bf16_weights_on_the_cpu(
                         lambda *args, **kwargs: sdpa_calls.append(1) or sdpa(*args, **kwargs))
     prompts = [policies.tokenizer(text)["input_ids"] for text in PROMPTS]
     ConversationBatch(policies.model, policies.tokenizer, prompts).generate(4, Sampling(temperature=0), "generator")
-    assert used and set(used) == {while_generating}
-    assert bool(sdpa_calls) == (while_generating == "sdpa")
+    assert used and set(used) == {GROUPED} and not sdpa_calls
 
     used.clear(), sdpa_calls.clear()
     with torch.no_grad():
@@ -271,12 +271,61 @@ def test_generation_uses_eager_attention_only_with_bf16_weights_on_the_cpu(
     assert set(used) == {"sdpa"} and len(sdpa_calls) == len(base.model.layers)
 
 
-def test_eager_decoding_attention_is_undone_when_generation_fails(tiny_dir: Path) -> None:
-    """A generation that raises (e.g. interrupted) must not leave a bf16 model on eager attention for training."""
+@pytest.mark.parametrize("q_len", [1, 7])
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
+def test_grouped_attention_computes_what_transformers_eager_attention_does(q_len, dtype, tolerance) -> None:
+    """Against the reference, transformers' own eager attention (keys and values repeated per query head): 9 query
+    heads on 3 distinct key-value heads, rows with padding masked out, one query (a decoding step) or several (a
+    prefill). A grouping that paired a query head with another head's keys (e.g. interleaved instead of blocked)
+    would be far off."""
+    from transformers.models.llama.modeling_llama import eager_attention_forward
+
+    from pipeline.models.attention import grouped_attention
+
+    generator = torch.Generator().manual_seed(0)
+    batch, heads, kv_heads, k_len, dim = 3, 9, 3, 23, 16
+    query = torch.randn(batch, heads, q_len, dim, generator=generator).to(dtype)
+    key = torch.randn(batch, kv_heads, k_len, dim, generator=generator).to(dtype)
+    value = torch.randn(batch, kv_heads, k_len, dim, generator=generator).to(dtype)
+    mask = torch.zeros(batch, 1, q_len, k_len, dtype=dtype)
+    mask[0, :, :, :5] = torch.finfo(dtype).min  # left padding of row 0
+    mask[1, :, :, 10:12] = torch.finfo(dtype).min  # padding inside row 1 (between turns)
+    module = torch.nn.Module().eval()
+    module.num_key_value_groups = heads // kv_heads
+    expected, expected_weights = eager_attention_forward(module, query, key, value, mask, scaling=dim ** -0.5)
+    output, weights = grouped_attention(module, query, key, value, mask, scaling=dim ** -0.5)
+    assert output.shape == expected.shape == (batch, q_len, heads, dim) and weights.shape == expected_weights.shape
+    torch.testing.assert_close(output, expected, atol=tolerance, rtol=tolerance)
+    torch.testing.assert_close(weights, expected_weights, atol=tolerance, rtol=tolerance)
+    assert float(weights[0, :, :, :5].abs().max()) == 0 and float(weights[1, :, :, 10:12].abs().max()) == 0
+
+
+def test_the_model_computes_the_same_logits_with_grouped_and_eager_attention(tiny_dir: Path) -> None:
+    """The whole model, not one layer: a left-padded batch of two prompts (a prefill, where the causal and padding
+    mask matter) gives eager attention's logits on every real token with the grouped attention too."""
+    from pipeline.models.attention import GROUPED
+
+    model = load_base_model(ModelConfig(dtype="float32"), str(tiny_dir)).eval()
+    ids = torch.randint(3, 1000, (2, 12), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[1, :5] = 0  # row 1: 5 pads on the left
+    logits = {}
+    for implementation in ("eager", GROUPED):
+        model.set_attn_implementation(implementation)
+        with torch.no_grad():
+            logits[implementation] = model(input_ids=ids, attention_mask=mask).logits
+    real = mask.bool()
+    torch.testing.assert_close(logits[GROUPED][real], logits["eager"][real], atol=1e-5, rtol=1e-5)
+
+
+def test_decoding_attention_is_undone_when_generation_fails(tiny_dir: Path) -> None:
+    """A generation that raises (e.g. interrupted) must not leave the model on the decoding attention for training."""
+    from pipeline.models.attention import GROUPED
+
     model = load_base_model(ModelConfig(dtype="bfloat16"), str(tiny_dir))
     with pytest.raises(RuntimeError, match="interrupted"):
         with decoding_attention(model):
-            assert model.config._attn_implementation == "eager"
+            assert model.config._attn_implementation == GROUPED
             raise RuntimeError("interrupted")
     assert model.config._attn_implementation == "sdpa"
 

@@ -10,10 +10,8 @@ is the trainer config's flag, handed to the loaders, so a recipe parses `ModelCo
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, PreTrainedModel
@@ -154,31 +152,6 @@ def resolve_dtype(name: str) -> torch.dtype:
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
         return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
     return DTYPES[name]
-
-
-@contextmanager
-def decoding_attention(model: torch.nn.Module) -> Iterator[None]:
-    """Use eager attention while generating with bf16 weights on the CPU; leave every other case alone.
-
-    PyTorch's CPU flash-attention kernel is slow for one query token in bf16: measured 1.5-1.8 ms a call
-    against 0.37 ms in fp32, which made it 45 % of a decoding step of the embedded model. Eager attention
-    (two small matmuls) cut the main job's chain from 35 s to 25 s. Training keeps SDPA, which was the
-    faster one there (12 s against 22 s for a forward and backward pass in bf16).
-    """
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    config = getattr(base, "config", None)
-    current = getattr(config, "_attn_implementation", None)
-    first = next(base.parameters(), None)
-    switch = (current == "sdpa" and first is not None and first.device.type == "cpu"
-              and first.dtype == torch.bfloat16 and hasattr(base, "set_attn_implementation"))
-    if not switch:
-        yield
-        return
-    base.set_attn_implementation("eager")
-    try:
-        yield
-    finally:
-        base.set_attn_implementation(current)
 
 
 def load_tokenizer(source: str, *, revision: str = "main", trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
