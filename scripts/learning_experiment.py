@@ -5,7 +5,9 @@
     .venv/bin/python scripts/learning_experiment.py SIZE [--out DIR] [--model DIR] [--jobs 1|2] [--dry_run]
 
 Steps, each a subprocess of the project's own commands, each skipped when its output is already there (so an
-interrupted run resumes where it stopped; delete a step's folder to redo it):
+interrupted run resumes where it stopped; delete a step's folder to redo it). Inside a step, the bootstrap's rounds
+and RL keep their checkpoints, and every staged sampling (a bootstrap round's chains, a staged evaluation) its
+chains after each batch (``pipeline.chain.partial``), so a killed step loses one batch at most:
 
 1. ``bootstrap``: ``train.py --config configs/bootstrap_learn.yaml`` on the candidates of that recipe, MBPP+'s
    tasks held out (``scripts/select_problems.py candidates``), then the discriminator round
