@@ -29,7 +29,9 @@ bootstrap's once the discriminator round is done, then RL's, which both lanes sh
 (``HeldoutQueue``). Each step is one single-threaded process, so two cores run two.
 
 Writes under ``outputs/learning_<size>/``: the adapters (``bootstrap/final``, ``bootstrap_disc/final``,
-``rl/final``), every evaluation folder, ``times.txt`` (wall time and load of each step) and ``summary.json``.
+``rl/final``), every evaluation folder, ``times.txt`` (wall time and load of each step; of its last attempt when it
+was resumed after a kill, ``logs/<step>.log`` holding every attempt, each from an ``=== attempt started`` line) and
+``summary.json``.
 """
 
 from __future__ import annotations
@@ -271,7 +273,9 @@ def run_step(step: Step, out: Path, dry_run: bool) -> None:
     started = time.monotonic()
     env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "TRL_EXPERIMENTAL_SILENCE": "1",
            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    with log.open("w") as handle:
+    with log.open("a") as handle:  # a step resumed after a kill keeps the log of its earlier attempts
+        handle.write(f"=== attempt started {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n")
+        handle.flush()
         code = subprocess.run(step.argv, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, env=env).returncode
     seconds = time.monotonic() - started
     with _TIMES, (out / "times.txt").open("a") as times:
