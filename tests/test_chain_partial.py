@@ -53,19 +53,24 @@ def test_a_resume_returns_the_items_and_the_generators_as_they_were_after_the_la
     expected = _draws()  # what the loop's next batch would have drawn
     _draws(), _draws()  # a new process draws other numbers before it resumes
     again = _partial(tmp_path / "p.json", {"seed": 1, "budgets": [16, 128]})
-    assert again.resume() == [chain] and _draws() == expected
-    again.remove()
-    assert not (tmp_path / "p.json").exists() and again.resume() == []
+    assert again.resume() == [chain] and _draws() == expected and again.resumed == 1
+    (tmp_path / "p.json").unlink()
+    assert again.resume() == [] and again.resumed == 0
 
 
-@pytest.mark.parametrize("damage", ["other_key", "unreadable"])
+@pytest.mark.parametrize("damage", ["other_key", "cut_short", "bad_item"])
 def test_a_file_for_other_settings_or_unreadable_is_set_aside_and_sampling_starts_over(tmp_path, damage, caplog):
     path = tmp_path / "p.json"
     _partial(path, {"seed": 1}).save([Chain("a", "f")])
-    if damage == "unreadable":
+    if damage == "cut_short":
         path.write_text(path.read_text()[:40])
+    elif damage == "bad_item":  # the right key, an item that is not a chain
+        saved = json.loads(path.read_text())
+        saved["items"][0] = {"task_id": "a"}
+        path.write_text(json.dumps(saved))
     before = torch.get_rng_state()
-    assert _partial(path, {"seed": 2}).resume() == []
+    partial = _partial(path, {"seed": 1 if damage == "bad_item" else 2})
+    assert partial.resume() == [] and partial.resumed == 0
     assert torch.equal(torch.get_rng_state(), before)  # the generators stay as seeded for a fresh start
     assert not path.exists() and (tmp_path / "p.json.other").is_file()
     assert ("other settings" if damage == "other_key" else "unreadable") in caplog.text
@@ -108,6 +113,8 @@ def test_a_killed_staged_evaluation_continues_and_samples_what_an_uninterrupted_
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming after {len(saved)} items" in resumed.stderr
     assert _samples(killed) == _samples(whole)
+    timing = json.loads((killed / "results.json").read_text())["timing"]
+    assert timing["generation_base_resumed_samples"] == len(saved)
     assert len({tuple(s["texts"]) for s in _samples(whole)}) > 1  # sampled texts, not one repeated answer
     assert not (killed / ".base-chains.json").exists()
 

@@ -59,7 +59,8 @@ class PartialBatches(Generic[T]):
     items what they are: plain JSON data). ``to_dict`` / ``from_dict`` turn an item into JSON data and back.
 
     Usage: ``done = partial.resume()`` (the items already sampled, generators restored; [] to start), then
-    ``partial.save(items)`` after every batch, and ``partial.remove()`` once the items are used for good.
+    ``partial.save(items)`` after every batch; the caller deletes ``path`` once the items are stored for good.
+    ``resumed`` counts the items the last ``resume`` returned (a step's wall time covers only the others).
     """
 
     def __init__(self, path: str | Path, key: Mapping[str, Any], to_dict: Callable[[T], dict[str, Any]],
@@ -67,29 +68,34 @@ class PartialBatches(Generic[T]):
         self.path = Path(path)
         self.key = json.loads(json.dumps(key))  # as it will read back: tuples become lists
         self.to_dict, self.from_dict = to_dict, from_dict
+        self.resumed = 0
 
     def resume(self) -> list[T]:
         """The items a previous run saved under the same key, with the generators set as they were after its last
-        batch; [] (generators untouched) when there is none."""
+        batch; [] (generators untouched) when there is none. A file for another key, or one that cannot be read
+        back, is set aside as ``<name>.other`` with a warning, and sampling starts over."""
+        self.resumed = 0
         if not self.path.is_file():
             return []
         try:
             saved = json.loads(self.path.read_text())
-            same = saved.get("format") == FORMAT and saved.get("key") == self.key
-        except (OSError, ValueError, AttributeError) as err:
-            saved, same = None, False
-            logger.warning("%s is unreadable (%s): sampling from the start", self.path, err)
-        if not same:
-            aside = self.path.with_name(self.path.name + ".other")
-            if saved is not None:
-                logger.warning("%s was written for other settings or problems: set aside as %s, sampling from the "
-                               "start", self.path, aside.name)
-            os.replace(self.path, aside)
+            if saved.get("format") != FORMAT or saved.get("key") != self.key:
+                self._set_aside("was written for other settings or problems")
+                return []
+            items = [self.from_dict(item) for item in saved["items"]]
+            rng = saved["rng"]
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+            self._set_aside(f"is unreadable ({type(err).__name__}: {err})")
             return []
-        items = [self.from_dict(item) for item in saved["items"]]
-        set_rng_state(saved["rng"])
+        set_rng_state(rng)
+        self.resumed = len(items)
         logger.info("resuming after %d items sampled before (%s)", len(items), self.path)
         return items
+
+    def _set_aside(self, why: str) -> None:
+        aside = self.path.with_name(self.path.name + ".other")
+        logger.warning("%s %s: set aside as %s, sampling from the start", self.path, why, aside.name)
+        os.replace(self.path, aside)
 
     def save(self, items: Sequence[T]) -> None:
         """Write every item so far and the generators' states; the file is whole at every moment."""
@@ -101,6 +107,3 @@ class PartialBatches(Generic[T]):
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, self.path)
-
-    def remove(self) -> None:
-        self.path.unlink(missing_ok=True)

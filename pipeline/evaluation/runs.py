@@ -14,10 +14,13 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.evaluation.config import EvalConfig
 from pipeline.evaluation.samples import Sample
+
+if TYPE_CHECKING:
+    from pipeline.chain.partial import PartialBatches
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +128,8 @@ def _sample_runs(cfg: EvalConfig, rows: Sequence[dict[str, Any]], rows_by_id: di
                                      with_tests=with_tests, use_adapters=use_adapters,
                                      engine=engine.with_adapters(use_adapters) if engine is not None else None,
                                      partial=partial)
+            if partial.resumed:  # generation_<run>_s below covers only the samples this attempt drew
+                facts["timing"][f"generation_{name}_resumed_samples"] = partial.resumed
             if cfg.discriminator_benchmark:
                 facts["discriminator_tests"][name] = pooled_tests(samples)
         runs[name] = samples
@@ -143,7 +148,8 @@ def partial_file(output_dir: str | Path, run: str) -> Path:
     return Path(output_dir) / f".{run}-chains.json"
 
 
-def staged_partial(cfg: EvalConfig, run: str, rows: Sequence[dict[str, Any]], with_tests: bool) -> Any:
+def staged_partial(cfg: EvalConfig, run: str, rows: Sequence[dict[str, Any]],
+                   with_tests: bool) -> PartialBatches[Sample]:
     """The staged ``run``'s samples so far (``pipeline.chain.partial``): an evaluation stopped after hours of
     chains continues from its last batch when rerun with the same settings and tasks."""
     from pipeline.chain.partial import PartialBatches

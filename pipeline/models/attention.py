@@ -5,8 +5,8 @@ Models such as SmolLM2 and Qwen2.5 share each key-value head among several query
 of its group (``repeat_kv``) and PyTorch's CPU SDPA does the same or worse, so each decoding step rewrites the whole
 KV cache several times over: with 20 chains of 1,500 tokens that was most of the step. ``grouped_attention`` instead
 multiplies the queries of a group, stacked, against their shared keys and values, the copy never made. Measured on
-one core of a 2-core Xeon (AMX) at those shapes (`python -m pipeline.tools.bench_attention`): 64 ms a layer for eager
-and 52 ms for SDPA in bf16 against 4.9 ms; 19 ms (SDPA) against 8.8 ms in fp32; the whole chain: see that tool.
+one core of an idle 2-core Xeon (AMX) at those shapes (`python -m pipeline.tools.bench_attention`), bf16: 62.6 ms a
+layer for eager and 63.9 ms for SDPA against 4.4 ms; 8 whole greedy chains 242.8 s against 174.0 s (README).
 
 `decoding_attention` switches a model on the CPU to it while the chain generates, and back afterwards: training
 keeps the implementation it was loaded with (SDPA: the faster one for the backward pass). GPUs keep theirs.
