@@ -12,7 +12,8 @@ EvalPlus way: pass@k on base and on plus inputs; ``--completions`` also takes Ev
 samples), or a JSONL file in HumanEval's format. Writes results.json,
 samples.jsonl and report.md (with PNG plots) under ``--output-dir``. Bad input ends with exit code 2
 and a one-line message. See pipeline/evaluation/ for how each number is computed. A staged run writes its
-chains batch by batch (``.<run>-chains.json``): rerun the same command after a crash to continue from there.
+chains batch by batch (``.<run>-chains.json``): rerun the same command after a crash to continue from there
+(results.json's timing then counts the samples taken from that file).
 """
 
 from __future__ import annotations
