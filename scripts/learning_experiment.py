@@ -13,8 +13,8 @@ chains after each batch (``pipeline.chain.partial``), so a killed step loses one
    tasks held out (``scripts/select_problems.py candidates``), then the discriminator round
    (``configs/bootstrap_disc.yaml``) from its adapters;
 2. ``selection``: every RL candidate (``configs/rl_learn.yaml``'s problems, MBPP+ held out) sampled ``samples``
-   times, staged, with the bootstrap's adapters (``full``: 40 candidates a step, so an interrupted run loses one
-   chunk at most); the band 1..samples-1 passing is kept
+   times, staged, with the bootstrap's adapters (``full``: 40 candidates a step, which either lane may take);
+   the band 1..samples-1 passing is kept
    (``select_problems.py pick``). When no problem falls in the band (a toy model), RL trains on the candidates
    and ``summary.json`` says so under ``selection.fallback``;
 3. ``rl``: ``train.py --config configs/rl_learn.yaml`` from the bootstrap, on the selection;
@@ -24,9 +24,11 @@ chains after each batch (``pipeline.chain.partial``), so a killed step loses one
 6. ``summary.json``: every point's held-out numbers, the paired statistics of every comparison, pooled over
    both benchmarks too (issue 22's acceptance: 542 tasks), and the staged-vs-base-direct comparison.
 
-With ``--jobs 2`` (the default) a second lane runs held-out evaluations beside the training steps: the base model's at once, the
-bootstrap's once the discriminator round is done, then RL's, which both lanes share once RL is done
-(``HeldoutQueue``). Each step is one single-threaded process, so two cores run two.
+With ``--jobs 2`` (the default) a second lane runs steps beside the training steps, from a queue both lanes share
+(``SharedQueue``): the base model's held-out evaluations at once; the solve-rate chunks, ahead of everything else,
+once the candidates are written (RL waits for them, so both lanes sample them); the bootstrap's held-out
+evaluations once the discriminator round is done; RL's once RL is done. Each step is one single-threaded
+process, so two cores run two.
 
 Writes under ``outputs/learning_<size>/``: the adapters (``bootstrap/final``, ``bootstrap_disc/final``,
 ``rl/final``), every evaluation folder, ``times.txt`` (wall time and load of each step; of its last attempt when it
@@ -52,6 +54,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 POINTS = ("base", "bootstrap", "rl")
+SELECTION = "selection"  # the shared queue's gate of the solve-rate chunks
 BENCHMARKS = ("humaneval+", "mbpp+")
 MODES = ("staged", "direct")
 
@@ -108,7 +111,8 @@ class Step:
     argv: list[str]
     done: Path  # the step is skipped when this exists
     chunk_ids: tuple[str, ...] = ()  # a solve-rate chunk: the task ids its file lists (written before it runs)
-    point: str = ""  # a held-out evaluation: the point (POINTS) whose adapters it evaluates
+    gate: str = ""  # a step of the shared queue waits for this gate: a held-out point (POINTS) whose adapters it
+    # evaluates, or SELECTION (a solve-rate chunk); "" for a step only the main lane runs
 
     def __str__(self) -> str:
         return shlex.join(self.argv)
@@ -160,7 +164,8 @@ def solve_rate_steps(size: Size, out: Path, python: str, model: list[str]) -> li
             python, "evaluate.py", "--benchmark", "mbpp", "--split", "train", "validation", "--task_ids_file",
             str(ids_file), *limit, "--mode", "staged", "--num_samples", str(size.samples), "--temperature",
             "0.8", "--ks", "1", *model, "--adapter", str(out / "bootstrap_disc" / "final"), *size.eval_args,
-            "--output_dir", str(folder)], folder / "results.json", chunk_ids=tuple(part) if len(parts) > 1 else ()))
+            "--output_dir", str(folder)], folder / "results.json", chunk_ids=tuple(part) if len(parts) > 1 else (),
+            gate=SELECTION))
     return steps
 
 
@@ -215,7 +220,7 @@ def post_selection_steps(size: Size, out: Path, python: str, model: list[str]) -
                 steps.append(Step(f"heldout {point} {bench} {mode}", [
                     python, "evaluate.py", "--benchmark", bench, *limit, "--mode", mode, *model, *adapters[point],
                     *bench_flags, *size.eval_args, "--output_dir", str(folder)], folder / "results.json",
-                    point=point))
+                    gate=point))
     for bench in BENCHMARKS:
         for mode in MODES:
             folder = out / "compare" / f"{_slug(bench)}-{mode}"
@@ -232,30 +237,71 @@ def _slug(bench: str) -> str:
 _TIMES = threading.Lock()  # two lanes append to times.txt
 
 
-class HeldoutQueue:
-    """The held-out evaluations, in order, taken one at a time by whichever lane is free. A point's steps wait
-    until ``ready(point)``: the main lane says so when the training step that makes its adapters has ended (run
-    or found done), so a lane never evaluates a ``final/`` still being written, as polling its folder could."""
+class SharedQueue:
+    """The steps either lane may run, in order, each taken once: the solve-rate chunks and the held-out evaluations.
+    A step waits until its gate opens (``open``): the main lane opens a point's gate when the training step that
+    makes its adapters has ended (run or found done), so a lane never evaluates a ``final/`` still being written, as
+    polling its folder could. ``put_first`` puts the solve-rate chunks ahead of every waiting evaluation, since RL
+    waits for them. Lanes report each step they end (``done``) or the error that stopped them (``fail``), so the main
+    lane can wait for the chunks the other lane took (``wait_for``) and learns of the other lane's failure there."""
 
-    def __init__(self, steps: list[Step], ready: tuple[str, ...] = ("base",)):
+    def __init__(self, steps: list[Step], open_gates: tuple[str, ...] = ("base",)):
         self._steps = list(steps)
-        self._ready = set(ready)
+        self._open = set(open_gates)
+        self._done: set[str] = set()
+        self.failure: BaseException | None = None
         self._changed = threading.Condition()
 
-    def ready(self, point: str) -> None:
+    def open(self, gate: str) -> None:
         with self._changed:
-            self._ready.add(point)
+            self._open.add(gate)
             self._changed.notify_all()
 
-    def take(self) -> Step | None:
-        """The first waiting step whose point is ready (blocks while none is), or None when none is left."""
+    def put_first(self, steps: list[Step]) -> None:
         with self._changed:
-            while self._steps:
+            self._steps[:0] = steps
+            self._changed.notify_all()
+
+    def take(self, gate: str | None = None) -> Step | None:
+        """The first waiting step whose gate is open, of ``gate`` only when given (blocks while none is open), or
+        None when none is left (of ``gate``)."""
+        with self._changed:
+            while any(gate in (None, step.gate) for step in self._steps):
                 for i, step in enumerate(self._steps):
-                    if step.point in self._ready:
+                    if gate in (None, step.gate) and step.gate in self._open:
                         return self._steps.pop(i)
                 self._changed.wait()
             return None
+
+    def done(self, step: Step) -> None:
+        with self._changed:
+            self._done.add(step.name)
+            self._changed.notify_all()
+
+    def fail(self, err: BaseException) -> None:
+        with self._changed:
+            self.failure = self.failure or err
+            self._changed.notify_all()
+
+    def wait_for(self, steps: list[Step]) -> None:
+        """Block until every one of ``steps`` has ended; SystemExit when a lane failed before that."""
+        with self._changed:
+            while not {step.name for step in steps} <= self._done:
+                if self.failure is not None:
+                    raise SystemExit(f"the other lane failed: {self.failure}")
+                self._changed.wait()
+
+
+def run_lane(queue: SharedQueue, out: Path, dry_run: bool, gate: str | None = None) -> None:
+    """Run steps of the queue (of ``gate`` only when given) until none is left; a failure is reported to the queue
+    and raised."""
+    while (step := queue.take(gate)) is not None:
+        try:
+            run_step(step, out, dry_run)
+        except BaseException as err:
+            queue.fail(err)
+            raise
+        queue.done(step)
 
 
 def run_step(step: Step, out: Path, dry_run: bool) -> None:
@@ -268,7 +314,7 @@ def run_step(step: Step, out: Path, dry_run: bool) -> None:
     if step.chunk_ids:
         ids_file = Path(step.argv[step.argv.index("--task_ids_file") + 1])
         ids_file.write_text("".join(f"{task}\n" for task in step.chunk_ids))
-    log = out / "logs" / f"{step.name.replace(' ', '_').replace('+', 'plus')}.log"
+    log = out / "logs" / f"{step.name.replace(' ', '_').replace('+', 'plus').replace('/', '-of-')}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "TRL_EXPERIMENTAL_SILENCE": "1",
@@ -478,31 +524,28 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     model = ["--model", args.model] if args.model else []
     post = post_selection_steps(size, out, args.python, model)
-    heldout = HeldoutQueue([s for s in post if s.point])
-    failures: list[BaseException] = []
-
-    def run_heldout() -> None:
-        while (step := heldout.take()) is not None:
-            run_step(step, out, args.dry_run)
+    queue = SharedQueue([s for s in post if s.gate])
 
     def side_lane() -> None:
         try:
-            run_heldout()
-        except BaseException as err:  # noqa: BLE001 - reported by the main lane
-            failures.append(err)
+            run_lane(queue, out, args.dry_run)
+        except BaseException:  # noqa: BLE001 - in queue.failure, raised by the main lane
+            pass
 
     lane = threading.Thread(target=side_lane, daemon=True)
     if args.jobs > 1:
         lane.start()
     for step in pre_selection_steps(size, out, args.python, model):
         run_step(step, out, args.dry_run)
-    heldout.ready("bootstrap")  # the discriminator round's adapters are the bootstrap point
     if args.dry_run and not (out / "candidates.txt").exists():
-        solve = [Step("solve rates", ["evaluate.py", "..."], out / "solve_rates" / "results.json")]
+        solve = [Step("solve rates", ["evaluate.py", "..."], out / "solve_rates" / "results.json", gate=SELECTION)]
     else:
         solve = solve_rate_steps(size, out, args.python, model)
-    for step in solve:
-        run_step(step, out, args.dry_run)
+    queue.put_first(solve)
+    queue.open(SELECTION)
+    queue.open("bootstrap")  # the discriminator round's adapters are the bootstrap point
+    run_lane(queue, out, args.dry_run, gate=SELECTION)  # the other lane takes chunks too when it is free
+    queue.wait_for(solve)
     if args.dry_run:
         selection = None
     else:
@@ -511,15 +554,15 @@ def main(argv: list[str] | None = None) -> int:
         if not selection_file.exists():
             selection_file.write_text(json.dumps(pick(size, out, args.python), indent=2) + "\n")
         selection = json.loads(selection_file.read_text())
-    training = [step for step in post if not step.point and not step.name.startswith("compare")]
+    training = [step for step in post if not step.gate and not step.name.startswith("compare")]
     for step in training:
         run_step(step, out, args.dry_run)
-    heldout.ready("rl")
-    run_heldout()  # this lane takes whatever the other has not started
+    queue.open("rl")
+    run_lane(queue, out, args.dry_run)  # this lane takes whatever the other has not started
     if lane.is_alive():
         lane.join()
-    if failures:
-        raise SystemExit(f"the held-out lane failed: {failures[0]}")
+    if queue.failure is not None:
+        raise SystemExit(f"the other lane failed: {queue.failure}")
     for step in post:
         if step.name.startswith("compare"):
             run_step(step, out, args.dry_run)

@@ -170,25 +170,25 @@ def test_chunked_solve_rates_join_in_order(tmp_path):
 
 def _heldout_steps(tmp_path):
     steps = le.post_selection_steps(le.SIZES["toy"], tmp_path, "python", [])
-    return [s for s in steps if s.point]
+    return [s for s in steps if s.gate]
 
 
 def test_heldout_queue_hands_out_a_point_only_once_its_adapters_are_made(tmp_path):
     import threading
 
     steps = _heldout_steps(tmp_path)
-    assert [s.point for s in steps] == [p for p in le.POINTS for _ in le.BENCHMARKS for _ in le.MODES]
-    queue = le.HeldoutQueue(steps)
+    assert [s.gate for s in steps] == [p for p in le.POINTS for _ in le.BENCHMARKS for _ in le.MODES]
+    queue = le.SharedQueue(steps)
     assert [queue.take().name for _ in range(4)] == [s.name for s in steps[:4]]  # the base model's, in order
     taken: list[str] = []
     waiting = threading.Thread(target=lambda: taken.append(queue.take().name), daemon=True)
     waiting.start()
     waiting.join(timeout=0.5)
     assert waiting.is_alive() and not taken  # nothing is ready: the lane waits
-    queue.ready("rl")  # RL's adapters can be ready first: its steps go before the bootstrap's still waiting
+    queue.open("rl")  # RL's adapters can be ready first: its steps go before the bootstrap's still waiting
     waiting.join(timeout=5)
     assert taken == ["heldout rl humaneval+ staged"]
-    queue.ready("bootstrap")
+    queue.open("bootstrap")
     rest = [queue.take().name for _ in range(7)]
     assert rest == [s.name for s in steps[4:8]] + [s.name for s in steps[9:]]
     assert queue.take() is None  # none left: a lane stops
@@ -198,7 +198,7 @@ def test_two_lanes_share_every_heldout_step_exactly_once(tmp_path):
     import threading
 
     steps = _heldout_steps(tmp_path)
-    queue = le.HeldoutQueue(steps, ready=tuple(le.POINTS))
+    queue = le.SharedQueue(steps, open_gates=tuple(le.POINTS))
     taken: dict[str, list[str]] = {"a": [], "b": []}
 
     def lane(name: str) -> None:
@@ -211,6 +211,69 @@ def test_two_lanes_share_every_heldout_step_exactly_once(tmp_path):
     for thread in lanes:
         thread.join(timeout=5)
     assert sorted(taken["a"] + taken["b"]) == sorted(s.name for s in steps)
+
+
+def _chunks(tmp_path, n=2):
+    return [le.Step(f"solve rates {k}/{n}", [], tmp_path / f"part-{k}" / "results.json", gate=le.SELECTION)
+            for k in range(1, n + 1)]
+
+
+def test_solve_rate_chunks_go_before_every_waiting_evaluation_and_either_lane_takes_them(tmp_path):
+    steps = _heldout_steps(tmp_path)
+    queue = le.SharedQueue(steps)
+    chunks = _chunks(tmp_path, 3)
+    queue.put_first(chunks)
+    queue.open(le.SELECTION)
+    queue.open("bootstrap")
+    assert queue.take().name == "solve rates 1/3"  # the other lane, free: a chunk, not the base model's evaluation
+    assert queue.take(le.SELECTION).name == "solve rates 2/3"  # the main lane takes chunks only
+    assert queue.take().name == "solve rates 3/3"
+    assert queue.take(le.SELECTION) is None  # no chunk left: the main lane goes on although evaluations wait
+    assert queue.take().name == steps[0].name
+
+
+def test_the_main_lane_waits_for_the_chunk_the_other_lane_runs_and_stops_when_that_lane_failed(tmp_path):
+    import threading
+
+    chunks = _chunks(tmp_path)
+    queue = le.SharedQueue([])
+    ended: list[str] = []
+    waiting = threading.Thread(target=lambda: (queue.wait_for(chunks), ended.append("waited")), daemon=True)
+    waiting.start()
+    queue.done(chunks[1])
+    waiting.join(timeout=0.5)
+    assert waiting.is_alive() and not ended  # chunk 1 still running in the other lane
+    queue.done(chunks[0])
+    waiting.join(timeout=5)
+    assert ended == ["waited"]
+    queue = le.SharedQueue([])
+    errors: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            queue.wait_for(chunks)
+        except SystemExit as err:
+            errors.append(err)
+
+    waiting = threading.Thread(target=wait, daemon=True)
+    waiting.start()
+    queue.fail(SystemExit("step 'solve rates 1/2' failed (exit 1)"))
+    waiting.join(timeout=5)
+    assert len(errors) == 1 and "solve rates 1/2" in str(errors[0])
+
+
+def test_a_lane_runs_its_steps_logs_each_and_reports_the_one_that_fails(tmp_path):
+    import sys
+
+    ok, bad = (le.Step(f"solve rates {k}/2", [sys.executable, "-c", f"raise SystemExit({code})"],
+                       tmp_path / f"part-{k}" / "results.json", gate=le.SELECTION) for k, code in ((1, 0), (2, 3)))
+    queue = le.SharedQueue([ok, bad], open_gates=(le.SELECTION,))
+    with pytest.raises(SystemExit, match="solve rates 2/2"):
+        le.run_lane(queue, tmp_path, dry_run=False)
+    assert queue.failure is not None and "exit 3" in str(queue.failure)
+    queue.wait_for([ok])  # ended: returns at once
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["solve_rates_1-of-2.log", "solve_rates_2-of-2.log"]
+    assert [line.split("\t")[0] for line in (tmp_path / "times.txt").read_text().splitlines()] == [ok.name, bad.name]
 
 
 @pytest.mark.slow
