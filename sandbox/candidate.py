@@ -291,7 +291,8 @@ class _Candidate:
             if not isinstance(exc, Exception):
                 self.flags.add("exit_attempt")
             load_error = "".join(traceback.format_exception_only(type(exc), exc)).strip()[: self.max_detail]
-        self.reply(("ready", load_error, exports, tuple(sorted(self.flags))))
+        # The moment it loaded: the first test's calls are already waiting (``link.started_at``).
+        self.reply(("ready", load_error, exports, monotonic(), tuple(sorted(self.flags))))
         while True:
             try:
                 request = wire.loads(self.reader.recv(), self.refs.__getitem__)
@@ -329,7 +330,7 @@ def rehearse() -> None:
         stand_in.namespace = {"__name__": "__main__", "__builtins__": builtins}
         exec(prepared.program, stand_in.namespace)
         exports = {name: stand_in.value(stand_in.namespace[name]) for name in prepared.exports}
-        stand_in.reply(("ready", None, exports, ()))
+        stand_in.reply(("ready", None, exports, 0.0, ()))
         request = wire.dumps(("eval", 0, ["f(1)", "candidate('a', y=(1.5, {2: b''}))", "f(1 / 0)"], {"candidate": "f"}))
         reply = stand_in.handle(wire.loads(request, stand_in.refs.__getitem__))
         stand_in.reply(reply)

@@ -19,7 +19,7 @@ from typing import Any
 
 from . import candidate, fastpath, harden, linux, spawner, tester, wire
 from .config import SandboxConfig
-from .link import CandidateLink, Lines, chunks, collect_flags, fill, judge, try_ask, write_line
+from .link import CandidateLink, Lines, chunks, collect_flags, fill, judge, started_at, try_ask, write_line
 from .reaping import kill_all_children
 from .types import CallOutcome, CallsJob, CallsResult, Fingerprint, Job, JobError, Result, TestVerdict
 
@@ -112,6 +112,7 @@ class Worker:
                 link = CandidateLink(sock.fileno(), self.config.max_message_bytes)
                 # The first test's calls go out at once: the candidate reads them as soon as it has
                 # loaded, instead of going to sleep until the worker has read its "ready".
+                asked_at = time.monotonic()
                 asked = try_ask(link, fast[pending[0]])
                 ready = link.receive(min(time.monotonic() + self._per_test(job), job_deadline))
                 if isinstance(ready, str):
@@ -125,12 +126,14 @@ class Worker:
                     return
                 while pending:
                     i = pending.pop(0)
-                    if not (asked or try_ask(link, fast[i])):
+                    began = time.monotonic()
+                    if asked:  # its calls went out before the program had loaded
+                        began = started_at(ready[3] if len(ready) == 5 else None, asked_at, began)
+                    elif not try_ask(link, fast[i]):
                         verdicts[i] = judge(fast[i][0][0], "closed", flags, limit, self._per_test(job))
                         break
                     asked = False
-                    began = time.monotonic()
-                    verdicts[i], usable = self._await_checks(link, fast[i][0], flags, job, job_deadline)
+                    verdicts[i], usable = self._await_checks(link, fast[i][0], flags, job, job_deadline, began)
                     verdicts[i].duration_s = time.monotonic() - began
                     if not usable:
                         break  # this candidate is gone, stuck or still busy: a fresh one for the rest
@@ -139,13 +142,13 @@ class Worker:
                 self._reset_candidates()
 
     def _await_checks(self, link: CandidateLink, checks: list[fastpath.FastTest], flags: set, job: Job,
-                      job_deadline: float) -> tuple[TestVerdict, bool]:
+                      job_deadline: float, began: float) -> tuple[TestVerdict, bool]:
         """Judge one test's outcomes as they arrive; also whether the candidate can take the next test.
 
         A candidate sends outcomes in one reply, or in parts while its calls take long; a check that
         does not pass ends the test at once (as a failing assert does), without waiting for the rest."""
         per_test, limit = self._per_test(job), self.config.max_detail_chars
-        deadline = min(time.monotonic() + per_test, job_deadline)
+        deadline = min(began + per_test, job_deadline)
         done = 0
         while True:
             reply = link.receive(deadline)
@@ -191,13 +194,14 @@ class Worker:
             sock.close()
             os.close(write_fd)
             lines = Lines(read_fd)
-            message = lines.next(min(time.monotonic() + per_test, job_deadline))
+            forked = time.monotonic()
+            message = lines.next(min(forked + per_test, job_deadline))
             began = None
             if isinstance(message, dict) and message.get("t") == "loaded":
                 flags.update(f for f in message.get("flags", ()) if f in tester.KNOWN_FLAGS)
                 if message.get("error"):
                     return TestVerdict("error", str(message["error"])[: cfg.max_detail_chars])
-                began = time.monotonic()
+                began = started_at(message.get("at"), forked, time.monotonic())
                 message = lines.next(min(began + per_test, job_deadline))
                 if isinstance(message, dict) and message.get("t") == "verdict":
                     flags.update(f for f in message.get("flags", ()) if f in tester.KNOWN_FLAGS)

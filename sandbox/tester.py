@@ -243,13 +243,13 @@ def main(fd: int, verdict_fd: int, test: str, imports: list[Any], max_message_by
         except CandidateGone as exc:
             report(t="loaded", error=f"{exc} while loading", flags=sorted(chan.flags))
             return
-        if ready[0] != "ready" or len(ready) != 4 or type(ready[2]) is not dict:
+        if ready[0] != "ready" or len(ready) != 5 or type(ready[2]) is not dict:
             report(t="loaded", error="the program's process sent a malformed greeting", flags=["protocol_violation"])
             return
         if ready[1] is not None:
             report(t="loaded", error=f"the program failed to load: {ready[1]}"[:limit], flags=sorted(chan.flags))
             return
-        report(t="loaded", error=None)
+        report(t="loaded", error=None, at=determinism.REAL_MONOTONIC())  # the test starts now
         namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
         for code in imports:
             try:

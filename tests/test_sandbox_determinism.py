@@ -11,6 +11,7 @@ import json
 import pytest
 
 from sandbox import Job, Sandbox, SandboxConfig
+from sandbox.link import started_at
 
 PROGRAMS = ("def f(x):\n    return x\n", "import random\n\ndef f(x):\n    return [x][0]\n\nSEED = random.random()\n")
 READ = {
@@ -66,3 +67,19 @@ def test_sleep_still_sleeps_and_each_test_reports_its_time(sb):
     assert quick.duration_s >= 0.3 and slow_test.duration_s >= 0.2 and timed_out.duration_s >= 1.0
     assert 0 <= instant.duration_s < quick.duration_s
     assert json.loads(json.dumps(result.to_dict()))["tests"][0]["duration_s"] == round(quick.duration_s, 5)
+
+
+def test_a_test_is_timed_from_when_the_program_had_loaded_not_from_when_it_was_asked(sb):
+    """The first test's calls go out before the program has loaded: its time starts at the load's
+    end, which the candidate stamps (timing from the ask would add the second of loading below;
+    timing from when the worker read the stamp missed 2 ms of a 0.3 s sleep on a loaded machine)."""
+    program = "import time\ntime.sleep(1.0)\n\ndef f(s):\n    time.sleep(s)\n    return s\n"
+    result = sb.run(Job(program, ("assert f(0) == 0", "assert f(0.3) == 0.3"), timeout=3.0))
+    assert [t.status for t in result.tests] == ["passed", "passed"]
+    assert result.tests[0].duration_s < 1.0 and result.tests[1].duration_s >= 0.3
+
+
+@pytest.mark.parametrize(("stamp", "expected"), [(5.0, 5.0), (1.0, 2.0), (9.0, 7.0), (None, 7.0), ("5", 7.0), (5, 7.0)])
+def test_a_stamp_moves_a_start_only_within_the_ask_and_now(stamp, expected):
+    """Known answers: asked at 2, read at 7; a forged or missing stamp cannot leave [2, 7]."""
+    assert started_at(stamp, 2.0, 7.0) == expected
