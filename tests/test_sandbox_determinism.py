@@ -79,6 +79,16 @@ def test_a_test_is_timed_from_when_the_program_had_loaded_not_from_when_it_was_a
     assert result.tests[0].duration_s < 1.0 and result.tests[1].duration_s >= 0.3
 
 
+def test_a_test_in_a_test_process_is_timed_from_when_its_program_had_loaded(sb):
+    """The same for a test that runs in a test process (a statement before its assert): the second
+    of loading happens after the fork, so timing from the fork would add it to every test."""
+    program = "import time\ntime.sleep(1.0)\n\ndef f(s):\n    time.sleep(s)\n    return s\n"
+    tests = ("x = f(0)\nassert x == 0", "x = f(0.3)\nassert x == 0.3")
+    result = sb.run(Job(program, tests, timeout=3.0))
+    assert [t.status for t in result.tests] == ["passed", "passed"]
+    assert result.tests[0].duration_s < 1.0 and result.tests[1].duration_s >= 0.3
+
+
 @pytest.mark.parametrize(("stamp", "expected"), [(5.0, 5.0), (1.0, 2.0), (9.0, 7.0), (None, 7.0), ("5", 7.0), (5, 7.0)])
 def test_a_stamp_moves_a_start_only_within_the_ask_and_now(stamp, expected):
     """Known answers: asked at 2, read at 7; a forged or missing stamp cannot leave [2, 7]."""
