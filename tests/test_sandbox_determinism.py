@@ -69,22 +69,17 @@ def test_sleep_still_sleeps_and_each_test_reports_its_time(sb):
     assert json.loads(json.dumps(result.to_dict()))["tests"][0]["duration_s"] == round(quick.duration_s, 5)
 
 
-def test_a_test_is_timed_from_when_the_program_had_loaded_not_from_when_it_was_asked(sb):
-    """The first test's calls go out before the program has loaded: its time starts at the load's
-    end, which the candidate stamps (timing from the ask would add the two seconds of loading below;
-    timing from when the worker read the stamp missed 2 ms of a 0.3 s sleep on a loaded machine).
-    Not a timed assertion: the instant test has the two seconds of loading as margin, on any machine."""
+@pytest.mark.parametrize("tests", [
+    ("assert f(0) == 0", "assert f(0.3) == 0.3"),                    # judged by the worker (fast path)
+    ("x = f(0)\nassert x == 0", "x = f(0.3)\nassert x == 0.3"),    # each in its own test process
+], ids=["fast_path", "test_process"])
+def test_a_test_is_timed_from_when_its_program_had_loaded(sb, tests):
+    """A test's time starts when its program has loaded, which the candidate (fast path) or the test
+    process stamps: the first fast test's calls go out before the load ends, and a test process's
+    program loads after the fork, so timing from the ask or the fork would add the two seconds of
+    loading below (timing from when the worker read the stamp missed 2 ms of a 0.3 s sleep on a
+    loaded machine). Not a speed assertion: the instant test has those two seconds as margin."""
     program = "import time\ntime.sleep(2.0)\n\ndef f(s):\n    time.sleep(s)\n    return s\n"
-    result = sb.run(Job(program, ("assert f(0) == 0", "assert f(0.3) == 0.3"), timeout=3.0))
-    assert [t.status for t in result.tests] == ["passed", "passed"]
-    assert result.tests[0].duration_s < 2.0 and result.tests[1].duration_s >= 0.3
-
-
-def test_a_test_in_a_test_process_is_timed_from_when_its_program_had_loaded(sb):
-    """The same for a test that runs in a test process (a statement before its assert): the two
-    seconds of loading happen after the fork, so timing from the fork would add them to every test."""
-    program = "import time\ntime.sleep(2.0)\n\ndef f(s):\n    time.sleep(s)\n    return s\n"
-    tests = ("x = f(0)\nassert x == 0", "x = f(0.3)\nassert x == 0.3")
     result = sb.run(Job(program, tests, timeout=3.0))
     assert [t.status for t in result.tests] == ["passed", "passed"]
     assert result.tests[0].duration_s < 2.0 and result.tests[1].duration_s >= 0.3
